@@ -1,0 +1,40 @@
+use crate::Family;
+use std::net::IpAddr;
+
+/// The kinds of failure every provider maps its own onto, so the CLI can
+/// explain each in one sentence whatever the provider.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{provider} rejected the credentials: {hint}")]
+    Auth {
+        provider: &'static str,
+        hint: String,
+    },
+    #[error("{provider} is rate-limiting requests; try again in a minute")]
+    RateLimited { provider: &'static str },
+    #[error("{provider} has no {what}")]
+    NotFound {
+        provider: &'static str,
+        what: String,
+    },
+    #[error("{provider} refused the change: {detail}")]
+    Conflict {
+        provider: &'static str,
+        detail: String,
+    },
+    #[error(
+        "the show needs {needed} {family} hop address(es) but only {available} were given; \
+         add {missing} more with --hop-address"
+    , missing = needed - available)]
+    NotEnoughAddresses {
+        family: Family,
+        needed: usize,
+        available: usize,
+    },
+    #[error("{address} is given twice; every hop address and the target must be distinct")]
+    DuplicateAddress { address: IpAddr },
+    #[error("{detail}")]
+    Invalid { detail: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

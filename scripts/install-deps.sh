@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything troll's build, demo and tests need on Debian/Ubuntu.
+# Idempotent; run as root. Set TROLL_SKIP_APT=1 to skip the package step.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config ca-certificates
+  iproute2 iptables procps psmisc
+  traceroute inetutils-traceroute mtr-tiny iputils-tracepath iputils-ping tcptraceroute
+  dnsutils netcat-openbsd
+)
+
+if [ "${TROLL_SKIP_APT:-0}" != 1 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: run as root (it installs Debian packages with apt-get)" >&2
+    exit 1
+  fi
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for d in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do
+    [ -x "$d/cargo" ] && export PATH="$d:$PATH" && break
+  done
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: no Rust toolchain found; install Rust 1.80 or newer (rustup) and run this again" >&2
+  exit 1
+fi

@@ -1,0 +1,237 @@
+//! The command line, as clap derive types, and its validation into ready
+//! values (`Context`, `MessageInput`) so that commands never re-check raw
+//! strings.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::message::{self, Encoded, Options};
+use crate::state::{check_name, MessageOptions, Store};
+use clap::{Args, Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+
+const ABOUT: &str = "Make traceroute to your server print a message, one line per hop.";
+
+const LONG_ABOUT: &str = "\
+Make traceroute to your server print a message, one line per hop.
+
+Each line of the message becomes the reverse-DNS name of one fake hop in
+front of your server; a responder answers traceroute probes for those hops
+and the kernel is kept quiet about them.
+
+Exit codes: 0 success, 1 failure, 2 usage error (bad flags or a message that
+cannot be encoded).";
+
+#[derive(Debug, Parser)]
+#[command(name = "troll", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Deployment to act on [default: default]
+    #[arg(
+        long,
+        short = 'd',
+        global = true,
+        env = "TROLL_DEPLOYMENT",
+        hide_env_values = true,
+        value_name = "NAME"
+    )]
+    pub deployment: Option<String>,
+    /// Directory of state files [default: /var/lib/troll as root, else $XDG_STATE_HOME/troll]
+    #[arg(
+        long,
+        global = true,
+        env = "TROLL_STATE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
+    /// Config file [default: ~/.config/troll/troll.toml, then /etc/troll/troll.toml]
+    #[arg(
+        long,
+        global = true,
+        env = "TROLL_CONFIG",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output: only errors
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what traceroute would print for a message, with the addresses and cost it needs
+    #[command(long_about = PREVIEW_HELP)]
+    Preview(PreviewArgs),
+    /// Store a message (and its hop plan) in a deployment
+    #[command(long_about = SET_MESSAGE_HELP)]
+    SetMessage(SetMessageArgs),
+}
+
+const PREVIEW_HELP: &str = "\
+Show what Linux traceroute would print for a message, with no root and no
+network: a few sample real hops, then one hop per line of the message
+(`* * *` for blank lines), then the target with the last line as its name.
+Addresses come from the deployment if it has some, else from the
+documentation ranges. Warnings, the number of addresses needed and their
+monthly cost follow.
+
+Example:
+  troll preview \"$(printf 'Douglas Adams\\nMostly Harmless\\n\\nDont Panic')\"";
+
+const SET_MESSAGE_HELP: &str = "\
+Encode a message into host names, plan its hops and store both in the
+deployment's state (creating the deployment if needed). Every change the
+encoder makes is reported; --strict refuses them.
+
+Example:
+  troll set-message --deployment lab \"$(printf 'Douglas Adams\\nMostly Harmless')\"
+  troll set-message --file message.txt
+  fortune -s | troll set-message -";
+
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// The message: lines separated by newlines; `-` reads standard input
+    #[arg(value_name = "MESSAGE", conflicts_with = "file")]
+    pub message: Option<String>,
+    /// Read the message from a file
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Fail instead of changing any character of the message
+    #[arg(long)]
+    pub strict: bool,
+    /// Split lines longer than one host name over several hops
+    #[arg(long)]
+    pub wrap: bool,
+    /// Make every line a fake hop; the target keeps the name it has
+    #[arg(long)]
+    pub keep_target_name: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Print the plan as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetMessageArgs {
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+/// Settings every command needs, after flags, environment and config file
+/// have been merged.
+#[derive(Debug)]
+pub struct Context {
+    pub deployment: String,
+    pub store: Store,
+    pub config: Config,
+}
+
+impl Context {
+    pub fn new(global: &GlobalArgs) -> Result<Context> {
+        let (config, _) = Config::load(global.config.as_deref())?;
+        let deployment = global
+            .deployment
+            .clone()
+            .or_else(|| config.deployment.clone())
+            .unwrap_or_else(|| "default".to_string());
+        check_name(&deployment)?;
+        let dir = global
+            .state_dir
+            .clone()
+            .or_else(|| config.state_dir.clone())
+            .unwrap_or_else(Store::default_dir);
+        Ok(Context {
+            deployment,
+            store: Store::new(dir),
+            config,
+        })
+    }
+}
+
+/// A message read and encoded, with the options that shaped it.
+#[derive(Debug, Clone)]
+pub struct MessageInput {
+    pub text: String,
+    pub encoded: Encoded,
+    pub options: MessageOptions,
+}
+
+impl MessageArgs {
+    /// Whether a message was given at all (else commands may fall back to
+    /// the deployment's stored one).
+    pub fn given(&self) -> bool {
+        self.message.is_some() || self.file.is_some()
+    }
+
+    /// Reads the message text from the argument, the file or stdin.
+    pub fn read_text(&self) -> Result<String> {
+        if let Some(path) = &self.file {
+            return std::fs::read_to_string(path).map_err(|source| Error::ReadMessage {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+        match self.message.as_deref() {
+            Some("-") => {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|source| Error::ReadMessage {
+                        path: "standard input".into(),
+                        source,
+                    })?;
+                Ok(text)
+            }
+            Some(text) => Ok(text.to_string()),
+            None => Err(Error::Usage(
+                "no message given; pass it as an argument, with --file PATH, or `-` for standard input"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The options, with the config file filling what flags leave unset.
+    pub fn options(&self, config: &Config) -> (MessageOptions, bool) {
+        let m = &config.message;
+        let options = MessageOptions {
+            wrap: self.wrap || m.wrap.unwrap_or(false),
+            keep_target_name: self.keep_target_name || m.keep_target_name.unwrap_or(false),
+        };
+        (options, self.strict || m.strict.unwrap_or(false))
+    }
+
+    /// Reads and encodes the message.
+    pub fn read(&self, config: &Config) -> Result<MessageInput> {
+        let text = self.read_text()?;
+        let (options, strict) = self.options(config);
+        encode_text(text, options, strict)
+    }
+}
+
+/// Encodes message text with stored or given options.
+pub fn encode_text(text: String, options: MessageOptions, strict: bool) -> Result<MessageInput> {
+    let encoded = message::encode(&text, Options { wrap: options.wrap })?;
+    let encoded = if strict { encoded.strict()? } else { encoded };
+    Ok(MessageInput {
+        text,
+        encoded,
+        options,
+    })
+}

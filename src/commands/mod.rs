@@ -1,0 +1,29 @@
+//! One module per subcommand. Each takes validated values and returns a
+//! `Result`; printing the error and choosing the exit code is `main`'s job.
+
+pub mod preview;
+pub mod set_message;
+
+use crate::cli::{Cli, Command, Context};
+use crate::error::Result;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context::new(&cli.global)?;
+    match cli.command {
+        Command::Preview(args) => preview::run(&ctx, &args),
+        Command::SetMessage(args) => set_message::run(&ctx, &args),
+    }
+}
+
+/// Prints the encoder's and the plan's warnings on standard error.
+pub(crate) fn print_warnings<'a>(warnings: impl IntoIterator<Item = &'a str>) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Dollars and cents from cents.
+pub(crate) fn dollars(cents: u64) -> String {
+    format!("${}.{:02}", cents / 100, cents % 100)
+}

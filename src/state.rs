@@ -1,0 +1,384 @@
+//! One JSON file per deployment.
+//!
+//! The state is what lets troll undo everything it did: every cloud
+//! resource, address, PTR, firewall rule and sysctl it changed. So it must
+//! survive crashes: writes go to a temporary file that is fsynced and then
+//! renamed over the old one (and the directory fsynced), so a reader sees
+//! either the old state or the new one, never half of each. Mutating
+//! commands hold an exclusive lock for their whole run, and a file troll
+//! cannot read (corrupt, or from a newer troll) is never overwritten.
+
+use crate::error::{Error, Result};
+use crate::message::Line;
+use crate::plan::Plan;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use troll_providers::{AddressPair, Family, ProviderKind};
+
+/// The schema this troll writes and the newest it reads.
+pub const SCHEMA: u32 = 1;
+
+/// Everything troll knows about one deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub schema: u32,
+    pub deployment: String,
+    pub provider: Option<ProviderKind>,
+    /// The provider's instance id, if any.
+    pub instance: Option<String>,
+    pub region: Option<String>,
+    /// Every cloud resource, recorded before the call that creates it.
+    pub resources: Vec<Resource>,
+    /// One target per family served.
+    pub targets: Vec<AddressPair>,
+    /// Hop addresses the deployment holds, both families, in slot order.
+    pub addresses: Vec<AddressPair>,
+    /// The message as the operator wrote it.
+    pub message: Option<String>,
+    pub message_options: MessageOptions,
+    pub lines: Vec<Line>,
+    pub plan: Option<Plan>,
+    /// PTR records as last published.
+    pub ptrs: Vec<PtrState>,
+    /// Firewall rules applied on this host, to be removed.
+    pub rules: Vec<AppliedRule>,
+    /// Sysctls changed on this host, with the value to restore.
+    pub sysctls: Vec<SysctlChange>,
+    /// Extra settings a provider needs to keep (e.g. a source/dest check).
+    pub notes: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageOptions {
+    pub wrap: bool,
+    pub keep_target_name: bool,
+}
+
+/// A cloud resource: created (or about to be) by this deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// e.g. `vultr-ipv4`, `aws-eip`.
+    pub kind: String,
+    /// The provider's id, once known.
+    pub id: Option<String>,
+    pub address: Option<AddressPair>,
+    /// `intent` before the create call, `created` after.
+    pub status: ResourceStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceStatus {
+    Intent,
+    Created,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtrState {
+    pub address: std::net::IpAddr,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedRule {
+    pub family: Family,
+    pub table: String,
+    pub chain: String,
+    /// The rule as given to `iptables -A CHAIN`.
+    pub spec: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysctlChange {
+    pub key: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// Checks a deployment name: it becomes a file name and a cloud label.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::DeploymentName(name.to_string()))
+    }
+}
+
+/// The directory that holds every deployment's state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: impl Into<PathBuf>) -> Store {
+        Store { dir: dir.into() }
+    }
+
+    /// `/var/lib/troll` for root, else `$XDG_STATE_HOME/troll` (or
+    /// `~/.local/state/troll`).
+    pub fn default_dir() -> PathBuf {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/troll");
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("troll")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, deployment: &str) -> PathBuf {
+        self.dir.join(format!("{deployment}.json"))
+    }
+
+    fn lock_path(&self, deployment: &str) -> PathBuf {
+        self.dir.join(format!("{deployment}.lock"))
+    }
+
+    /// Reads a deployment's state without locking (for `status`, `preview`).
+    pub fn load(&self, deployment: &str) -> Result<Option<State>> {
+        check_name(deployment)?;
+        read_state(&self.path(deployment))
+    }
+
+    /// Takes the deployment's lock, failing at once if another process
+    /// holds it, and reads its state (a new one if there is none).
+    pub fn lock(&self, deployment: &str) -> Result<Locked> {
+        check_name(deployment)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| Error::io("cannot create the state directory", &self.dir, e))?;
+        let lock_path = self.lock_path(deployment);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::io("cannot open the lock file", &lock_path, e))?;
+        // SAFETY: flock on an fd we own; no memory is passed.
+        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut pid = String::new();
+                let _ = lock.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(Error::Locked {
+                    deployment: deployment.to_string(),
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.to_string()
+                    },
+                });
+            }
+            return Err(Error::io("cannot lock", &lock_path, err));
+        }
+        lock.set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| write!(lock, "{}", std::process::id()))
+            .map_err(|e| Error::io("cannot write the lock file", &lock_path, e))?;
+        let path = self.path(deployment);
+        let state = read_state(&path)?.unwrap_or_else(|| State {
+            schema: SCHEMA,
+            deployment: deployment.to_string(),
+            ..State::default()
+        });
+        Ok(Locked {
+            _lock: lock,
+            path,
+            state,
+        })
+    }
+
+    /// Every deployment that has a state file.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("cannot list", &self.dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".json")?;
+                check_name(stem).ok().map(|()| stem.to_string())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+fn read_state(path: &Path) -> Result<Option<State>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read the state file", path, e)),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::StateCorrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    let schema = value.get("schema").and_then(serde_json::Value::as_u64);
+    match schema {
+        Some(found) if found > u64::from(SCHEMA) => {
+            return Err(Error::StateFromFuture {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA,
+            })
+        }
+        Some(_) => {}
+        None => {
+            return Err(Error::StateCorrupt {
+                path: path.to_path_buf(),
+                detail: "no schema version".into(),
+            })
+        }
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| Error::StateCorrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+}
+
+/// A deployment's state, held under its exclusive lock until dropped.
+#[derive(Debug)]
+pub struct Locked {
+    _lock: File,
+    path: PathBuf,
+    pub state: State,
+}
+
+impl Locked {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the state atomically: temp file, fsync, rename, fsync of the
+    /// directory. Mode 0600: the state names every resource of an account.
+    pub fn save(&mut self) -> Result<()> {
+        self.state.schema = SCHEMA;
+        let mut text = serde_json::to_string_pretty(&self.state)
+            .expect("the state always serializes: it has only plain data");
+        text.push('\n');
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            self.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("state")
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp, &self.path)?;
+            File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| Error::io("cannot write the state file", &self.path, e))
+    }
+
+    /// Removes the state file (after a complete teardown).
+    pub fn remove(self) -> Result<()> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot remove the state file", &self.path, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn round_trip_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("state"));
+        let mut locked = store.lock("demo").unwrap();
+        locked.state.message = Some("hello".into());
+        locked.save().unwrap();
+        let mode = fs::metadata(locked.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(locked);
+        let state = store.load("demo").unwrap().unwrap();
+        assert_eq!(state.message.as_deref(), Some("hello"));
+        assert_eq!(state.schema, SCHEMA);
+        assert_eq!(store.list().unwrap(), vec!["demo"]);
+    }
+
+    #[test]
+    fn a_second_lock_fails_naming_the_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let _held = store.lock("x").unwrap();
+        let err = store.lock("x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "deployment 'x' is in use by another troll command (pid {}); wait for it to finish or stop it",
+                std::process::id()
+            )
+        );
+        assert!(store.lock("y").is_ok(), "other deployments are not blocked");
+    }
+
+    #[test]
+    fn corrupt_and_future_files_are_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        fs::write(store.path("bad"), "{ not json").unwrap();
+        assert!(matches!(store.lock("bad"), Err(Error::StateCorrupt { .. })));
+        assert_eq!(fs::read_to_string(store.path("bad")).unwrap(), "{ not json");
+
+        fs::write(store.path("new"), r#"{"schema": 99, "deployment": "new"}"#).unwrap();
+        let err = store.load("new").unwrap_err();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+        assert!(store.lock("new").is_err());
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for bad in ["", "../etc", "a b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name("prod-1_a").is_ok());
+    }
+}

@@ -1,0 +1,268 @@
+//! The real binary: help texts, exit codes, preview and set-message, and
+//! the state file's behaviour under crashes and contention.
+
+mod util;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+use troll::state::Store;
+use util::{run, snapshot, troll};
+
+const SAMPLE: &str = "0----0\nDouglas Adams\nMostly Harmless\n0----0\n\nDon't Panic";
+
+#[test]
+fn help_texts_match_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, name) in [
+        (vec!["--help"], "help.txt"),
+        (vec!["preview", "--help"], "help-preview.txt"),
+        (vec!["set-message", "--help"], "help-set-message.txt"),
+    ] {
+        let r = run(troll(dir.path()).args(&args));
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        snapshot(name, &r.stdout);
+    }
+}
+
+#[test]
+fn preview_of_the_sample_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(troll(dir.path()).args(["preview", SAMPLE]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "traceroute to Dont.Panic (203.0.113.10), 30 hops max, 60 byte packets"
+    );
+    assert!(
+        lines[4].starts_with(" 4  0----0 (198.51.100.1)  "),
+        "{}",
+        lines[4]
+    );
+    assert!(lines[5].starts_with(" 5  Douglas.Adams (198.51.100.2)  "));
+    assert!(lines[6].starts_with(" 6  Mostly.Harmless (198.51.100.3)  "));
+    assert!(
+        lines[7].starts_with(" 7  0----0 (198.51.100.1)  "),
+        "border lines share one address"
+    );
+    assert_eq!(lines[8], " 8  * * *");
+    assert!(lines[9].starts_with(" 9  Dont.Panic (203.0.113.10)  "));
+    assert!(
+        r.stderr
+            .contains("warning: line 6: 1 apostrophe(s) dropped"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("need 3 address(es) per family"));
+    assert!(r.stdout.contains("vultr  IPv4: 3 address(es), $9.00/month"));
+}
+
+#[test]
+fn preview_json_is_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(troll(dir.path()).args(["preview", "--json", SAMPLE]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["hops"], 5);
+    assert_eq!(v["silent_hops"], 1);
+    assert_eq!(v["addresses_needed"], 3);
+    assert_eq!(v["target_name"], "Dont.Panic");
+    assert_eq!(v["trace"][3]["name"], "0----0");
+    assert_eq!(v["trace"][7]["kind"], "silent");
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn message_from_stdin_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = troll(dir.path())
+        .args(["preview", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a b\nc\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trace"][3]["name"], "a.b");
+    assert_eq!(v["target_name"], "c");
+
+    let file = dir.path().join("msg.txt");
+    std::fs::write(&file, "x\ny\nz\n").unwrap();
+    let r = run(troll(dir.path())
+        .args(["preview", "--json", "--file"])
+        .arg(&file));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["hops"], 2);
+}
+
+#[test]
+fn exit_codes_for_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = run(troll(dir.path()).args(["preview", ""]));
+    assert_eq!(empty.code, 2);
+    assert_eq!(
+        empty.stderr,
+        "troll: the message is empty; give at least one line of text\n"
+    );
+
+    let unreadable = run(troll(dir.path()).args(["set-message", "--file", "/nonexistent/msg"]));
+    assert_eq!(unreadable.code, 1);
+    assert!(unreadable
+        .stderr
+        .contains("cannot read the message from /nonexistent/msg"));
+
+    let long = run(troll(dir.path()).args(["set-message", &format!("ok\n{}", "w".repeat(70))]));
+    assert_eq!(long.code, 2);
+    assert!(long.stderr.contains("line 2: the word"), "{}", long.stderr);
+    assert!(long.stderr.contains("70 bytes"));
+
+    let strict = run(troll(dir.path()).args(["preview", "--strict", "Don't"]));
+    assert_eq!(strict.code, 2);
+
+    let bad_flag = run(troll(dir.path()).args(["preview", "--no-such-flag", "x"]));
+    assert_eq!(bad_flag.code, 2);
+
+    let bad_name = run(troll(dir.path()).args(["--deployment", "../x", "preview", "x"]));
+    assert_eq!(bad_name.code, 2);
+    assert!(bad_name.stderr.contains("not a valid deployment name"));
+
+    let none = run(troll(dir.path()).args(["preview"]));
+    assert_eq!(none.code, 2);
+    assert!(none.stderr.contains("no message given"));
+    // Nothing of the failures above left a deployment behind.
+    assert!(Store::new(dir.path().join("state"))
+        .list()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn set_message_stores_and_preview_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("5 fake hop(s), 3 distinct name(s)"));
+    let state = Store::new(dir.path().join("state"))
+        .load("lab")
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.message.as_deref(), Some(SAMPLE));
+    assert_eq!(state.plan.unwrap().distinct.len(), 3);
+
+    let again = run(troll(dir.path()).args(["-d", "lab", "preview"]));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("Mostly.Harmless"));
+
+    // A bad message leaves the stored one alone.
+    let bad = run(troll(dir.path()).args(["-d", "lab", "set-message", ""]));
+    assert_eq!(bad.code, 2);
+    let state = Store::new(dir.path().join("state"))
+        .load("lab")
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.message.as_deref(), Some(SAMPLE));
+}
+
+#[test]
+fn config_file_and_environment_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("troll.toml");
+    std::fs::write(
+        &config,
+        "deployment = \"fromfile\"\n[message]\nkeep_target_name = true\n",
+    )
+    .unwrap();
+    let r = run(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .args(["set-message", "a\nb"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("deployment 'fromfile': message stored, 2 fake hop(s)"),
+        "{}",
+        r.stdout
+    );
+    let r = run(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .env("TROLL_DEPLOYMENT", "fromenv")
+        .args(["set-message", "a\nb"]));
+    assert!(r.stdout.contains("deployment 'fromenv'"), "{}", r.stdout);
+    let r = run(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .env("TROLL_DEPLOYMENT", "fromenv")
+        .args(["-d", "fromflag", "set-message", "a\nb"]));
+    assert!(r.stdout.contains("deployment 'fromflag'"), "{}", r.stdout);
+
+    std::fs::write(&config, "[serve]\nbogus = 1\n").unwrap();
+    let r = run(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .args(["preview", "x"]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("bogus"), "{}", r.stderr);
+}
+
+#[test]
+fn lock_contention_names_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("state"));
+    let held = store.lock("busy").unwrap();
+    let r = run(troll(dir.path()).args(["-d", "busy", "set-message", "x"]));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "in use by another troll command (pid {})",
+            std::process::id()
+        )),
+        "{}",
+        r.stderr
+    );
+    drop(held);
+    let r = run(troll(dir.path()).args(["-d", "busy", "set-message", "x"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn sigkill_mid_write_leaves_a_readable_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("state"));
+    let old = "old\nmessage";
+    assert_eq!(run(troll(dir.path()).args(["set-message", old])).code, 0);
+    // A large message makes the write long enough to be interrupted.
+    let big: String = (0..200)
+        .map(|i| format!("line number {i} of a long message\n"))
+        .collect();
+    let file = dir.path().join("big.txt");
+    std::fs::write(&file, &big).unwrap();
+    let mut killed_early = 0;
+    for i in 0..40u64 {
+        let mut child = troll(dir.path())
+            .args(["set-message", "--file"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(200 * (i % 20)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            killed_early += 1;
+        }
+        let state = store
+            .load("default")
+            .expect("state stays readable")
+            .unwrap();
+        let message = state.message.unwrap();
+        assert!(
+            message == old || message == big,
+            "half-written state: {} bytes",
+            message.len()
+        );
+    }
+    assert!(
+        killed_early > 0,
+        "no run was interrupted; the test proves nothing"
+    );
+}
