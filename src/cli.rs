@@ -77,7 +77,38 @@ pub enum Command {
     /// Store a message (and its hop plan) in a deployment
     #[command(long_about = SET_MESSAGE_HELP)]
     SetMessage(SetMessageArgs),
+    /// Answer traceroute probes for the fake hops (foreground; needs root)
+    #[command(long_about = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Stop serving, remove every rule and forget the deployment
+    #[command(long_about = TEARDOWN_HELP)]
+    Teardown,
 }
+
+const SERVE_HELP: &str = "\
+Answer traceroute probes for the fake hops, in the foreground, until SIGINT
+or SIGTERM. Needs root, or CAP_NET_RAW and CAP_NET_ADMIN.
+
+Probes to the target that arrive with TTL t <= N (the number of fake hops)
+are hidden from the kernel by iptables rules in chains troll owns, and
+answered with ICMP Time Exceeded from hop t's address; later probes get the
+target's normal answer. The rules are removed on exit (and by the next
+serve or `troll teardown` after a crash). SIGHUP reloads the deployment's
+message; SIGUSR1 logs the counters.
+
+The show comes from the deployment (see `troll set-message`), or entirely
+from flags, for addresses you already have:
+
+Example:
+  troll serve --target 203.0.113.10 --hops 198.18.0.1,198.18.0.2,-,198.18.0.3
+  troll serve --dry-run        # print the rules and exit";
+
+const TEARDOWN_HELP: &str = "\
+Stop the deployment's `troll serve` if one runs, remove every firewall rule
+it recorded, and delete its state.
+
+Example:
+  troll teardown --deployment lab";
 
 const PREVIEW_HELP: &str = "\
 Show what Linux traceroute would print for a message, with no root and no
@@ -132,6 +163,28 @@ pub struct PreviewArgs {
 pub struct SetMessageArgs {
     #[command(flatten)]
     pub message: MessageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The target's (local) IPv4 address; with --hops, serve without a deployment message
+    #[arg(long, value_name = "ADDR")]
+    pub target: Option<std::net::Ipv4Addr>,
+    /// Hop addresses in order, comma-separated; `-` is a silent hop
+    #[arg(long, value_name = "LIST")]
+    pub hops: Option<String>,
+    /// Only read probes arriving on this interface [default: all]
+    #[arg(long, short = 'i', value_name = "IF")]
+    pub interface: Option<String>,
+    /// Probes per second one source may send before its excess is dropped (0: no limit) [default: 2000]
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+    /// Probes one source may send in a burst [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub burst: Option<u32>,
+    /// Print the exact firewall commands and exit
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Settings every command needs, after flags, environment and config file

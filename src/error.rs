@@ -33,6 +33,11 @@ pub enum Error {
     )]
     Locked { deployment: String, pid: String },
     #[error(
+        "deployment '{deployment}' is already being served by pid {pid}; \
+         stop that `troll serve` first"
+    )]
+    AlreadyServed { deployment: String, pid: String },
+    #[error(
         "the state file {} is not valid ({detail}); troll will not overwrite it: \
          repair it or move it away",
         path.display()
@@ -54,6 +59,12 @@ pub enum Error {
         "deployment '{0}' does not exist; create it with `troll set-message` or `troll provision`"
     )]
     NoDeployment(String),
+    #[error("cannot change the firewall: {0}")]
+    Rules(String),
+    #[error("{0}")]
+    Privilege(String),
+    #[error("the responder failed: {0}")]
+    Responder(String),
     #[error("the config file {} is not valid: {detail}", path.display())]
     Config { path: PathBuf, detail: String },
 }

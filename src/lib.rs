@@ -16,6 +16,7 @@ pub mod error;
 pub mod message;
 pub mod plan;
 pub mod responder;
+pub mod rules;
 pub mod state;
 
 pub use error::{Error, Result};

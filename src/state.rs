@@ -51,6 +51,8 @@ pub struct State {
     pub sysctls: Vec<SysctlChange>,
     /// Extra settings a provider needs to keep (e.g. a source/dest check).
     pub notes: Vec<(String, String)>,
+    /// The pid of the `troll serve` answering for this deployment, if any.
+    pub serve_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,13 +87,20 @@ pub struct PtrState {
     pub name: String,
 }
 
+/// A chain troll owns, the built-in chain that jumps to it, and its rules
+/// (each as given to `iptables -A CHAIN`). Recorded before it is created,
+/// so that a crash half-way through is still cleaned up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedRule {
     pub family: Family,
     pub table: String,
+    pub hook: String,
     pub chain: String,
-    /// The rule as given to `iptables -A CHAIN`.
-    pub spec: Vec<String>,
+    pub rules: Vec<Vec<String>>,
+    /// The table did not exist before troll: remove it when it is empty
+    /// again, so the firewall is left exactly as found.
+    #[serde(default)]
+    pub created_table: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,43 +172,13 @@ impl Store {
     /// holds it, and reads its state (a new one if there is none).
     pub fn lock(&self, deployment: &str) -> Result<Locked> {
         check_name(deployment)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| Error::io("cannot create the state directory", &self.dir, e))?;
-        let lock_path = self.lock_path(deployment);
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| Error::io("cannot open the lock file", &lock_path, e))?;
-        // SAFETY: flock on an fd we own; no memory is passed.
-        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let mut pid = String::new();
-                let _ = lock.read_to_string(&mut pid);
-                let pid = pid.trim();
-                return Err(Error::Locked {
-                    deployment: deployment.to_string(),
-                    pid: if pid.is_empty() {
-                        "unknown".into()
-                    } else {
-                        pid.to_string()
-                    },
-                });
-            }
-            return Err(Error::io("cannot lock", &lock_path, err));
-        }
-        lock.set_len(0)
-            .and_then(|()| lock.rewind())
-            .and_then(|()| write!(lock, "{}", std::process::id()))
-            .map_err(|e| Error::io("cannot write the lock file", &lock_path, e))?;
+        self.create_dir()?;
+        let lock = self
+            .acquire(&self.lock_path(deployment))?
+            .map_err(|pid| Error::Locked {
+                deployment: deployment.to_string(),
+                pid,
+            })?;
         let path = self.path(deployment);
         let state = read_state(&path)?.unwrap_or_else(|| State {
             schema: SCHEMA,
@@ -211,6 +190,64 @@ impl Store {
             path,
             state,
         })
+    }
+
+    /// Takes the lock that a running `troll serve` holds for its whole
+    /// life, so that one deployment is never served twice at once.
+    pub fn serve_lock(&self, deployment: &str) -> Result<File> {
+        check_name(deployment)?;
+        self.create_dir()?;
+        self.acquire(&self.dir.join(format!("{deployment}.serve.lock")))?
+            .map_err(|pid| Error::AlreadyServed {
+                deployment: deployment.to_string(),
+                pid,
+            })
+    }
+
+    /// Where a running responder keeps its counters for `troll status`.
+    pub fn counters_path(&self, deployment: &str) -> PathBuf {
+        self.dir.join(format!("{deployment}.counters.json"))
+    }
+
+    fn create_dir(&self) -> Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| Error::io("cannot create the state directory", &self.dir, e))
+    }
+
+    /// Locks `path` exclusively without waiting and writes our pid into
+    /// it; `Ok(Err(pid))` if another process holds it.
+    fn acquire(&self, path: &Path) -> Result<std::result::Result<File, String>> {
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("cannot open the lock file", path, e))?;
+        // SAFETY: flock on an fd we own; no memory is passed.
+        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut pid = String::new();
+                let _ = lock.read_to_string(&mut pid);
+                return Ok(Err(match pid.trim() {
+                    "" => "unknown".to_string(),
+                    p => p.to_string(),
+                }));
+            }
+            return Err(Error::io("cannot lock", path, err));
+        }
+        lock.set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| write!(lock, "{}", std::process::id()))
+            .and_then(|()| lock.flush())
+            .map_err(|e| Error::io("cannot write the lock file", path, e))?;
+        Ok(Ok(lock))
     }
 
     /// Every deployment that has a state file.

@@ -11,10 +11,12 @@
 //! the [`Provider`] trait itself.
 
 mod error;
+pub mod local;
 mod prices;
 mod static_provider;
 
 pub use error::{Error, Result};
+pub use local::LocalProvider;
 pub use prices::{monthly_cost_cents, PriceEntry, PRICES, PRICES_CHECKED};
 pub use static_provider::{parse_pair, StaticProvider};
 

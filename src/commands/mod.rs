@@ -2,7 +2,9 @@
 //! `Result`; printing the error and choosing the exit code is `main`'s job.
 
 pub mod preview;
+pub mod serve;
 pub mod set_message;
+pub mod teardown;
 
 use crate::cli::{Cli, Command, Context};
 use crate::error::Result;
@@ -13,6 +15,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Preview(args) => preview::run(&ctx, &args),
         Command::SetMessage(args) => set_message::run(&ctx, &args),
+        Command::Serve(args) => serve::run(&ctx, &args),
+        Command::Teardown => teardown::run(&ctx),
     }
 }
 

@@ -62,3 +62,4 @@ pub fn snapshot(name: &str, actual: &str) {
         "snapshot {name} differs; run with TROLL_UPDATE_SNAPSHOTS=1 if intended"
     );
 }
+pub mod lab;

@@ -1,0 +1,296 @@
+//! `troll serve`: keep the kernel quiet about the fake hops and answer
+//! probes for them, in the foreground, until SIGINT or SIGTERM.
+//!
+//! Order matters for "never break the host": the sockets are opened first
+//! (a missing privilege fails before anything changes), the rules are
+//! recorded in the state before they are applied (a crash is cleaned up by
+//! the next serve or teardown), and on exit they are removed and the state
+//! says so.
+
+use crate::cli::{Context, ServeArgs};
+use crate::error::{Error, Result};
+use crate::plan::Hop;
+use crate::responder::decide::Table;
+use crate::responder::ports::ProcPorts;
+use crate::responder::ratelimit::{RateLimiter, DEFAULT_BURST, DEFAULT_RATE};
+use crate::responder::socket::LinkIo;
+use crate::responder::{Control, Counters, Responder};
+use crate::rules::{self, TargetV4, MARK};
+use crate::state::{AppliedRule, State, Store};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// One IPv4 show as the responder needs it: the target's local address and
+/// the local address answering each arrival TTL (`None`: silent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireShow {
+    pub target: Ipv4Addr,
+    pub hops: Vec<Option<Ipv4Addr>>,
+}
+
+/// Parses `--hops 198.18.0.1,198.18.0.2,-,198.18.0.3`.
+pub fn parse_hops(text: &str) -> Result<Vec<Option<Ipv4Addr>>> {
+    text.split(',')
+        .map(str::trim)
+        .map(|item| match item {
+            "-" => Ok(None),
+            addr => addr.parse::<Ipv4Addr>().map(Some).map_err(|_| {
+                Error::Usage(format!(
+                    "--hops: '{addr}' is not an IPv4 address; list addresses separated by commas, `-` for a silent hop"
+                ))
+            }),
+        })
+        .collect()
+}
+
+/// The shows to serve: from flags if given, else from the deployment.
+pub fn wire_shows(
+    args: &ServeArgs,
+    state: Option<&State>,
+    deployment: &str,
+) -> Result<Vec<WireShow>> {
+    match (&args.target, &args.hops) {
+        (Some(target), hops) => {
+            let hops = hops
+                .as_deref()
+                .map(parse_hops)
+                .transpose()?
+                .unwrap_or_default();
+            if hops.iter().flatten().any(|h| h == target) {
+                return Err(Error::Usage(format!(
+                    "--hops contains the target {target}; hop addresses must differ from it"
+                )));
+            }
+            Ok(vec![WireShow {
+                target: *target,
+                hops,
+            }])
+        }
+        (None, Some(_)) => Err(Error::Usage("--hops needs --target".into())),
+        (None, None) => {
+            let state = state.ok_or_else(|| Error::NoDeployment(deployment.to_string()))?;
+            let plan = state.plan.as_ref().ok_or_else(|| {
+                Error::Usage(format!(
+                    "deployment '{deployment}' has no message; run `troll set-message` first, \
+                     or give --target and --hops"
+                ))
+            })?;
+            if state.targets.is_empty() {
+                return Err(Error::Usage(format!(
+                    "deployment '{deployment}' has no addresses; run `troll provision`, \
+                     or give --target and --hops"
+                )));
+            }
+            let mut shows = Vec::new();
+            for target in &state.targets {
+                let IpAddr::V4(local) = target.local else {
+                    continue;
+                };
+                let show = plan.show(*target, &state.addresses)?;
+                let hops = show
+                    .hops
+                    .iter()
+                    .map(|hop| match hop {
+                        Hop::Named { address, .. } => match address.local {
+                            IpAddr::V4(a) => Some(a),
+                            IpAddr::V6(_) => None,
+                        },
+                        Hop::Silent => None,
+                    })
+                    .collect();
+                shows.push(WireShow {
+                    target: local,
+                    hops,
+                });
+            }
+            Ok(shows)
+        }
+    }
+}
+
+fn render(deployment: &str, shows: &[WireShow]) -> Vec<AppliedRule> {
+    let targets: Vec<TargetV4> = shows
+        .iter()
+        .map(|s| TargetV4 {
+            address: s.target,
+            hops: s.hops.len(),
+        })
+        .collect();
+    rules::render_v4(deployment, &targets)
+}
+
+fn table(shows: &[WireShow]) -> Table {
+    Table::new(shows.iter().map(|s| (s.target, s.hops.clone())))
+}
+
+/// Removes what an earlier serve recorded and left behind (after a crash
+/// or SIGKILL), and forgets it.
+pub fn clean_leftovers(state: &mut State) -> Result<()> {
+    if !state.rules.is_empty() {
+        tracing::info!(
+            "removing {} chain(s) left by an earlier run",
+            state.rules.len()
+        );
+        rules::remove(&state.rules)?;
+        state.rules.clear();
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
+    let deployment = ctx.deployment.as_str();
+    let state = ctx.store.load(deployment)?;
+    let shows = wire_shows(args, state.as_ref(), deployment)?;
+    let mut rules = render(deployment, &shows);
+    if args.dry_run {
+        print!("{}", rules::describe(&rules));
+        return Ok(());
+    }
+
+    let serve_cfg = &ctx.config.serve;
+    let interface = args
+        .interface
+        .clone()
+        .or_else(|| serve_cfg.interface.clone());
+    // Sockets first: without the privilege nothing must change.
+    let mut io = LinkIo::open(interface.as_deref(), MARK, Duration::from_millis(200)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::Privilege(
+                "troll serve needs root, or CAP_NET_RAW and CAP_NET_ADMIN, to read probes and send replies; run it with sudo".into(),
+            )
+        } else {
+            Error::Responder(format!("cannot open the sockets: {e}"))
+        }
+    })?;
+    let _serving = ctx.store.serve_lock(deployment)?;
+
+    {
+        let mut locked = ctx.store.lock(deployment)?;
+        clean_leftovers(&mut locked.state)?;
+        rules::mark_new_tables(&mut rules, &[])?;
+        locked.state.rules = rules.clone();
+        locked.state.serve_pid = Some(std::process::id());
+        locked.save()?;
+        if let Err(e) = rules::apply(&rules) {
+            let _ = rules::remove(&rules);
+            locked.state.rules.clear();
+            locked.state.serve_pid = None;
+            locked.save()?;
+            return Err(e);
+        }
+    }
+
+    let control = Control::default();
+    for (signal, flag) in [
+        (signal_hook::consts::SIGINT, &control.stop),
+        (signal_hook::consts::SIGTERM, &control.stop),
+        (signal_hook::consts::SIGHUP, &control.reload),
+        (signal_hook::consts::SIGUSR1, &control.dump),
+    ] {
+        signal_hook::flag::register(signal, flag.clone())
+            .map_err(|e| Error::Responder(format!("cannot install a signal handler: {e}")))?;
+    }
+
+    let rate = args.rate.or(serve_cfg.rate).unwrap_or(DEFAULT_RATE);
+    let burst = args.burst.or(serve_cfg.burst).unwrap_or(DEFAULT_BURST);
+    let mut responder = Responder::new(
+        table(&shows),
+        ProcPorts::new(),
+        RateLimiter::new(rate, burst),
+    );
+    for show in &shows {
+        let named = show.hops.iter().flatten().count();
+        tracing::info!(
+            "serving {}: {} fake hop(s), {} answered, {} silent; rate limit {rate}/s, burst {burst} per source",
+            show.target,
+            show.hops.len(),
+            named,
+            show.hops.len() - named
+        );
+    }
+
+    let store = ctx.store.clone();
+    let counters_path = store.counters_path(deployment);
+    let mut saved = Counters::default();
+    let started = Instant::now();
+    let result = responder.run(&mut io, &control, Duration::from_secs(1), |r| {
+        if control.dump.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                "counters after {:?}: {}",
+                started.elapsed(),
+                r.counters.summary()
+            );
+        }
+        if control.reload.swap(false, Ordering::Relaxed) {
+            reload(&store, deployment, args, r);
+        }
+        if r.counters != saved {
+            saved = r.counters.clone();
+            save_counters(&counters_path, &saved);
+        }
+    });
+
+    tracing::info!("stopping; counters: {}", responder.counters.summary());
+    save_counters(&counters_path, &responder.counters);
+    let mut locked = ctx.store.lock(deployment)?;
+    let removed = rules::remove(&locked.state.rules);
+    locked.state.rules.clear();
+    locked.state.serve_pid = None;
+    locked.save()?;
+    removed?;
+    result.map_err(|e| Error::Responder(format!("receiving failed: {e}")))
+}
+
+/// SIGHUP: a new message was stored; follow it (hop table and rules).
+fn reload(store: &Store, deployment: &str, args: &ServeArgs, responder: &mut Responder<ProcPorts>) {
+    let outcome = (|| -> Result<usize> {
+        let state = store.load(deployment)?;
+        let shows = wire_shows(args, state.as_ref(), deployment)?;
+        let mut rules = render(deployment, &shows);
+        let mut locked = store.lock(deployment)?;
+        let old = std::mem::take(&mut locked.state.rules);
+        rules::mark_new_tables(&mut rules, &old)?;
+        // Record the union first: a crash now still removes both.
+        locked.state.rules = old.iter().chain(&rules).cloned().collect();
+        locked.save()?;
+        rules::apply(&rules)?;
+        let stale: Vec<AppliedRule> = old
+            .into_iter()
+            .filter(|o| !rules.iter().any(|n| n.chain == o.chain))
+            .collect();
+        rules::remove(&stale)?;
+        locked.state.rules = rules;
+        locked.save()?;
+        responder.table = table(&shows);
+        Ok(shows.iter().map(|s| s.hops.len()).sum())
+    })();
+    match outcome {
+        Ok(hops) => tracing::info!("reloaded the show: {hops} fake hop(s)"),
+        Err(e) => tracing::error!("reload failed, still serving the previous show: {e}"),
+    }
+}
+
+fn save_counters(path: &std::path::Path, counters: &Counters) {
+    let text = serde_json::to_string_pretty(&counters.snapshot()).expect("counters are plain data");
+    let tmp = path.with_extension("json.tmp");
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+        tracing::warn!("cannot save counters to {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops_flag_parses_silent_hops() {
+        let hops = parse_hops("198.18.0.1, 198.18.0.2,-,198.18.0.3").unwrap();
+        assert_eq!(hops.len(), 4);
+        assert_eq!(hops[2], None);
+        assert!(parse_hops("198.18.0.1,nope")
+            .unwrap_err()
+            .to_string()
+            .contains("'nope'"));
+    }
+}

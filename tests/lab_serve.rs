@@ -1,0 +1,304 @@
+//! `troll serve` in a two-namespace lab, proven with real traceroute
+//! clients: every client lists the hop addresses in order, shows the silent
+//! hop as silent, reaches the target, and gets an answer to every probe, in
+//! 5 consecutive runs. Also: the host keeps working (other address, real
+//! services on the target) and every rule and sysctl is restored.
+
+mod util;
+
+use util::lab::{check_trace, parse_traceroute, sh_ok, Lab, SERVER_ADDR, TARGET};
+
+const HOPS: &str = "198.18.0.1,198.18.0.2,-,198.18.0.3,198.18.0.1";
+const EXPECTED: [Option<&str>; 5] = [
+    Some("198.18.0.1"),
+    Some("198.18.0.2"),
+    None,
+    Some("198.18.0.3"),
+    Some("198.18.0.1"),
+];
+const RUNS: usize = 5;
+
+fn lab_serving() -> (Lab, usize) {
+    let mut lab = Lab::new();
+    let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+    (lab, serve)
+}
+
+fn traceroute_runs(extra: &[&str]) {
+    let (lab, _) = lab_serving();
+    for run in 0..RUNS {
+        let mut args = vec!["-n", "-w", "3", "-m", "10"];
+        args.extend_from_slice(extra);
+        args.push(TARGET);
+        let out = lab.client_run("traceroute", &args);
+        println!("run {run} traceroute {extra:?}:\n{out}");
+        check_trace(&out, &EXPECTED, TARGET, 3);
+    }
+}
+
+#[test]
+fn traceroute_udp() {
+    traceroute_runs(&[]);
+}
+
+#[test]
+fn traceroute_icmp() {
+    traceroute_runs(&["-I"]);
+}
+
+#[test]
+fn traceroute_tcp() {
+    traceroute_runs(&["-T"]);
+}
+
+fn inetutils_runs(extra: &[&str]) {
+    let (lab, _) = lab_serving();
+    for run in 0..RUNS {
+        let mut args = vec!["-w", "3", "-m", "10"];
+        args.extend_from_slice(extra);
+        args.push(TARGET);
+        let out = lab.client_run("inetutils-traceroute", &args);
+        println!("run {run} inetutils-traceroute {extra:?}:\n{out}");
+        check_trace(&out, &EXPECTED, TARGET, 3);
+    }
+}
+
+#[test]
+fn inetutils_traceroute_udp() {
+    inetutils_runs(&[]);
+}
+
+#[test]
+fn inetutils_traceroute_icmp() {
+    inetutils_runs(&["-I"]);
+}
+
+#[test]
+fn tcptraceroute() {
+    let (lab, _) = lab_serving();
+    for run in 0..RUNS {
+        let out = lab.client_run("tcptraceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
+        println!("run {run} tcptraceroute:\n{out}");
+        check_trace(&out, &EXPECTED, TARGET, 3);
+    }
+}
+
+/// mtr's report: `N.|-- HOST  LOSS%  SNT ...`.
+fn check_mtr(out: &str) {
+    let rows: Vec<(String, f64)> = out
+        .lines()
+        .filter(|l| l.contains(".|--"))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (
+                w[1].to_string(),
+                w[2].trim_end_matches('%').parse::<f64>().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), EXPECTED.len() + 1, "{out}");
+    for (i, expected) in EXPECTED.iter().enumerate() {
+        match expected {
+            Some(addr) => assert_eq!(rows[i], (addr.to_string(), 0.0), "hop {}:\n{out}", i + 1),
+            None => assert_eq!(rows[i], ("???".to_string(), 100.0), "hop {}:\n{out}", i + 1),
+        }
+    }
+    assert_eq!(
+        rows[EXPECTED.len()],
+        (TARGET.to_string(), 0.0),
+        "target:\n{out}"
+    );
+}
+
+fn mtr_runs(extra: &[&str]) {
+    let (lab, _) = lab_serving();
+    for run in 0..RUNS {
+        let mut args = vec!["-r", "-n", "-c", "3", "-i", "0.2", "-m", "10"];
+        args.extend_from_slice(extra);
+        args.push(TARGET);
+        let out = lab.client_run("mtr", &args);
+        println!("run {run} mtr {extra:?}:\n{out}");
+        check_mtr(&out);
+    }
+}
+
+#[test]
+fn mtr_icmp() {
+    mtr_runs(&[]);
+}
+
+#[test]
+fn mtr_udp() {
+    mtr_runs(&["-u"]);
+}
+
+#[test]
+fn mtr_tcp() {
+    mtr_runs(&["-T"]);
+}
+
+#[test]
+fn tracepath() {
+    let (lab, _) = lab_serving();
+    for run in 0..RUNS {
+        let out = lab.client_run("tracepath", &["-n", "-m", "10", TARGET]);
+        println!("run {run} tracepath:\n{out}");
+        assert!(!out.contains("asymm"), "asymm note:\n{out}");
+        let mut seen: Vec<(usize, String)> = Vec::new();
+        for line in out.lines() {
+            let Some((ttl, rest)) = line.trim_start().split_once(':') else {
+                continue;
+            };
+            let Ok(ttl) = ttl.trim_end_matches('?').parse::<usize>() else {
+                continue;
+            };
+            let first = rest.split_whitespace().next().unwrap_or("").to_string();
+            if first == "[LOCALHOST]" {
+                continue;
+            }
+            seen.push((
+                ttl,
+                if rest.contains("no reply") {
+                    "-".into()
+                } else {
+                    first
+                },
+            ));
+        }
+        seen.dedup();
+        let want: Vec<(usize, String)> = EXPECTED
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i + 1, h.unwrap_or("-").to_string()))
+            .chain([(EXPECTED.len() + 1, TARGET.to_string())])
+            .collect();
+        assert_eq!(seen, want, "{out}");
+        assert!(out.contains("reached"), "{out}");
+    }
+}
+
+#[test]
+fn back_to_back_traceroutes_see_the_target_on_every_probe() {
+    let (lab, _) = lab_serving();
+    // The kernel would allow 6 port unreachables, then 1/s: the second run
+    // would show `*` at the target if the kernel answered the final hop.
+    for _ in 0..3 {
+        let out = lab.client_run(
+            "traceroute",
+            &["-n", "-w", "3", "-q", "5", "-m", "10", TARGET],
+        );
+        let last = parse_traceroute(&out).pop().unwrap();
+        assert_eq!(
+            (last.addresses.clone(), last.answered),
+            (vec![TARGET.to_string()], 5),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn the_host_keeps_working_while_serving() {
+    let mut lab = Lab::new();
+    // A UDP and a TCP echo service on the target.
+    let service = r#"
+import socket, threading
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.18.0.100", 7000))
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("198.18.0.100", 7001)); t.listen()
+def udp():
+    while True:
+        d, a = u.recvfrom(2048); u.sendto(d, a)
+threading.Thread(target=udp, daemon=True).start()
+while True:
+    c, _ = t.accept(); c.sendall(c.recv(2048)); c.close()
+"#;
+    lab.spawn(&lab.server.clone(), "python3", &["-c", service]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let before_rules = lab.iptables_snapshot();
+    let before_sysctl = lab.sysctl_snapshot();
+    let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+
+    let client = r#"
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3); u.connect(("198.18.0.100", 7000))
+for i in range(20):
+    u.send(b"ping%d" % i); assert u.recv(100) == b"ping%d" % i
+t = socket.create_connection(("198.18.0.100", 7001), timeout=3); t.sendall(b"hello"); assert t.recv(100) == b"hello"
+try:
+    socket.create_connection(("198.18.0.100", 7002), timeout=3); sys.exit("closed port accepted")
+except ConnectionRefusedError:
+    pass
+print("services ok")
+"#;
+    let out = lab.client_run("python3", &["-c", client]);
+    assert!(out.contains("services ok"), "{out}");
+    let ping = lab.client_run("ping", &["-c", "5", "-i", "0.2", "-W", "1", SERVER_ADDR]);
+    assert!(ping.contains("5 received"), "{ping}");
+    let ping_target = lab.client_run("ping", &["-c", "3", "-i", "0.2", "-W", "1", TARGET]);
+    assert!(ping_target.contains("3 received"), "{ping_target}");
+
+    let status = lab.stop(serve, libc::SIGTERM);
+    assert!(status.success(), "{}", lab.serve_log(serve));
+    assert_eq!(lab.iptables_snapshot(), before_rules);
+    assert_eq!(lab.sysctl_snapshot(), before_sysctl);
+    let log = lab.serve_log(serve);
+    assert!(log.contains("stopping; counters: received="), "{log}");
+}
+
+#[test]
+fn sigkill_then_teardown_restores_everything() {
+    let mut lab = Lab::new();
+    let before_rules = lab.iptables_snapshot();
+    let before_sysctl = lab.sysctl_snapshot();
+    let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+    assert!(lab.iptables_snapshot().contains("TROLL-I-default"));
+    lab.stop(serve, libc::SIGKILL);
+    assert!(
+        lab.iptables_snapshot().contains("TROLL-I-default"),
+        "SIGKILL leaves the rules"
+    );
+    let out = sh_ok(lab.troll().arg("teardown"));
+    assert!(out.contains("2 firewall chain(s) removed"), "{out}");
+    assert_eq!(lab.iptables_snapshot(), before_rules);
+    assert_eq!(lab.sysctl_snapshot(), before_sysctl);
+}
+
+#[test]
+fn sigkill_then_serve_cleans_up_and_two_serves_never_double_rules() {
+    let mut lab = Lab::new();
+    let first = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+    let rules = lab.iptables_snapshot();
+    lab.stop(first, libc::SIGKILL);
+    let second = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+    assert_eq!(
+        lab.iptables_snapshot(),
+        rules,
+        "the restart re-applies the same rules, once"
+    );
+    // A second serve of the same deployment is refused, changing nothing.
+    let out = util::lab::sh(
+        lab.troll()
+            .args(["serve", "--target", TARGET, "--hops", HOPS]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already being served"));
+    assert_eq!(lab.iptables_snapshot(), rules);
+    let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
+    check_trace(&out, &EXPECTED, TARGET, 3);
+    lab.stop(second, libc::SIGTERM);
+    assert!(!lab.iptables_snapshot().contains("TROLL"));
+}
+
+#[test]
+fn dry_run_prints_the_rules_and_changes_nothing() {
+    let lab = Lab::new();
+    let before = lab.iptables_snapshot();
+    let out = sh_ok(
+        lab.troll()
+            .args(["serve", "--dry-run", "--target", TARGET, "--hops", HOPS]),
+    );
+    assert!(
+        out.contains("-d 198.18.0.100/32 -p udp -m ttl --ttl-lt 6 -j DROP"),
+        "{out}"
+    );
+    assert_eq!(lab.iptables_snapshot(), before);
+}
