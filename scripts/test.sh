@@ -8,4 +8,4 @@ source scripts/install-deps.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked -- --test-threads 2
+cargo test --workspace --locked --no-fail-fast -- --test-threads 2

@@ -80,6 +80,15 @@ pub enum Command {
     /// Answer traceroute probes for the fake hops (foreground; needs root)
     #[command(long_about = SERVE_HELP)]
     Serve(ServeArgs),
+    /// Give a deployment its addresses (local lab range, or your own)
+    #[command(long_about = PROVISION_HELP)]
+    Provision(ProvisionArgs),
+    /// Export the deployment's reverse zone(s) for BIND, NSD or Knot
+    #[command(long_about = ZONE_HELP)]
+    Zone(ZoneArgs),
+    /// Run the whole trick in network namespaces on this machine (needs root)
+    #[command(long_about = DEMO_HELP)]
+    Demo(DemoArgs),
     /// Stop serving, remove every rule and forget the deployment
     #[command(long_about = TEARDOWN_HELP)]
     Teardown,
@@ -102,6 +111,44 @@ from flags, for addresses you already have:
 Example:
   troll serve --target 203.0.113.10 --hops 198.18.0.1,198.18.0.2,-,198.18.0.3
   troll serve --dry-run        # print the rules and exit";
+
+const PROVISION_HELP: &str = "\
+Give a deployment the addresses its message needs.
+
+  --provider local   addresses from the lab range 198.18.0.0/15 (what
+                     `troll demo` uses); one per distinct line
+  --provider static  addresses you already have: --target and --hop-address,
+                     each ADDR or PUBLIC=LOCAL (behind 1:1 NAT)
+
+Names are then served by `troll serve --dns` or exported with `troll zone`.
+
+Example:
+  troll provision --provider static --target 203.0.113.10 \\
+      --hop-address 198.51.100.1,198.51.100.2,198.51.100.3
+  troll provision --provider local --message \"$(cat message.txt)\"";
+
+const ZONE_HELP: &str = "\
+Print the reverse zone(s) of the deployment's addresses, with the PTR names
+of its message, as zone files for BIND, NSD or Knot (one per /24 or /64).
+With --output DIR, write each to DIR/ORIGINzone instead.
+
+Example:
+  troll zone --format bind --nameserver ns1.example.com.";
+
+const DEMO_HELP: &str = "\
+Run the whole trick on this machine, with no account and no config: create
+a client and a server network namespace, provision a `local` deployment,
+run the responder and the DNS server in the server namespace, run a real
+traceroute client in the client namespace, print what it shows, and remove
+everything (also on Ctrl-C or failure). Needs root.
+
+Clients: traceroute (UDP), traceroute-icmp, traceroute-tcp, mtr, mtr-udp,
+mtr-tcp, tracepath, inetutils (inetutils-traceroute), tcptraceroute.
+
+Example:
+  troll demo
+  troll demo --client mtr \"$(printf 'Hello\\nWorld')\"
+  troll demo --keep            # leave the lab running and try clients by hand";
 
 const TEARDOWN_HELP: &str = "\
 Stop the deployment's `troll serve` if one runs, remove every firewall rule
@@ -182,9 +229,83 @@ pub struct ServeArgs {
     /// Probes one source may send in a burst [default: 1000]
     #[arg(long, value_name = "N")]
     pub burst: Option<u32>,
+    /// Also answer PTR queries for the show's addresses on ADDR:PORT (UDP and TCP)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub dns: Option<String>,
+    /// TTL of the PTR answers, in seconds [default: 60]
+    #[arg(long, value_name = "SECONDS", requires = "dns")]
+    pub dns_ttl: Option<u32>,
+    /// Name of this name server in the zones' SOA and NS records [default: localhost.]
+    #[arg(long, value_name = "NAME", requires = "dns")]
+    pub dns_nameserver: Option<String>,
     /// Print the exact firewall commands and exit
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderArg {
+    /// Addresses from the lab range 198.18.0.0/15 (network namespaces)
+    Local,
+    /// Addresses you already have
+    Static,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Where the addresses come from
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    pub provider: ProviderArg,
+    /// The target: ADDR, or PUBLIC=LOCAL behind 1:1 NAT (static; one per family)
+    #[arg(long, value_name = "ADDR")]
+    pub target: Vec<String>,
+    /// Hop addresses, in order: ADDR or PUBLIC=LOCAL, repeated or comma-separated (static)
+    #[arg(long, value_name = "ADDR")]
+    pub hop_address: Vec<String>,
+    /// Size for (and store) this message instead of the stored one
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    pub message: Option<String>,
+    /// Size for (and store) the message in this file
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Exactly this many IPv4 hop addresses (local)
+    #[arg(long, value_name = "N")]
+    pub ipv4: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZoneFormat {
+    /// RFC 1035 master file, as BIND, NSD and Knot read it
+    Bind,
+}
+
+#[derive(Debug, Args)]
+pub struct ZoneArgs {
+    /// Zone file format
+    #[arg(long, value_enum, default_value = "bind")]
+    pub format: ZoneFormat,
+    /// Write one file per zone into this directory instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// TTL of the records, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub ttl: u32,
+    /// The name server the parent zone delegates to (SOA MNAME and NS)
+    #[arg(long, value_name = "NAME")]
+    pub nameserver: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The message [default: a built-in one]; `-` reads standard input
+    #[arg(value_name = "MESSAGE")]
+    pub message: Option<String>,
+    /// The traceroute client to run in the client namespace
+    #[arg(long, value_enum, default_value = "traceroute")]
+    pub client: crate::commands::demo::Client,
+    /// Leave the lab running and print the commands to try it and tear it down
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Settings every command needs, after flags, environment and config file

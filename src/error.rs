@@ -63,6 +63,10 @@ pub enum Error {
     Rules(String),
     #[error("{0}")]
     Privilege(String),
+    #[error("the lab failed: {0}")]
+    Lab(String),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
     #[error("the responder failed: {0}")]
     Responder(String),
     #[error("the config file {} is not valid: {detail}", path.display())]

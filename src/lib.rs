@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod dns;
 pub mod error;
+pub mod lab;
 pub mod message;
 pub mod plan;
 pub mod responder;

@@ -6,7 +6,9 @@ use troll::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.verbose, cli.global.quiet);
+    // A daemon says what it serves; the other commands only warn.
+    let daemon = matches!(cli.command, troll::cli::Command::Serve(_));
+    init_logging(cli.global.verbose, cli.global.quiet, daemon);
     match troll::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -16,16 +18,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, daemon: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
+        (false, 0) if daemon => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},hickory_server=warn"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -9,8 +9,9 @@
 //! cannot read (corrupt, or from a newer troll) is never overwritten.
 
 use crate::error::{Error, Result};
+use crate::lab::LabNames;
 use crate::message::Line;
-use crate::plan::Plan;
+use crate::plan::{Plan, Show};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -53,6 +54,41 @@ pub struct State {
     pub notes: Vec<(String, String)>,
     /// The pid of the `troll serve` answering for this deployment, if any.
     pub serve_pid: Option<u32>,
+    /// The namespaces of a local lab (`troll demo`), removed on teardown.
+    pub lab: Option<LabNames>,
+}
+
+impl State {
+    /// The deployment's shows, one per target, or an error saying what is
+    /// missing (a message, addresses).
+    pub fn shows(&self) -> Result<Vec<Show>> {
+        let plan = self.plan.as_ref().ok_or_else(|| {
+            Error::Usage(format!(
+                "deployment '{}' has no message; run `troll set-message` first",
+                self.deployment
+            ))
+        })?;
+        if self.targets.is_empty() {
+            return Err(Error::Usage(format!(
+                "deployment '{}' has no addresses; run `troll provision` first",
+                self.deployment
+            )));
+        }
+        self.targets
+            .iter()
+            .map(|t| plan.show(*t, &self.addresses).map_err(Error::from))
+            .collect()
+    }
+
+    /// Every PTR record the deployment's shows publish.
+    pub fn ptr_records(&self) -> Result<Vec<PtrState>> {
+        Ok(self
+            .shows()?
+            .iter()
+            .flat_map(Show::ptr_records)
+            .map(|(address, name)| PtrState { address, name })
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +238,16 @@ impl Store {
                 deployment: deployment.to_string(),
                 pid,
             })
+    }
+
+    /// Removes a torn-down deployment's lock files (after its state).
+    pub fn remove_locks(&self, deployment: &str) {
+        for path in [
+            self.lock_path(deployment),
+            self.dir.join(format!("{deployment}.serve.lock")),
+        ] {
+            let _ = fs::remove_file(path);
+        }
     }
 
     /// Where a running responder keeps its counters for `troll status`.

@@ -18,6 +18,11 @@ fn help_texts_match_snapshots() {
         (vec!["--help"], "help.txt"),
         (vec!["preview", "--help"], "help-preview.txt"),
         (vec!["set-message", "--help"], "help-set-message.txt"),
+        (vec!["serve", "--help"], "help-serve.txt"),
+        (vec!["provision", "--help"], "help-provision.txt"),
+        (vec!["demo", "--help"], "help-demo.txt"),
+        (vec!["zone", "--help"], "help-zone.txt"),
+        (vec!["teardown", "--help"], "help-teardown.txt"),
     ] {
         let r = run(troll(dir.path()).args(&args));
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);

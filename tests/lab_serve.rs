@@ -1,119 +1,145 @@
 //! `troll serve` in a two-namespace lab, proven with real traceroute
-//! clients: every client lists the hop addresses in order, shows the silent
-//! hop as silent, reaches the target, and gets an answer to every probe, in
-//! 5 consecutive runs. Also: the host keeps working (other address, real
-//! services on the target) and every rule and sysctl is restored.
+//! clients: every client lists the hops in order with their names (served
+//! by `troll serve --dns`) and addresses, shows the silent hop as silent,
+//! reaches the target, and gets an answer to every probe, in 5 consecutive
+//! runs. Also: the host keeps working (its other address, real services on
+//! the target) and every rule and sysctl is restored afterwards.
 
 mod util;
 
-use util::lab::{check_trace, parse_traceroute, sh_ok, Lab, SERVER_ADDR, TARGET};
+use util::lab::{check_trace, parse_traceroute, sh, sh_ok, Expected, Lab, SERVER_ADDR, TARGET};
 
-const HOPS: &str = "198.18.0.1,198.18.0.2,-,198.18.0.3,198.18.0.1";
-const EXPECTED: [Option<&str>; 5] = [
-    Some("198.18.0.1"),
-    Some("198.18.0.2"),
+/// Mixed case on purpose: clients must show it as written.
+const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
+const NAMED: [Expected; 5] = [
+    Some(&["Hop-One", "198.18.0.1"]),
+    Some(&["hop.two", "198.18.0.2"]),
     None,
-    Some("198.18.0.3"),
-    Some("198.18.0.1"),
+    Some(&["HOP_three", "198.18.0.3"]),
+    Some(&["Hop-One", "198.18.0.1"]),
+];
+const NAMED_TARGET: [&str; 2] = ["Target.Name", TARGET];
+/// The same show, by address only (`serve --target --hops`).
+const HOPS: &str = "198.18.0.1,198.18.0.2,-,198.18.0.3,198.18.0.1";
+const NUMERIC: [Expected; 5] = [
+    Some(&["198.18.0.1"]),
+    Some(&["198.18.0.2"]),
+    None,
+    Some(&["198.18.0.3"]),
+    Some(&["198.18.0.1"]),
 ];
 const RUNS: usize = 5;
 
-fn lab_serving() -> (Lab, usize) {
+fn lab_serving_names() -> Lab {
+    let mut lab = Lab::new();
+    lab.provision(MESSAGE);
+    lab.serve_with_dns();
+    lab
+}
+
+fn lab_serving_flags() -> (Lab, usize) {
     let mut lab = Lab::new();
     let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
     (lab, serve)
 }
 
-fn traceroute_runs(extra: &[&str]) {
-    let (lab, _) = lab_serving();
+fn runs(program: &str, flags: &[&str]) {
+    let lab = lab_serving_names();
     for run in 0..RUNS {
-        let mut args = vec!["-n", "-w", "3", "-m", "10"];
-        args.extend_from_slice(extra);
+        let mut args = flags.to_vec();
         args.push(TARGET);
-        let out = lab.client_run("traceroute", &args);
-        println!("run {run} traceroute {extra:?}:\n{out}");
-        check_trace(&out, &EXPECTED, TARGET, 3);
+        let out = lab.client_run(program, &args);
+        println!("run {run}: {program} {args:?}\n{out}");
+        check_trace(&out, &NAMED, &NAMED_TARGET, 3);
     }
 }
 
 #[test]
 fn traceroute_udp() {
-    traceroute_runs(&[]);
+    runs("traceroute", &["-w", "3", "-m", "10"]);
 }
 
 #[test]
 fn traceroute_icmp() {
-    traceroute_runs(&["-I"]);
+    runs("traceroute", &["-I", "-w", "3", "-m", "10"]);
 }
 
 #[test]
 fn traceroute_tcp() {
-    traceroute_runs(&["-T"]);
-}
-
-fn inetutils_runs(extra: &[&str]) {
-    let (lab, _) = lab_serving();
-    for run in 0..RUNS {
-        let mut args = vec!["-w", "3", "-m", "10"];
-        args.extend_from_slice(extra);
-        args.push(TARGET);
-        let out = lab.client_run("inetutils-traceroute", &args);
-        println!("run {run} inetutils-traceroute {extra:?}:\n{out}");
-        check_trace(&out, &EXPECTED, TARGET, 3);
-    }
+    runs("traceroute", &["-T", "-w", "3", "-m", "10"]);
 }
 
 #[test]
 fn inetutils_traceroute_udp() {
-    inetutils_runs(&[]);
+    runs(
+        "inetutils-traceroute",
+        &["--resolve-hostnames", "-w", "3", "-m", "10"],
+    );
 }
 
 #[test]
 fn inetutils_traceroute_icmp() {
-    inetutils_runs(&["-I"]);
+    runs(
+        "inetutils-traceroute",
+        &["--resolve-hostnames", "-I", "-w", "3", "-m", "10"],
+    );
 }
 
 #[test]
 fn tcptraceroute() {
-    let (lab, _) = lab_serving();
-    for run in 0..RUNS {
-        let out = lab.client_run("tcptraceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
-        println!("run {run} tcptraceroute:\n{out}");
-        check_trace(&out, &EXPECTED, TARGET, 3);
-    }
+    runs("tcptraceroute", &["-w", "3", "-m", "10"]);
 }
 
-/// mtr's report: `N.|-- HOST  LOSS%  SNT ...`.
+/// mtr's report with `-b`: `N.|-- NAME (ADDR)  LOSS%  SNT ...`.
 fn check_mtr(out: &str) {
-    let rows: Vec<(String, f64)> = out
+    let rows: Vec<(Vec<String>, f64)> = out
         .lines()
         .filter(|l| l.contains(".|--"))
         .map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
+            let w: Vec<&str> = l.split_whitespace().skip(1).collect();
+            let loss_at = w
+                .iter()
+                .position(|x| x.ends_with('%') || *x == "100.0")
+                .expect("a loss column");
+            let mut host: Vec<String> = w[..loss_at]
+                .iter()
+                .map(|x| x.trim_start_matches('(').trim_end_matches(')').to_string())
+                .collect();
+            host.sort();
             (
-                w[1].to_string(),
-                w[2].trim_end_matches('%').parse::<f64>().unwrap(),
+                host,
+                w[loss_at].trim_end_matches('%').parse::<f64>().unwrap(),
             )
         })
         .collect();
-    assert_eq!(rows.len(), EXPECTED.len() + 1, "{out}");
-    for (i, expected) in EXPECTED.iter().enumerate() {
+    assert_eq!(rows.len(), NAMED.len() + 1, "{out}");
+    let sorted = |w: &[&str]| {
+        let mut v: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    for (i, expected) in NAMED.iter().enumerate() {
         match expected {
-            Some(addr) => assert_eq!(rows[i], (addr.to_string(), 0.0), "hop {}:\n{out}", i + 1),
-            None => assert_eq!(rows[i], ("???".to_string(), 100.0), "hop {}:\n{out}", i + 1),
+            Some(words) => assert_eq!(rows[i], (sorted(words), 0.0), "hop {}:\n{out}", i + 1),
+            None => assert_eq!(
+                rows[i],
+                (vec!["???".to_string()], 100.0),
+                "hop {}:\n{out}",
+                i + 1
+            ),
         }
     }
     assert_eq!(
-        rows[EXPECTED.len()],
-        (TARGET.to_string(), 0.0),
+        rows[NAMED.len()],
+        (sorted(&NAMED_TARGET), 0.0),
         "target:\n{out}"
     );
 }
 
 fn mtr_runs(extra: &[&str]) {
-    let (lab, _) = lab_serving();
+    let lab = lab_serving_names();
     for run in 0..RUNS {
-        let mut args = vec!["-r", "-n", "-c", "3", "-i", "0.2", "-m", "10"];
+        let mut args = vec!["-r", "-w", "-b", "-c", "3", "-i", "0.2", "-m", "10"];
         args.extend_from_slice(extra);
         args.push(TARGET);
         let out = lab.client_run("mtr", &args);
@@ -139,9 +165,9 @@ fn mtr_tcp() {
 
 #[test]
 fn tracepath() {
-    let (lab, _) = lab_serving();
+    let lab = lab_serving_names();
     for run in 0..RUNS {
-        let out = lab.client_run("tracepath", &["-n", "-m", "10", TARGET]);
+        let out = lab.client_run("tracepath", &["-b", "-m", "10", TARGET]);
         println!("run {run} tracepath:\n{out}");
         assert!(!out.contains("asymm"), "asymm note:\n{out}");
         let mut seen: Vec<(usize, String)> = Vec::new();
@@ -152,25 +178,28 @@ fn tracepath() {
             let Ok(ttl) = ttl.trim_end_matches('?').parse::<usize>() else {
                 continue;
             };
-            let first = rest.split_whitespace().next().unwrap_or("").to_string();
-            if first == "[LOCALHOST]" {
+            if rest.contains("[LOCALHOST]") {
                 continue;
             }
-            seen.push((
-                ttl,
-                if rest.contains("no reply") {
-                    "-".into()
-                } else {
-                    first
-                },
-            ));
+            let shown = if rest.contains("no reply") {
+                "-".to_string()
+            } else {
+                rest.split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            seen.push((ttl, shown));
         }
         seen.dedup();
-        let want: Vec<(usize, String)> = EXPECTED
+        let want: Vec<(usize, String)> = NAMED
             .iter()
             .enumerate()
-            .map(|(i, h)| (i + 1, h.unwrap_or("-").to_string()))
-            .chain([(EXPECTED.len() + 1, TARGET.to_string())])
+            .map(|(i, h)| {
+                let shown = h.map_or("-".to_string(), |w| format!("{} ({})", w[0], w[1]));
+                (i + 1, shown)
+            })
+            .chain([(NAMED.len() + 1, format!("Target.Name ({TARGET})"))])
             .collect();
         assert_eq!(seen, want, "{out}");
         assert!(out.contains("reached"), "{out}");
@@ -178,8 +207,17 @@ fn tracepath() {
 }
 
 #[test]
+fn numeric_show_from_flags() {
+    let (lab, _) = lab_serving_flags();
+    for _ in 0..RUNS {
+        let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
+        check_trace(&out, &NUMERIC, &[TARGET], 3);
+    }
+}
+
+#[test]
 fn back_to_back_traceroutes_see_the_target_on_every_probe() {
-    let (lab, _) = lab_serving();
+    let (lab, _) = lab_serving_flags();
     // The kernel would allow 6 port unreachables, then 1/s: the second run
     // would show `*` at the target if the kernel answered the final hop.
     for _ in 0..3 {
@@ -189,7 +227,7 @@ fn back_to_back_traceroutes_see_the_target_on_every_probe() {
         );
         let last = parse_traceroute(&out).pop().unwrap();
         assert_eq!(
-            (last.addresses.clone(), last.answered),
+            (last.words.clone(), last.answered),
             (vec![TARGET.to_string()], 5),
             "{out}"
         );
@@ -200,38 +238,43 @@ fn back_to_back_traceroutes_see_the_target_on_every_probe() {
 fn the_host_keeps_working_while_serving() {
     let mut lab = Lab::new();
     // A UDP and a TCP echo service on the target.
-    let service = r#"
+    let service = format!(
+        r#"
 import socket, threading
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.18.0.100", 7000))
-t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("198.18.0.100", 7001)); t.listen()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("{TARGET}", 7000))
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("{TARGET}", 7001)); t.listen()
 def udp():
     while True:
         d, a = u.recvfrom(2048); u.sendto(d, a)
 threading.Thread(target=udp, daemon=True).start()
 while True:
     c, _ = t.accept(); c.sendall(c.recv(2048)); c.close()
-"#;
-    lab.spawn(&lab.server.clone(), "python3", &["-c", service]);
+"#
+    );
+    lab.spawn(&lab.server.clone(), "python3", &["-c", &service]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let before_rules = lab.iptables_snapshot();
     let before_sysctl = lab.sysctl_snapshot();
     let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
 
-    let client = r#"
+    let client = format!(
+        r#"
 import socket, sys
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3); u.connect(("198.18.0.100", 7000))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3); u.connect(("{TARGET}", 7000))
 for i in range(20):
     u.send(b"ping%d" % i); assert u.recv(100) == b"ping%d" % i
-t = socket.create_connection(("198.18.0.100", 7001), timeout=3); t.sendall(b"hello"); assert t.recv(100) == b"hello"
+t = socket.create_connection(("{TARGET}", 7001), timeout=3); t.sendall(b"hello"); assert t.recv(100) == b"hello"
 try:
-    socket.create_connection(("198.18.0.100", 7002), timeout=3); sys.exit("closed port accepted")
+    socket.create_connection(("{TARGET}", 7002), timeout=3); sys.exit("closed port accepted")
 except ConnectionRefusedError:
     pass
 print("services ok")
-"#;
-    let out = lab.client_run("python3", &["-c", client]);
+"#
+    );
+    let out = lab.client_run("python3", &["-c", &client]);
     assert!(out.contains("services ok"), "{out}");
-    let ping = lab.client_run("ping", &["-c", "5", "-i", "0.2", "-W", "1", SERVER_ADDR]);
+    let server = SERVER_ADDR.to_string();
+    let ping = lab.client_run("ping", &["-c", "5", "-i", "0.2", "-W", "1", &server]);
     assert!(ping.contains("5 received"), "{ping}");
     let ping_target = lab.client_run("ping", &["-c", "3", "-i", "0.2", "-W", "1", TARGET]);
     assert!(ping_target.contains("3 received"), "{ping_target}");
@@ -257,7 +300,10 @@ fn sigkill_then_teardown_restores_everything() {
         "SIGKILL leaves the rules"
     );
     let out = sh_ok(lab.troll().arg("teardown"));
-    assert!(out.contains("2 firewall chain(s) removed"), "{out}");
+    assert!(
+        out.contains("2 leftover firewall chain(s) removed"),
+        "{out}"
+    );
     assert_eq!(lab.iptables_snapshot(), before_rules);
     assert_eq!(lab.sysctl_snapshot(), before_sysctl);
 }
@@ -275,15 +321,14 @@ fn sigkill_then_serve_cleans_up_and_two_serves_never_double_rules() {
         "the restart re-applies the same rules, once"
     );
     // A second serve of the same deployment is refused, changing nothing.
-    let out = util::lab::sh(
-        lab.troll()
-            .args(["serve", "--target", TARGET, "--hops", HOPS]),
-    );
+    let out = sh(lab
+        .troll()
+        .args(["serve", "--target", TARGET, "--hops", HOPS]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already being served"));
     assert_eq!(lab.iptables_snapshot(), rules);
     let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
-    check_trace(&out, &EXPECTED, TARGET, 3);
+    check_trace(&out, &NUMERIC, &[TARGET], 3);
     lab.stop(second, libc::SIGTERM);
     assert!(!lab.iptables_snapshot().contains("TROLL"));
 }
@@ -297,8 +342,40 @@ fn dry_run_prints_the_rules_and_changes_nothing() {
             .args(["serve", "--dry-run", "--target", TARGET, "--hops", HOPS]),
     );
     assert!(
-        out.contains("-d 198.18.0.100/32 -p udp -m ttl --ttl-lt 6 -j DROP"),
+        out.contains("-d 198.19.0.1/32 -p udp -m ttl --ttl-lt 6 -j DROP"),
         "{out}"
+    );
+    assert_eq!(lab.iptables_snapshot(), before);
+}
+
+#[test]
+fn serve_without_privilege_changes_nothing() {
+    let lab = Lab::new();
+    let before = lab.iptables_snapshot();
+    // setpriv drops every capability; troll must say so and touch nothing.
+    let out = sh(lab
+        .exec(&lab.server, "setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_troll"))
+        .args([
+            "--state-dir",
+            "/tmp",
+            "serve",
+            "--target",
+            TARGET,
+            "--hops",
+            HOPS,
+        ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs root, or CAP_NET_RAW and CAP_NET_ADMIN"),
+        "{err}"
     );
     assert_eq!(lab.iptables_snapshot(), before);
 }

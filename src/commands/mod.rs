@@ -1,10 +1,13 @@
 //! One module per subcommand. Each takes validated values and returns a
 //! `Result`; printing the error and choosing the exit code is `main`'s job.
 
+pub mod demo;
 pub mod preview;
+pub mod provision;
 pub mod serve;
 pub mod set_message;
 pub mod teardown;
+pub mod zone;
 
 use crate::cli::{Cli, Command, Context};
 use crate::error::Result;
@@ -16,6 +19,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Preview(args) => preview::run(&ctx, &args),
         Command::SetMessage(args) => set_message::run(&ctx, &args),
         Command::Serve(args) => serve::run(&ctx, &args),
+        Command::Provision(args) => provision::run(&ctx, &args),
+        Command::Zone(args) => zone::run(&ctx, &args),
+        Command::Demo(args) => demo::run(&ctx, &args),
         Command::Teardown => teardown::run(&ctx),
     }
 }

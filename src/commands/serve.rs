@@ -8,6 +8,7 @@
 //! says so.
 
 use crate::cli::{Context, ServeArgs};
+use crate::dns::{DnsServer, PtrEntry, ZoneData};
 use crate::error::{Error, Result};
 use crate::plan::Hop;
 use crate::responder::decide::Table;
@@ -17,9 +18,12 @@ use crate::responder::socket::LinkIo;
 use crate::responder::{Control, Counters, Responder};
 use crate::rules::{self, TargetV4, MARK};
 use crate::state::{AppliedRule, State, Store};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// Default TTL of the PTR answers: low, so a new message shows quickly.
+pub const DEFAULT_DNS_TTL: u32 = 60;
 
 /// One IPv4 show as the responder needs it: the target's local address and
 /// the local address answering each arrival TTL (`None`: silent).
@@ -70,24 +74,11 @@ pub fn wire_shows(
         (None, Some(_)) => Err(Error::Usage("--hops needs --target".into())),
         (None, None) => {
             let state = state.ok_or_else(|| Error::NoDeployment(deployment.to_string()))?;
-            let plan = state.plan.as_ref().ok_or_else(|| {
-                Error::Usage(format!(
-                    "deployment '{deployment}' has no message; run `troll set-message` first, \
-                     or give --target and --hops"
-                ))
-            })?;
-            if state.targets.is_empty() {
-                return Err(Error::Usage(format!(
-                    "deployment '{deployment}' has no addresses; run `troll provision`, \
-                     or give --target and --hops"
-                )));
-            }
             let mut shows = Vec::new();
-            for target in &state.targets {
-                let IpAddr::V4(local) = target.local else {
+            for show in state.shows()? {
+                let IpAddr::V4(local) = show.target.local else {
                     continue;
                 };
-                let show = plan.show(*target, &state.addresses)?;
                 let hops = show
                     .hops
                     .iter()
@@ -106,6 +97,62 @@ pub fn wire_shows(
             }
             Ok(shows)
         }
+    }
+}
+
+/// Settings of the embedded DNS server.
+#[derive(Debug, Clone)]
+struct DnsSettings {
+    addr: SocketAddr,
+    ttl: u32,
+    nameserver: Option<String>,
+}
+
+impl DnsSettings {
+    fn from_args(
+        args: &ServeArgs,
+        config: &crate::config::ServeConfig,
+    ) -> Result<Option<DnsSettings>> {
+        if args.target.is_some() && args.dns.is_none() {
+            // The config file's DNS address is for deployments with names.
+            return Ok(None);
+        }
+        let Some(addr) = args.dns.clone().or_else(|| config.dns.clone()) else {
+            return Ok(None);
+        };
+        let addr = addr.parse::<SocketAddr>().map_err(|_| {
+            Error::Usage(format!(
+                "--dns '{addr}' is not an address and port; write e.g. 0.0.0.0:53 or [::]:53"
+            ))
+        })?;
+        if args.target.is_some() {
+            return Err(Error::Usage(
+                "--dns serves the names of a deployment's message; with --target/--hops there are none (store a message with `troll set-message` and provision the addresses instead)".into(),
+            ));
+        }
+        Ok(Some(DnsSettings {
+            addr,
+            ttl: args.dns_ttl.or(config.dns_ttl).unwrap_or(DEFAULT_DNS_TTL),
+            nameserver: args.dns_nameserver.clone(),
+        }))
+    }
+
+    /// The zones of the deployment's current message.
+    fn zone(&self, state: Option<&State>, deployment: &str) -> Result<ZoneData> {
+        let state = state.ok_or_else(|| Error::NoDeployment(deployment.to_string()))?;
+        let entries = state
+            .ptr_records()?
+            .into_iter()
+            .map(|p| PtrEntry {
+                address: p.address,
+                name: p.name,
+            })
+            .collect();
+        let zone = ZoneData::new(entries, self.ttl)?;
+        Ok(match &self.nameserver {
+            Some(ns) => zone.with_nameserver(ns)?,
+            None => zone,
+        })
     }
 }
 
@@ -149,6 +196,8 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     }
 
     let serve_cfg = &ctx.config.serve;
+    // Check every setting before anything changes.
+    DnsSettings::from_args(args, serve_cfg)?;
     let interface = args
         .interface
         .clone()
@@ -164,6 +213,19 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         }
     })?;
     let _serving = ctx.store.serve_lock(deployment)?;
+    let dns_settings = DnsSettings::from_args(args, serve_cfg)?;
+    let dns = match &dns_settings {
+        Some(settings) => {
+            let server =
+                DnsServer::start(settings.addr, settings.zone(state.as_ref(), deployment)?)?;
+            tracing::info!(
+                "answering PTR queries on {} (UDP and TCP)",
+                server.local_addr()
+            );
+            Some(server)
+        }
+        None => None,
+    };
 
     {
         let mut locked = ctx.store.lock(deployment)?;
@@ -210,6 +272,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         );
     }
 
+    tracing::info!("ready: answering probes for {} target(s)", shows.len());
     let store = ctx.store.clone();
     let counters_path = store.counters_path(deployment);
     let mut saved = Counters::default();
@@ -223,7 +286,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
             );
         }
         if control.reload.swap(false, Ordering::Relaxed) {
-            reload(&store, deployment, args, r);
+            reload(
+                &store,
+                deployment,
+                args,
+                r,
+                dns.as_ref().zip(dns_settings.as_ref()),
+            );
         }
         if r.counters != saved {
             saved = r.counters.clone();
@@ -232,6 +301,9 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     });
 
     tracing::info!("stopping; counters: {}", responder.counters.summary());
+    if let Some(server) = dns {
+        server.shutdown();
+    }
     save_counters(&counters_path, &responder.counters);
     let mut locked = ctx.store.lock(deployment)?;
     let removed = rules::remove(&locked.state.rules);
@@ -243,10 +315,20 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
 }
 
 /// SIGHUP: a new message was stored; follow it (hop table and rules).
-fn reload(store: &Store, deployment: &str, args: &ServeArgs, responder: &mut Responder<ProcPorts>) {
+fn reload(
+    store: &Store,
+    deployment: &str,
+    args: &ServeArgs,
+    responder: &mut Responder<ProcPorts>,
+    dns: Option<(&DnsServer, &DnsSettings)>,
+) {
     let outcome = (|| -> Result<usize> {
         let state = store.load(deployment)?;
         let shows = wire_shows(args, state.as_ref(), deployment)?;
+        // Build everything first: a bad new state changes nothing.
+        let zone = dns
+            .map(|(_, s)| s.zone(state.as_ref(), deployment))
+            .transpose()?;
         let mut rules = render(deployment, &shows);
         let mut locked = store.lock(deployment)?;
         let old = std::mem::take(&mut locked.state.rules);
@@ -263,6 +345,9 @@ fn reload(store: &Store, deployment: &str, args: &ServeArgs, responder: &mut Res
         locked.state.rules = rules;
         locked.save()?;
         responder.table = table(&shows);
+        if let (Some((server, _)), Some(zone)) = (dns, zone) {
+            server.update(zone);
+        }
         Ok(shows.iter().map(|s| s.hops.len()).sum())
     })();
     match outcome {

@@ -1,53 +1,78 @@
 //! `troll set-message`: encode a message, plan its hops and store both in
-//! the deployment's state, under the deployment's lock.
+//! the deployment's state, under the deployment's lock. A running `troll
+//! serve` is told to follow it (hop table, rules and DNS answers).
 
 use super::print_warnings;
-use crate::cli::{Context, SetMessageArgs};
+use crate::cli::{Context, MessageInput, SetMessageArgs};
 use crate::error::Result;
 use crate::plan::{Plan, PlanOptions};
+use crate::state::State;
 
-pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
-    // Read and check everything before touching the state: a bad message
-    // must leave the deployment exactly as it was.
-    let input = args.message.read(&ctx.config)?;
+/// Plans a message and prints what the encoder and the plan had to say.
+pub(crate) fn plan_message(input: &MessageInput) -> Result<Plan> {
     let plan = Plan::new(
         &input.encoded.lines,
         PlanOptions {
             keep_target_name: input.options.keep_target_name,
         },
     )?;
+    let warnings: Vec<String> = input
+        .encoded
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .chain(plan.warnings.iter().cloned())
+        .collect();
+    print_warnings(warnings.iter().map(String::as_str));
+    Ok(plan)
+}
+
+/// Puts a planned message into the state.
+pub(crate) fn store_message(state: &mut State, input: &MessageInput, plan: Plan) {
+    state.message = Some(input.text.clone());
+    state.message_options = input.options;
+    state.lines = input.encoded.lines.clone();
+    state.plan = Some(plan);
+}
+
+pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
+    // Read and check everything before touching the state: a bad message
+    // must leave the deployment exactly as it was.
+    let input = args.message.read(&ctx.config)?;
+    let plan = plan_message(&input)?;
     let mut locked = ctx.store.lock(&ctx.deployment)?;
     for target in &locked.state.targets {
         // A deployment with addresses must be able to show the new message.
         plan.show(*target, &locked.state.addresses)?;
     }
-    let state = &mut locked.state;
-    state.message = Some(input.text.clone());
-    state.message_options = input.options;
-    state.lines = input.encoded.lines.clone();
-    state.plan = Some(plan.clone());
+    let (hops, names) = (plan.hop_count(), plan.addresses_needed());
+    store_message(&mut locked.state, &input, plan);
     locked.save()?;
+    let (held, served) = (locked.state.addresses.len(), locked.state.serve_pid);
+    drop(locked);
 
-    print_warnings(
-        input
-            .encoded
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .chain(plan.warnings.iter().cloned())
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str),
-    );
-    let held = locked.state.addresses.len();
     println!(
-        "deployment '{}': message stored, {} fake hop(s), {} distinct name(s).",
-        ctx.deployment,
-        plan.hop_count(),
-        plan.addresses_needed()
+        "deployment '{}': message stored, {hops} fake hop(s), {names} distinct name(s).",
+        ctx.deployment
     );
-    if locked.state.provider.is_none() {
-        println!("It has no addresses yet ({held} held); `troll provision` allocates them.");
+    if held == 0 {
+        println!("It has no addresses yet; `troll provision` allocates them.");
+    }
+    if let Some(pid) = served {
+        notify_server(ctx, pid);
     }
     Ok(())
+}
+
+/// Tells the deployment's running `troll serve` to reload (SIGHUP), if it
+/// still runs.
+fn notify_server(ctx: &Context, pid: u32) {
+    // The serve lock is free exactly when no serve runs.
+    if ctx.store.serve_lock(&ctx.deployment).is_ok() {
+        return;
+    }
+    // SAFETY: kill(2) with the pid that holds the deployment's serve lock.
+    if unsafe { libc::kill(pid as i32, libc::SIGHUP) } == 0 {
+        println!("troll serve (pid {pid}) reloads the message now.");
+    }
 }

@@ -4,47 +4,78 @@
 use crate::cli::Context;
 use crate::commands::serve::clean_leftovers;
 use crate::error::{Error, Result};
+use crate::lab;
+use crate::state::Store;
 use std::time::{Duration, Instant};
 
 pub fn run(ctx: &Context) -> Result<()> {
-    let deployment = ctx.deployment.as_str();
-    if ctx.store.load(deployment)?.is_none() {
-        return Err(Error::NoDeployment(deployment.to_string()));
-    }
-    let _serving = stop_server(ctx)?;
-    let mut locked = ctx.store.lock(deployment)?;
-    let chains = locked.state.rules.len();
-    // Record each step as it completes: if a step fails, the state still
-    // lists what is left, and teardown can be run again.
-    clean_leftovers(&mut locked.state)?;
-    locked.state.serve_pid = None;
-    locked.save()?;
-    let _ = std::fs::remove_file(ctx.store.counters_path(deployment));
-    locked.remove()?;
-    println!(
-        "deployment '{deployment}' torn down: {chains} firewall chain(s) removed, state deleted."
-    );
+    let summary = deployment(&ctx.store, &ctx.deployment)?;
+    println!("deployment '{}' torn down: {summary}.", ctx.deployment);
     Ok(())
 }
 
+/// Tears one deployment down and says what was removed. Each step is
+/// recorded as it completes: if one fails, the state still lists what is
+/// left, and teardown can simply be run again.
+pub fn deployment(store: &Store, name: &str) -> Result<String> {
+    if store.load(name)?.is_none() {
+        return Err(Error::NoDeployment(name.to_string()));
+    }
+    let mut removed = Vec::new();
+    let (serving, stopped) = stop_server(store, name)?;
+    if let Some(pid) = stopped {
+        removed.push(format!(
+            "troll serve (pid {pid}) stopped and its rules removed"
+        ));
+    }
+    let mut locked = store.lock(name)?;
+    let chains = locked.state.rules.len();
+    clean_leftovers(&mut locked.state)?;
+    locked.state.serve_pid = None;
+    locked.save()?;
+    if chains > 0 || stopped.is_none() {
+        removed.push(format!("{chains} leftover firewall chain(s) removed"));
+    }
+    if let Some(names) = locked.state.lab.clone() {
+        lab::destroy(&names)?;
+        locked.state.lab = None;
+        locked.save()?;
+        removed.push(format!(
+            "lab namespaces {} and {} deleted",
+            names.client, names.server
+        ));
+    }
+    for extra in [
+        store.counters_path(name),
+        store.dir().join(format!("{name}.serve.log")),
+    ] {
+        let _ = std::fs::remove_file(extra);
+    }
+    locked.remove()?;
+    drop(serving);
+    store.remove_locks(name);
+    removed.push("state deleted".into());
+    Ok(removed.join(", "))
+}
+
 /// Stops a running `troll serve` of the deployment (SIGTERM, then waits
-/// for it to restore its rules) and returns its lock.
-fn stop_server(ctx: &Context) -> Result<std::fs::File> {
+/// for it to restore its rules) and returns its lock and its pid.
+fn stop_server(store: &Store, name: &str) -> Result<(std::fs::File, Option<i32>)> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut signalled = false;
+    let mut signalled = None;
     loop {
-        match ctx.store.serve_lock(&ctx.deployment) {
-            Ok(lock) => return Ok(lock),
+        match store.serve_lock(name) {
+            Ok(lock) => return Ok((lock, signalled)),
             Err(Error::AlreadyServed { pid, .. }) if Instant::now() < deadline => {
-                if !signalled {
+                if signalled.is_none() {
                     if let Ok(pid) = pid.parse::<i32>() {
-                        println!("stopping troll serve (pid {pid})");
+                        tracing::info!("stopping troll serve (pid {pid})");
                         // SAFETY: kill(2) with a pid read from our own lock file.
                         unsafe { libc::kill(pid, libc::SIGTERM) };
+                        signalled = Some(pid);
                     }
-                    signalled = true;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => return Err(e),
         }

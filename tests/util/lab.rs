@@ -1,29 +1,27 @@
-//! A two-host lab: a client and a server network namespace joined by a veth
-//! pair, with unique names per lab, removed when the lab is dropped (also
-//! when a test fails or panics). The target address sits on the server;
-//! hop addresses are configured nowhere: they only appear as the source of
-//! the responder's replies. Traffic never leaves the two namespaces.
+//! The test side of the lab: `troll::lab` builds the two namespaces; this
+//! adds what tests need around it: unique names per test, a private state
+//! directory, `troll serve` as a child, client runs with a time limit,
+//! snapshots of the server's firewall and sysctls, and output parsers for
+//! the real clients. Dropping a `Lab` removes everything, also when the
+//! test fails or panics; labs of test processes that died are swept.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use troll::lab::{self, LabNames};
 
-pub const CLIENT_ADDR: &str = "198.18.254.1";
-/// The server's own address on the link: answered by the kernel throughout.
-pub const SERVER_ADDR: &str = "198.18.254.2";
-pub const TARGET: &str = "198.18.0.100";
-pub const PREFIX: &str = "trl";
+pub use troll::lab::SERVER_ADDR;
+pub const TARGET: &str = "198.19.0.1";
+pub const PREFIX: &str = "trltest";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Panics with a clear sentence unless we are root: the lab tests are part
 /// of the suite and must not pass by doing nothing.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+    assert!(
+        lab::is_root(),
         "the lab tests build network namespaces and need root; run ./scripts/test.sh as root"
     );
 }
@@ -44,28 +42,26 @@ pub fn sh_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ip(args: &[&str]) {
-    sh_ok(Command::new("ip").args(args));
-}
-
 /// Removes labs left behind by test processes that no longer run.
 fn sweep_stale() {
     let out = sh(Command::new("ip").args(["netns", "list"]));
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(PREFIX) else {
+        let Some(rest) = name.strip_prefix(&format!("{PREFIX}-")) else {
             continue;
         };
         let pid = rest.split('-').next().unwrap_or("");
         if !pid.is_empty() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-            let _ = std::fs::remove_dir_all(format!("/etc/netns/{name}"));
+            let client = name.replace("-server", "-client");
+            let server = name.replace("-client", "-server");
+            let _ = lab::destroy(&LabNames { client, server });
         }
     }
 }
 
 #[derive(Debug)]
 pub struct Lab {
+    pub names: LabNames,
     pub client: String,
     pub server: String,
     pub state_dir: tempfile::TempDir,
@@ -73,63 +69,27 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// A lab with the target on the server and the client's resolver
+    /// pointing at the server.
     pub fn new() -> Lab {
         require_root();
         sweep_stale();
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let pid = std::process::id();
-        let client = format!("{PREFIX}{pid}-{n}-c");
-        let server = format!("{PREFIX}{pid}-{n}-s");
+        let names = LabNames::unique(PREFIX, COUNTER.fetch_add(1, Ordering::SeqCst));
+        lab::create(&names, &[TARGET.parse().unwrap()]).expect("the lab builds");
         let lab = Lab {
-            client: client.clone(),
-            server: server.clone(),
+            client: names.client.clone(),
+            server: names.server.clone(),
+            names,
             state_dir: tempfile::tempdir().unwrap(),
             children: Vec::new(),
         };
-        let veth_c = format!("tc{}{n}", pid % 100_000);
-        let veth_s = format!("ts{}{n}", pid % 100_000);
-        ip(&["netns", "add", &client]);
-        ip(&["netns", "add", &server]);
-        ip(&[
-            "link", "add", &veth_c, "netns", &client, "type", "veth", "peer", "name", &veth_s,
-            "netns", &server,
-        ]);
-        for (ns, dev, addr) in [
-            (&client, &veth_c, CLIENT_ADDR),
-            (&server, &veth_s, SERVER_ADDR),
-        ] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "name", "eth0"]);
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", ns, "link", "set", "eth0", "up"]);
-        }
-        ip(&[
-            "-n",
-            &server,
-            "addr",
-            "add",
-            &format!("{TARGET}/32"),
-            "dev",
-            "eth0",
-        ]);
-        ip(&["-n", &client, "route", "add", "default", "via", SERVER_ADDR]);
-        ip(&["-n", &server, "route", "add", "default", "via", CLIENT_ADDR]);
+        lab::set_resolver(&lab.names, SERVER_ADDR.into()).unwrap();
         lab
     }
 
     /// A command run inside a namespace.
     pub fn exec(&self, ns: &str, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns, program]);
-        cmd
+        lab::exec(ns, program)
     }
 
     /// `troll` inside the server namespace, with the lab's state dir.
@@ -137,16 +97,21 @@ impl Lab {
         let mut cmd = self.exec(&self.server, env!("CARGO_BIN_EXE_troll"));
         cmd.env("TROLL_STATE_DIR", self.state_dir.path())
             .env("XDG_CONFIG_HOME", self.state_dir.path())
-            .env("RUST_LOG", "info");
+            .env_remove("RUST_LOG");
         cmd
     }
 
-    pub fn state_path(&self) -> PathBuf {
-        self.state_dir.path().to_path_buf()
+    /// Provisions a local deployment with `message` (hops 198.18.0.1 and
+    /// up, target 198.19.0.1).
+    pub fn provision(&self, message: &str) {
+        sh_ok(
+            self.troll()
+                .args(["provision", "--provider", "local", "--message", message]),
+        );
     }
 
-    /// Starts `troll serve ARGS` in the server namespace and waits until
-    /// its rules are in place.
+    /// Starts `troll serve ARGS` in the server namespace and waits until it
+    /// is ready.
     pub fn serve(&mut self, args: &[&str]) -> usize {
         let log = self
             .state_dir
@@ -165,7 +130,7 @@ impl Lab {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("serving ") {
+            if text.contains(troll::commands::demo::READY) {
                 return index;
             }
             if let Ok(Some(status)) = self.children[index].try_wait() {
@@ -177,6 +142,11 @@ impl Lab {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Serves the provisioned deployment with names (DNS on the server).
+    pub fn serve_with_dns(&mut self) -> usize {
+        self.serve(&["--interface", "eth0", "--dns", &format!("{SERVER_ADDR}:53")])
     }
 
     /// The serve log of child `index`.
@@ -279,53 +249,52 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for ns in [&self.client, &self.server] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
-        }
+        let _ = lab::destroy(&self.names);
     }
 }
 
-/// One hop line of a traceroute-style output: the TTL, the addresses
+/// One hop line of a client's output: the TTL, the names and addresses
 /// shown, and how many probes were answered / lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HopLine {
     pub ttl: usize,
-    pub addresses: Vec<String>,
+    pub words: Vec<String>,
     pub answered: usize,
     pub lost: usize,
 }
 
-/// Parses traceroute, inetutils traceroute and tcptraceroute output.
+/// Parses traceroute, inetutils traceroute and tcptraceroute output: names
+/// and addresses in either order, `(x)` unwrapped, times in `N ms` or
+/// `Nms` form.
 pub fn parse_traceroute(text: &str) -> Vec<HopLine> {
     let mut hops = Vec::new();
     for line in text.lines() {
-        let mut words = line.split_whitespace().peekable();
-        let Some(ttl) = words.peek().and_then(|w| w.parse::<usize>().ok()) else {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(ttl) = words.first().and_then(|w| w.parse::<usize>().ok()) else {
             continue;
         };
-        words.next();
         let mut hop = HopLine {
             ttl,
-            addresses: Vec::new(),
+            words: Vec::new(),
             answered: 0,
             lost: 0,
         };
-        let words: Vec<&str> = words.collect();
-        let mut i = 0;
+        let mut i = 1;
         while i < words.len() {
             let w = words[i];
             if w == "*" {
                 hop.lost += 1;
             } else if w.ends_with("ms") && w.trim_end_matches("ms").parse::<f64>().is_ok() {
                 hop.answered += 1;
-            } else if w == "ms" {
             } else if w.parse::<f64>().is_ok() && words.get(i + 1) == Some(&"ms") {
                 hop.answered += 1;
                 i += 1;
-            } else if w.starts_with('[') || w.starts_with('!') || w.starts_with('(') {
-            } else if !hop.addresses.iter().any(|a| a == w) {
-                hop.addresses.push(w.to_string());
+            } else if w.starts_with('[') || w.starts_with('!') {
+            } else {
+                let w = w.trim_start_matches('(').trim_end_matches(')').to_string();
+                if !hop.words.contains(&w) {
+                    hop.words.push(w);
+                }
             }
             i += 1;
         }
@@ -334,27 +303,36 @@ pub fn parse_traceroute(text: &str) -> Vec<HopLine> {
     hops
 }
 
-/// Checks a parsed trace against the expected hops (`None`: silent) and the
-/// target after them: every probe answered by the right address, silent
-/// hops fully silent, nothing after the target.
-pub fn check_trace(output: &str, hops: &[Option<&str>], target: &str, probes: usize) {
+/// An expected hop: what the client must show for it (`None`: silent).
+pub type Expected<'a> = Option<&'a [&'a str]>;
+
+/// Checks a trace: every expected hop shows exactly the expected names
+/// and addresses and answers every probe, silent hops answer none, the
+/// target comes last and answers every probe.
+pub fn check_trace(output: &str, hops: &[Expected], target: &[&str], probes: usize) {
     let parsed = parse_traceroute(output);
     assert_eq!(
         parsed.len(),
         hops.len() + 1,
         "wrong number of hops:\n{output}"
     );
+    // Clients print "name (address)" or "address (name)": order is theirs.
+    let want = |w: &[&str]| {
+        let mut v = w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        v.sort();
+        v
+    };
+    let sorted = |w: &[String]| {
+        let mut v = w.to_vec();
+        v.sort();
+        v
+    };
     for (i, expected) in hops.iter().enumerate() {
         let got = &parsed[i];
         assert_eq!(got.ttl, i + 1, "{output}");
         match expected {
-            Some(addr) => {
-                assert_eq!(
-                    got.addresses,
-                    vec![addr.to_string()],
-                    "hop {}:\n{output}",
-                    i + 1
-                );
+            Some(words) => {
+                assert_eq!(sorted(&got.words), want(words), "hop {}:\n{output}", i + 1);
                 assert_eq!(
                     (got.answered, got.lost),
                     (probes, 0),
@@ -371,10 +349,6 @@ pub fn check_trace(output: &str, hops: &[Option<&str>], target: &str, probes: us
         }
     }
     let last = &parsed[hops.len()];
-    assert_eq!(
-        last.addresses,
-        vec![target.to_string()],
-        "target:\n{output}"
-    );
+    assert_eq!(sorted(&last.words), want(target), "target:\n{output}");
     assert_eq!((last.answered, last.lost), (probes, 0), "target:\n{output}");
 }

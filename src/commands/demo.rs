@@ -1,0 +1,360 @@
+//! `troll demo`: the whole trick on one machine, names included, with no
+//! account and no config. It builds a lab (two network namespaces), records
+//! it in a `local` deployment *before* creating anything, runs `troll serve
+//! --dns` in the server namespace and a real client in the client
+//! namespace, and tears everything down again, also on Ctrl-C or failure.
+//! With `--keep` the lab stays and the user gets the commands to try other
+//! clients and to tear it down.
+
+use super::set_message::{plan_message, store_message};
+use super::teardown;
+use crate::cli::{encode_text, Context, DemoArgs};
+use crate::error::{Error, Result};
+use crate::lab::{self, LabNames, SERVER_ADDR};
+use crate::state::Store;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use troll_providers::{AddressRequest, Family, LocalProvider, Provider, ProviderKind};
+
+/// What `troll serve` logs once its rules and sockets are in place.
+pub const READY: &str = "ready: answering probes";
+
+pub const DEFAULT_MESSAGE: &str = "\
+0------------------------------0
+Douglas Adams
+Mostly Harmless
+0------------------------------0
+
+So Long And Thanks
+For All The Fish
+Dont.Panic";
+
+/// The traceroute clients the demo can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    /// Linux traceroute, UDP probes
+    Traceroute,
+    /// Linux traceroute -I (ICMP echo)
+    TracerouteIcmp,
+    /// Linux traceroute -T (TCP SYN)
+    TracerouteTcp,
+    /// mtr, ICMP, report mode
+    Mtr,
+    /// mtr -u (UDP)
+    MtrUdp,
+    /// mtr -T (TCP)
+    MtrTcp,
+    /// tracepath (iputils)
+    Tracepath,
+    /// inetutils traceroute
+    Inetutils,
+    /// tcptraceroute
+    Tcptraceroute,
+}
+
+impl Client {
+    pub fn program(self) -> &'static str {
+        match self {
+            Client::Traceroute | Client::TracerouteIcmp | Client::TracerouteTcp => "traceroute",
+            Client::Mtr | Client::MtrUdp | Client::MtrTcp => "mtr",
+            Client::Tracepath => "tracepath",
+            Client::Inetutils => "inetutils-traceroute",
+            Client::Tcptraceroute => "tcptraceroute",
+        }
+    }
+
+    /// The Debian package that has the program.
+    pub fn package(self) -> &'static str {
+        match self {
+            Client::Traceroute | Client::TracerouteIcmp | Client::TracerouteTcp => "traceroute",
+            Client::Mtr | Client::MtrUdp | Client::MtrTcp => "mtr-tiny",
+            Client::Tracepath => "iputils-tracepath",
+            Client::Inetutils => "inetutils-traceroute",
+            Client::Tcptraceroute => "tcptraceroute",
+        }
+    }
+
+    /// The arguments: names resolved, wide enough for long names, enough
+    /// hops, and a fixed wait (traceroute's adaptive wait misreads the
+    /// lab's sub-millisecond round trips).
+    pub fn args(self, max_hops: usize, target: &str) -> Vec<String> {
+        let m = max_hops.to_string();
+        let args: Vec<&str> = match self {
+            Client::Traceroute => vec!["-w", "3", "-m", &m],
+            Client::TracerouteIcmp => vec!["-I", "-w", "3", "-m", &m],
+            Client::TracerouteTcp => vec!["-T", "-w", "3", "-m", &m],
+            Client::Mtr => vec!["-r", "-w", "-c", "3", "-m", &m],
+            Client::MtrUdp => vec!["-r", "-w", "-u", "-c", "3", "-m", &m],
+            Client::MtrTcp => vec!["-r", "-w", "-T", "-c", "3", "-m", &m],
+            Client::Tracepath => vec!["-m", &m],
+            Client::Inetutils => vec!["--resolve-hostnames", "-w", "3", "-m", &m],
+            Client::Tcptraceroute => vec!["-w", "3", "-m", &m],
+        };
+        args.into_iter()
+            .map(str::to_string)
+            .chain([target.to_string()])
+            .collect()
+    }
+
+    pub fn command_line(self, max_hops: usize, target: &str) -> String {
+        format!(
+            "{} {}",
+            self.program(),
+            self.args(max_hops, target).join(" ")
+        )
+    }
+}
+
+const ALL_CLIENTS: [Client; 9] = [
+    Client::Traceroute,
+    Client::TracerouteIcmp,
+    Client::TracerouteTcp,
+    Client::Mtr,
+    Client::MtrUdp,
+    Client::MtrTcp,
+    Client::Tracepath,
+    Client::Inetutils,
+    Client::Tcptraceroute,
+];
+
+/// Tears the demo down when dropped, unless disarmed (`--keep`).
+struct Cleanup<'a> {
+    store: &'a Store,
+    deployment: String,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = teardown::deployment(self.store, &self.deployment) {
+                eprintln!(
+                    "troll: cleaning up the demo failed: {e}; run `troll --deployment {} teardown`",
+                    self.deployment
+                );
+            }
+        }
+    }
+}
+
+pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
+    if !lab::is_root() {
+        return Err(Error::Privilege(
+            "troll demo needs root to create network namespaces; run it with sudo".into(),
+        ));
+    }
+    for (program, package) in [
+        (args.client.program(), args.client.package()),
+        ("ip", "iproute2"),
+        ("iptables", "iptables"),
+    ] {
+        if lab::which(program).is_none() {
+            return Err(Error::Usage(format!(
+                "{program} is not installed; install the Debian package {package} (apt-get install {package})"
+            )));
+        }
+    }
+    let text = match args.message.as_deref() {
+        None => DEFAULT_MESSAGE.to_string(),
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|source| Error::ReadMessage {
+                    path: "standard input".into(),
+                    source,
+                })?;
+            text
+        }
+        Some(text) => text.to_string(),
+    };
+    let input = encode_text(text, Default::default(), false)?;
+    let plan = plan_message(&input)?;
+    let pid = std::process::id();
+    let deployment = if ctx.deployment == "default" {
+        format!("demo-{pid}")
+    } else {
+        ctx.deployment.clone()
+    };
+    let names = LabNames {
+        client: format!("troll-{pid}-client"),
+        server: format!("troll-{pid}-server"),
+    };
+
+    // Record the whole deployment, lab included, before creating anything.
+    let mut provider = LocalProvider::new(&[Family::Ipv4]);
+    let mut locked = ctx.store.lock(&deployment)?;
+    if locked.state.provider.is_some() || locked.state.plan.is_some() {
+        return Err(Error::Usage(format!(
+            "deployment '{deployment}' already exists; pick another --deployment or tear it down"
+        )));
+    }
+    locked.state.provider = Some(ProviderKind::Local);
+    locked.state.targets = provider.targets();
+    locked.state.addresses = provider.allocate(AddressRequest {
+        ipv4: plan.addresses_needed(),
+        ipv6: 0,
+    })?;
+    let hops = plan.hop_count();
+    store_message(&mut locked.state, &input, plan);
+    locked.state.lab = Some(names.clone());
+    locked.save()?;
+    let target = locked.state.targets[0].public;
+    drop(locked);
+    let mut cleanup = Cleanup {
+        store: &ctx.store,
+        deployment: deployment.clone(),
+        armed: true,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Error::Lab(format!("cannot install a signal handler: {e}")))?;
+    }
+
+    lab::create(&names, &[target])?;
+    lab::set_resolver(&names, SERVER_ADDR.into())?;
+    let log = ctx.store.dir().join(format!("{deployment}.serve.log"));
+    start_server(ctx, &deployment, &names, &log, args.keep, &stop)?;
+
+    let max_hops = (hops + 2).max(30);
+    let target = target.to_string();
+    let line = args.client.command_line(max_hops, &target);
+    println!("$ {line}    # in network namespace {}", names.client);
+    let mut client = lab::exec(&names.client, args.client.program())
+        .args(args.client.args(max_hops, &target))
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::Lab(format!("cannot start {}: {e}", args.client.program())))?;
+    let status = wait_or_stop(&mut client, &stop)?;
+    if stop.load(Ordering::Relaxed) {
+        return Err(Error::Lab("interrupted; the lab was removed".into()));
+    }
+    if !status.success() {
+        eprintln!("troll: {} exited with {status}", args.client.program());
+    }
+
+    if args.keep {
+        cleanup.armed = false;
+        print_keep_help(ctx, &deployment, &names, &target, max_hops, &log);
+    }
+    Ok(())
+}
+
+/// Starts `troll serve --dns` in the server namespace and waits until it
+/// answers. With `keep`, it runs in its own session so it outlives us.
+fn start_server(
+    ctx: &Context,
+    deployment: &str,
+    names: &LabNames,
+    log: &PathBuf,
+    keep: bool,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find", "troll's own binary", e))?;
+    let log_file = std::fs::File::create(log).map_err(|e| Error::io("cannot create", log, e))?;
+    let mut cmd = lab::exec(&names.server, &exe.to_string_lossy());
+    cmd.arg("--state-dir")
+        .arg(ctx.store.dir())
+        .args([
+            "--deployment",
+            deployment,
+            "serve",
+            "--interface",
+            lab::LINK,
+            "--dns",
+        ])
+        .arg(format!("{SERVER_ADDR}:53"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    if keep {
+        // SAFETY: setsid is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Lab(format!("cannot start troll serve: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(READY) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Lab(format!(
+                "troll serve exited ({status}) in the server namespace:\n{}",
+                text.trim_end()
+            )));
+        }
+        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+            return Err(Error::Lab(format!(
+                "troll serve did not start in time:\n{}",
+                text.trim_end()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the client; on Ctrl-C, stops it (it may have seen the signal
+/// too) and returns.
+fn wait_or_stop(child: &mut Child, stop: &AtomicBool) -> Result<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| Error::Lab(e.to_string()))? {
+            return Ok(status);
+        }
+        if stop.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            return child.wait().map_err(|e| Error::Lab(e.to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn print_keep_help(
+    ctx: &Context,
+    deployment: &str,
+    names: &LabNames,
+    target: &str,
+    max_hops: usize,
+    log: &std::path::Path,
+) {
+    let troll = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "troll".into());
+    let dir = ctx.store.dir().display();
+    println!(
+        "\nThe lab keeps running (deployment '{deployment}', serve log {}).",
+        log.display()
+    );
+    println!("Try other clients:");
+    for client in ALL_CLIENTS {
+        println!(
+            "  ip netns exec {} {}",
+            names.client,
+            client.command_line(max_hops, target)
+        );
+    }
+    println!("Ask the DNS server directly:");
+    println!(
+        "  ip netns exec {} dig -x {target} @{SERVER_ADDR}",
+        names.client
+    );
+    println!("Change the message while it runs:");
+    println!("  {troll} --state-dir {dir} --deployment {deployment} set-message \"$(printf 'Hello\\nWorld')\"");
+    println!("Tear it down:");
+    println!("  {troll} --state-dir {dir} --deployment {deployment} teardown");
+}

@@ -1,0 +1,190 @@
+//! The local lab: a client and a server network namespace joined by a veth
+//! pair, so the whole trick runs on one machine without touching the
+//! host's own network. `troll demo` builds one; the tests build many.
+//!
+//! Addresses come from the benchmarking range 198.18.0.0/15: the link is
+//! 198.19.254.0/24, the target sits on the server's interface, and the hop
+//! addresses are configured nowhere (they only appear as the source of the
+//! responder's replies). The client's resolver points at the server, where
+//! `troll serve --dns` answers the PTR queries. Everything the lab creates
+//! is named in [`LabNames`] so that it can be removed completely, also by a
+//! later `troll teardown` after a crash.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The client's address on the lab link.
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 254, 1);
+/// The server's own address on the lab link; the kernel answers it as usual,
+/// and the DNS server listens on it.
+pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 254, 2);
+/// The interface name inside both namespaces.
+pub const LINK: &str = "eth0";
+
+/// Everything one lab creates, recorded in the deployment's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabNames {
+    pub client: String,
+    pub server: String,
+}
+
+impl LabNames {
+    /// Unique names: `PREFIX-PID-N-client` and `...-server`.
+    pub fn unique(prefix: &str, n: usize) -> LabNames {
+        let pid = std::process::id();
+        LabNames {
+            client: format!("{prefix}-{pid}-{n}-client"),
+            server: format!("{prefix}-{pid}-{n}-server"),
+        }
+    }
+
+    /// The per-namespace /etc overlay that `ip netns exec` mounts.
+    pub fn etc_dir(ns: &str) -> PathBuf {
+        PathBuf::from("/etc/netns").join(ns)
+    }
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip").args(args).output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Usage("the `ip` command is missing; install the Debian package iproute2".into())
+        } else {
+            Error::io("cannot run", "ip", e)
+        }
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Lab(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Creates both namespaces, the veth pair between them, the addresses and
+/// routes, and `targets` on the server's interface. On failure, whatever
+/// was created is removed again.
+pub fn create(names: &LabNames, targets: &[IpAddr]) -> Result<()> {
+    let result = build(names, targets);
+    if result.is_err() {
+        let _ = destroy(names);
+    }
+    result
+}
+
+fn build(names: &LabNames, targets: &[IpAddr]) -> Result<()> {
+    let (c, s) = (names.client.as_str(), names.server.as_str());
+    ip(&["netns", "add", c])?;
+    ip(&["netns", "add", s])?;
+    // Temporary names inside the client namespace cannot clash with the
+    // host's interfaces; both ends are then renamed to eth0.
+    ip(&[
+        "-n", c, "link", "add", "trollc", "type", "veth", "peer", "name", "trolls", "netns", s,
+    ])?;
+    ip(&["-n", c, "link", "set", "trollc", "name", LINK])?;
+    ip(&["-n", s, "link", "set", "trolls", "name", LINK])?;
+    for (ns, addr) in [(c, CLIENT_ADDR), (s, SERVER_ADDR)] {
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", LINK])?;
+        ip(&["-n", ns, "link", "set", LINK, "up"])?;
+    }
+    for target in targets {
+        let prefix = if target.is_ipv4() { 32 } else { 128 };
+        ip(&[
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{target}/{prefix}"),
+            "dev",
+            LINK,
+        ])?;
+    }
+    ip(&[
+        "-n",
+        c,
+        "route",
+        "add",
+        "default",
+        "via",
+        &SERVER_ADDR.to_string(),
+    ])?;
+    ip(&[
+        "-n",
+        s,
+        "route",
+        "add",
+        "default",
+        "via",
+        &CLIENT_ADDR.to_string(),
+    ])?;
+    Ok(())
+}
+
+/// Points the client namespace's resolver at `nameserver` (through the
+/// `/etc/netns/NAME/resolv.conf` overlay of `ip netns exec`).
+pub fn set_resolver(names: &LabNames, nameserver: IpAddr) -> Result<()> {
+    let dir = LabNames::etc_dir(&names.client);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    let path = dir.join("resolv.conf");
+    std::fs::write(
+        &path,
+        format!("nameserver {nameserver}\noptions timeout:2 attempts:2\n"),
+    )
+    .map_err(|e| Error::io("cannot write", &path, e))
+}
+
+/// Removes both namespaces (which removes the veth pair and every rule and
+/// sysctl inside them) and their /etc overlays. Parts already gone are fine.
+pub fn destroy(names: &LabNames) -> Result<()> {
+    let mut first_error = None;
+    for ns in [&names.client, &names.server] {
+        if exists(ns) {
+            if let Err(e) = ip(&["netns", "del", ns]) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let dir = LabNames::etc_dir(ns);
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                first_error.get_or_insert(Error::io("cannot remove", &dir, e));
+            }
+        }
+    }
+    // /etc/netns itself goes too once no namespace uses it (fails, as it
+    // should, while it holds anything).
+    let _ = std::fs::remove_dir("/etc/netns");
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Whether a network namespace of that name exists.
+pub fn exists(ns: &str) -> bool {
+    PathBuf::from("/run/netns").join(ns).exists()
+}
+
+/// A command that runs `program` inside namespace `ns`.
+pub fn exec(ns: &str, program: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, program]);
+    cmd
+}
+
+/// Whether we run as root (the lab and `serve` need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Finds `program` on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}

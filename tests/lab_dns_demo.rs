@@ -1,0 +1,375 @@
+//! Names end to end: troll's own DNS server seen by `dig` from the client
+//! namespace, a new message while serving, zone export, the static
+//! provider, and `troll demo` with every client, leaving nothing behind.
+
+mod util;
+
+use std::process::Command;
+use util::lab::{check_trace, sh, sh_ok, Expected, Lab, SERVER_ADDR, TARGET};
+
+const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
+
+fn dig(lab: &Lab, args: &[&str]) -> String {
+    let server = format!("@{SERVER_ADDR}");
+    let mut all = vec!["+norecurse", "+tries=1", "+time=3", server.as_str()];
+    all.extend_from_slice(args);
+    lab.client_run("dig", &all)
+}
+
+#[test]
+fn dig_sees_an_authoritative_server_with_exact_case() {
+    let mut lab = Lab::new();
+    lab.provision(MESSAGE);
+    lab.serve(&[
+        "--interface",
+        "eth0",
+        "--dns",
+        &format!("{SERVER_ADDR}:53"),
+        "--dns-ttl",
+        "42",
+    ]);
+
+    let out = dig(&lab, &["-x", "198.18.0.3"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains(" aa"), "AA flag:\n{out}");
+    assert!(
+        out.contains("3.0.18.198.in-addr.arpa. 42\tIN\tPTR\tHOP_three."),
+        "exact case and TTL:\n{out}"
+    );
+    let target = dig(&lab, &["-x", TARGET]);
+    assert!(target.contains("PTR\tTarget.Name."), "{target}");
+
+    let tcp = dig(&lab, &["+tcp", "-x", "198.18.0.2"]);
+    assert!(tcp.contains("PTR\thop.two."), "TCP:\n{tcp}");
+
+    let soa = dig(&lab, &["0.18.198.in-addr.arpa.", "SOA"]);
+    assert!(
+        soa.contains("status: NOERROR") && soa.contains("\tSOA\t"),
+        "{soa}"
+    );
+    let ns = dig(&lab, &["0.18.198.in-addr.arpa.", "NS"]);
+    assert!(ns.contains("\tNS\t"), "{ns}");
+
+    let missing = dig(&lab, &["-x", "198.18.0.77"]);
+    assert!(missing.contains("status: NXDOMAIN"), "{missing}");
+    assert!(missing.contains(" aa"), "{missing}");
+    let outside = dig(&lab, &["-x", "192.0.2.1"]);
+    assert!(outside.contains("status: REFUSED"), "{outside}");
+    let forward = dig(&lab, &["example.com", "A"]);
+    assert!(forward.contains("status: REFUSED"), "{forward}");
+}
+
+#[test]
+fn set_message_while_serving_changes_names_and_hops_without_a_restart() {
+    let mut lab = Lab::new();
+    lab.provision(MESSAGE);
+    let serve = lab.serve(&[
+        "--interface",
+        "eth0",
+        "--dns",
+        &format!("{SERVER_ADDR}:53"),
+        "--dns-ttl",
+        "0",
+    ]);
+    let before: [Expected; 5] = [
+        Some(&["Hop-One", "198.18.0.1"]),
+        Some(&["hop.two", "198.18.0.2"]),
+        None,
+        Some(&["HOP_three", "198.18.0.3"]),
+        Some(&["Hop-One", "198.18.0.1"]),
+    ];
+    let out = lab.client_run("traceroute", &["-w", "3", "-m", "10", TARGET]);
+    check_trace(&out, &before, &["Target.Name", TARGET], 3);
+
+    // Fewer hops, other silent line, new names: same three addresses.
+    let out = sh_ok(
+        lab.troll()
+            .args(["set-message", "Fresh.Start\nSecond\n\nAll.Done"]),
+    );
+    assert!(out.contains("reloads the message now"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lab.serve_log(serve).contains("reloaded the show") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            lab.serve_log(serve)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let after: [Expected; 3] = [
+        Some(&["Fresh.Start", "198.18.0.1"]),
+        Some(&["Second", "198.18.0.2"]),
+        None,
+    ];
+    let out = lab.client_run("traceroute", &["-w", "3", "-m", "10", TARGET]);
+    check_trace(&out, &after, &["All.Done", TARGET], 3);
+    assert!(
+        lab.iptables_snapshot().contains("--ttl-lt 4"),
+        "rules follow the new hop count"
+    );
+}
+
+#[test]
+fn static_provider_and_zone_export() {
+    let mut lab = Lab::new();
+    sh_ok(lab.troll().args([
+        "provision",
+        "--provider",
+        "static",
+        "--target",
+        TARGET,
+        "--hop-address",
+        "198.18.7.1,198.18.7.2",
+    ]));
+    sh_ok(
+        lab.troll()
+            .args(["set-message", "Static.One\nStatic.Two\nStatic.Target"]),
+    );
+    lab.serve_with_dns();
+    let out = lab.client_run("traceroute", &["-w", "3", "-m", "10", TARGET]);
+    check_trace(
+        &out,
+        &[
+            Some(&["Static.One", "198.18.7.1"]),
+            Some(&["Static.Two", "198.18.7.2"]),
+        ],
+        &["Static.Target", TARGET],
+        3,
+    );
+
+    let dir = lab.state_dir.path().join("zones");
+    sh_ok(
+        lab.troll()
+            .args(["zone", "--format", "bind", "--output"])
+            .arg(&dir),
+    );
+    for (origin, expect) in [
+        ("7.18.198.in-addr.arpa.", "Static.Two."),
+        ("0.19.198.in-addr.arpa.", "Static.Target."),
+    ] {
+        let path = dir.join(format!("{origin}zone"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(expect), "{text}");
+        sh_ok(Command::new("named-checkzone").arg(origin).arg(&path));
+    }
+    // A message longer than the addresses is refused, and the old one stays.
+    let out = sh(lab.troll().args(["set-message", "a\nb\nc\nd"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("needs 3 IPv4 hop address(es) but the deployment has 2"));
+}
+
+/// What a demo run may leave: namespaces, /etc/netns overlays, processes,
+/// state files. All must be gone.
+fn leftovers(pid: u32, state_dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let marker = format!("troll-{pid}-");
+    let netns = sh_ok(Command::new("ip").args(["netns", "list"]));
+    found.extend(
+        netns
+            .lines()
+            .filter(|l| l.contains(&marker))
+            .map(|l| format!("namespace {l}")),
+    );
+    if let Ok(entries) = std::fs::read_dir("/etc/netns") {
+        found.extend(
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(&marker))
+                .map(|n| format!("/etc/netns/{n}")),
+        );
+    }
+    let links = sh_ok(Command::new("ip").args(["-o", "link"]));
+    found.extend(
+        links
+            .lines()
+            .filter(|l| l.contains("trollc") || l.contains("trolls"))
+            .map(str::to_string),
+    );
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&format!("demo-{pid}")) {
+                found.push(format!("process {cmdline}"));
+            }
+        }
+    }
+    let files: Vec<String> = std::fs::read_dir(state_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.extend(files.into_iter().map(|f| format!("state file {f}")));
+    found
+}
+
+fn demo(client: &str, expect_lines: &[&str]) {
+    util::lab::require_root();
+    let state = tempfile::tempdir().unwrap();
+    let host_rules = sh_ok(&mut Command::new("iptables-save"))
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let child = Command::new(env!("CARGO_BIN_EXE_troll"))
+        .args(["--state-dir"])
+        .arg(state.path())
+        .args(["demo", "--client", client])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout);
+    let err = String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "{out}\n{err}");
+    let mut at = 0;
+    for line in expect_lines {
+        let found = out[at..]
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} missing or out of order:\n{out}\n{err}"));
+        at += found + line.len();
+    }
+    // The demo's pid is in its namespace names, printed with the command.
+    let pid: u32 = out
+        .split("troll-")
+        .nth(1)
+        .and_then(|s| s.split('-').next())
+        .and_then(|s| s.parse().ok())
+        .expect("the demo names its namespace");
+    assert_eq!(leftovers(pid, state.path()), Vec::<String>::new());
+    let after = sh_ok(&mut Command::new("iptables-save"))
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(after, host_rules, "the host's firewall is untouched");
+}
+
+const DEMO_NAMES: [&str; 7] = [
+    "0------------------------------0",
+    "Douglas.Adams",
+    "Mostly.Harmless",
+    "0------------------------------0",
+    "So.Long.And.Thanks",
+    "For.All.The.Fish",
+    "Dont.Panic",
+];
+
+#[test]
+fn demo_traceroute() {
+    demo("traceroute", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_traceroute_icmp() {
+    demo("traceroute-icmp", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_traceroute_tcp() {
+    demo("traceroute-tcp", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_mtr() {
+    demo("mtr", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_mtr_udp() {
+    demo("mtr-udp", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_mtr_tcp() {
+    demo("mtr-tcp", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_tracepath() {
+    demo("tracepath", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_inetutils() {
+    demo("inetutils", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_tcptraceroute() {
+    demo("tcptraceroute", &DEMO_NAMES);
+}
+
+#[test]
+fn demo_keep_then_teardown() {
+    util::lab::require_root();
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_troll"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(&["demo", "--keep", "Kept.Hop\nKept.Target"]);
+    assert!(out.contains("Kept.Hop (198.18.0.1)"), "{out}");
+    let deployment = out
+        .split("deployment '")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap()
+        .to_string();
+    let pid: u32 = deployment.trim_start_matches("demo-").parse().unwrap();
+    assert!(!leftovers(pid, state.path()).is_empty(), "the lab stays");
+    // The printed commands work: try mtr by hand, then tear down.
+    let client = format!("troll-{pid}-client");
+    let mtr = sh_ok(Command::new("ip").args([
+        "netns", "exec", &client, "mtr", "-r", "-w", "-c", "1", TARGET,
+    ]));
+    assert!(
+        mtr.contains("Kept.Hop") && mtr.contains("Kept.Target"),
+        "{mtr}"
+    );
+    let down = run(&["--deployment", &deployment, "teardown"]);
+    assert!(down.contains("lab namespaces"), "{down}");
+    assert_eq!(leftovers(pid, state.path()), Vec::<String>::new());
+}
+
+#[test]
+fn demo_refusals_are_one_sentence() {
+    let state = tempfile::tempdir().unwrap();
+    let out = sh(Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_troll"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg("demo"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "troll: troll demo needs root to create network namespaces; run it with sudo\n"
+    );
+    util::lab::require_root();
+    let out = sh(Command::new(env!("CARGO_BIN_EXE_troll"))
+        .env("PATH", "/nonexistent")
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(["demo", "--client", "tracepath"]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "troll: tracepath is not installed; install the Debian package iputils-tracepath (apt-get install iputils-tracepath)\n"
+    );
+}
