@@ -18,7 +18,7 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use troll_providers::{AddressPair, Family, ProviderKind};
+use troll_providers::{AddressPair, Family, ProviderKind, Resource};
 
 /// The schema this troll writes and the newest it reads.
 pub const SCHEMA: u32 = 1;
@@ -96,25 +96,6 @@ impl State {
 pub struct MessageOptions {
     pub wrap: bool,
     pub keep_target_name: bool,
-}
-
-/// A cloud resource: created (or about to be) by this deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resource {
-    /// e.g. `vultr-ipv4`, `aws-eip`.
-    pub kind: String,
-    /// The provider's id, once known.
-    pub id: Option<String>,
-    pub address: Option<AddressPair>,
-    /// `intent` before the create call, `created` after.
-    pub status: ResourceStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResourceStatus {
-    Intent,
-    Created,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -403,6 +384,18 @@ impl Locked {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("cannot remove the state file", &self.path, e)),
         }
+    }
+}
+
+impl troll_providers::Journal for Locked {
+    fn resources(&self) -> Vec<Resource> {
+        self.state.resources.clone()
+    }
+
+    fn record(&mut self, resources: Vec<Resource>) -> troll_providers::Result<()> {
+        self.state.resources = resources;
+        self.save()
+            .map_err(|e| troll_providers::Error::Journal(e.to_string()))
     }
 }
 

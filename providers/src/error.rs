@@ -35,6 +35,10 @@ pub enum Error {
     DuplicateAddress { address: IpAddr },
     #[error("{detail}")]
     Invalid { detail: String },
+    /// The deployment's state could not record a resource; nothing was
+    /// created after that.
+    #[error("cannot record the resource in the state: {0}")]
+    Journal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,6 +13,7 @@
 mod error;
 pub mod local;
 mod prices;
+pub mod progress;
 mod static_provider;
 
 pub use error::{Error, Result};
@@ -132,6 +133,57 @@ pub struct AddressRequest {
 pub struct PtrRecord {
     pub address: IpAddr,
     pub name: String,
+}
+
+/// A cloud resource a deployment created, or is about to create. Recorded
+/// in the deployment's state *before* the call that creates it (status
+/// `Intent`) and updated after it (`Created`, with the provider's id), so
+/// that a crash at any point leaves a record to reconcile and nothing leaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// e.g. `vultr-ipv4`, `vultr-reserved-ip`, `aws-eip`.
+    pub kind: String,
+    /// The provider's id, once known.
+    pub id: Option<String>,
+    pub address: Option<AddressPair>,
+    pub status: ResourceStatus,
+    /// Anything else teardown needs (association id, old setting, ...).
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceStatus {
+    Intent,
+    Created,
+}
+
+/// Where a provider records resources. troll's state file implements it:
+/// every call writes the state atomically before returning, so a resource
+/// is on disk before the API call that creates it is made.
+pub trait Journal {
+    /// What the deployment has recorded so far.
+    fn resources(&self) -> Vec<Resource>;
+    /// Replaces the recorded list and makes it durable.
+    fn record(&mut self, resources: Vec<Resource>) -> Result<()>;
+}
+
+/// A journal in memory, for tests and dry runs.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryJournal {
+    pub resources: Vec<Resource>,
+}
+
+impl Journal for MemoryJournal {
+    fn resources(&self) -> Vec<Resource> {
+        self.resources.clone()
+    }
+
+    fn record(&mut self, resources: Vec<Resource>) -> Result<()> {
+        self.resources = resources;
+        Ok(())
+    }
 }
 
 /// One implementation per provider. A provider validates its own settings
