@@ -122,22 +122,34 @@ const ALL_CLIENTS: [Client; 9] = [
     Client::Tcptraceroute,
 ];
 
-/// Tears the demo down when dropped, unless disarmed (`--keep`).
+/// Tears the demo down when dropped, unless disarmed (`--keep`), and
+/// reaps the server process, so nothing of the demo outlives it.
 struct Cleanup<'a> {
     store: &'a Store,
     deployment: String,
+    server: Option<Child>,
     armed: bool,
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = teardown::deployment(self.store, &self.deployment) {
-                eprintln!(
-                    "troll: cleaning up the demo failed: {e}; run `troll --deployment {} teardown`",
-                    self.deployment
-                );
+        if !self.armed {
+            return;
+        }
+        if let Err(e) = teardown::deployment(self.store, &self.deployment) {
+            eprintln!(
+                "troll: cleaning up the demo failed: {e}; run `troll --deployment {} teardown`",
+                self.deployment
+            );
+        }
+        if let Some(mut child) = self.server.take() {
+            // Teardown stopped it; wait until it is really gone.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
             }
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -209,6 +221,7 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     let mut cleanup = Cleanup {
         store: &ctx.store,
         deployment: deployment.clone(),
+        server: None,
         armed: true,
     };
 
@@ -221,7 +234,14 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     lab::create(&names, &[target])?;
     lab::set_resolver(&names, SERVER_ADDR.into())?;
     let log = ctx.store.dir().join(format!("{deployment}.serve.log"));
-    start_server(ctx, &deployment, &names, &log, args.keep, &stop)?;
+    cleanup.server = Some(start_server(
+        ctx,
+        &deployment,
+        &names,
+        &log,
+        args.keep,
+        &stop,
+    )?);
 
     let max_hops = (hops + 2).max(30);
     let target = target.to_string();
@@ -256,7 +276,7 @@ fn start_server(
     log: &PathBuf,
     keep: bool,
     stop: &AtomicBool,
-) -> Result<()> {
+) -> Result<Child> {
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find", "troll's own binary", e))?;
     let log_file = std::fs::File::create(log).map_err(|e| Error::io("cannot create", log, e))?;
@@ -291,7 +311,7 @@ fn start_server(
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if text.contains(READY) {
-            return Ok(());
+            return Ok(child);
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(Error::Lab(format!(
@@ -300,6 +320,8 @@ fn start_server(
             )));
         }
         if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(Error::Lab(format!(
                 "troll serve did not start in time:\n{}",
                 text.trim_end()

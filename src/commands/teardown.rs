@@ -65,7 +65,12 @@ fn stop_server(store: &Store, name: &str) -> Result<(std::fs::File, Option<i32>)
     let mut signalled = None;
     loop {
         match store.serve_lock(name) {
-            Ok(lock) => return Ok((lock, signalled)),
+            Ok(lock) => {
+                if let Some(pid) = signalled {
+                    wait_gone(pid, deadline);
+                }
+                return Ok((lock, signalled));
+            }
             Err(Error::AlreadyServed { pid, .. }) if Instant::now() < deadline => {
                 if signalled.is_none() {
                     if let Ok(pid) = pid.parse::<i32>() {
@@ -79,5 +84,21 @@ fn stop_server(store: &Store, name: &str) -> Result<(std::fs::File, Option<i32>)
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Waits (until `deadline`) for a process that released its lock to exit.
+fn wait_gone(pid: i32, deadline: Instant) {
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                // The state follows the parenthesised command name.
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                !state.starts_with('Z') && !state.starts_with('X')
+            })
+            .unwrap_or(false)
+    };
+    while running() && Instant::now() < deadline + Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
