@@ -214,9 +214,9 @@ pub struct SetMessageArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The target's (local) IPv4 address; with --hops, serve without a deployment message
+    /// The target's (local) address, IPv4 or IPv6; with --hops, serve without a deployment message
     #[arg(long, value_name = "ADDR")]
-    pub target: Option<std::net::Ipv4Addr>,
+    pub target: Option<std::net::IpAddr>,
     /// Hop addresses in order, comma-separated; `-` is a silent hop
     #[arg(long, value_name = "LIST")]
     pub hops: Option<String>,
@@ -271,6 +271,9 @@ pub struct ProvisionArgs {
     /// Exactly this many IPv4 hop addresses (local)
     #[arg(long, value_name = "N")]
     pub ipv4: Option<usize>,
+    /// Serve IPv6 too: hop addresses from the lab's /64, free (local)
+    #[arg(long)]
+    pub ipv6: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -306,6 +309,9 @@ pub struct DemoArgs {
     /// Leave the lab running and print the commands to try it and tear it down
     #[arg(long)]
     pub keep: bool,
+    /// Serve the show over IPv6 too (hops from 2001:db8:18::/64) and trace the IPv6 target
+    #[arg(long)]
+    pub ipv6: bool,
 }
 
 /// Settings every command needs, after flags, environment and config file

@@ -2,17 +2,20 @@
 //! pair, so the whole trick runs on one machine without touching the
 //! host's own network. `troll demo` builds one; the tests build many.
 //!
-//! Addresses come from the benchmarking range 198.18.0.0/15: the link is
-//! 198.19.254.0/24, the target sits on the server's interface, and the hop
-//! addresses are configured nowhere (they only appear as the source of the
-//! responder's replies). The client's resolver points at the server, where
-//! `troll serve --dns` answers the PTR queries. Everything the lab creates
+//! Addresses come from the benchmarking range 198.18.0.0/15 and the
+//! documentation prefix 2001:db8::/32: the link is 198.19.254.0/24 and
+//! 2001:db8:19:fe::/64, the targets sit on the server's interface, and the
+//! hop addresses are configured nowhere (they only appear as the source of
+//! the responder's replies; for IPv6 they are any addresses of a /64 that
+//! routes to the server, as an instance's /64 does). The client's resolver
+//! points at the server, where `troll serve --dns` answers the PTR queries,
+//! and the name `troll.lab` resolves to the targets of both families. Everything the lab creates
 //! is named in [`LabNames`] so that it can be removed completely, also by a
 //! later `troll teardown` after a crash.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,6 +24,14 @@ pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 254, 1);
 /// The server's own address on the lab link; the kernel answers it as usual,
 /// and the DNS server listens on it.
 pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 254, 2);
+/// The client's IPv6 address on the lab link.
+pub const CLIENT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x19, 0xfe, 0, 0, 0, 1);
+/// The server's own IPv6 address on the lab link.
+pub const SERVER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x19, 0xfe, 0, 0, 0, 2);
+/// The name of the target(s) in the client namespace (`/etc/hosts`), so
+/// `traceroute -4 troll.lab` and `traceroute -6 troll.lab` trace the same
+/// server.
+pub const TARGET_NAME: &str = "troll.lab";
 /// The interface name inside both namespaces.
 pub const LINK: &str = "eth0";
 
@@ -88,55 +99,70 @@ fn build(names: &LabNames, targets: &[IpAddr]) -> Result<()> {
     ])?;
     ip(&["-n", c, "link", "set", "trollc", "name", LINK])?;
     ip(&["-n", s, "link", "set", "trolls", "name", LINK])?;
-    for (ns, addr) in [(c, CLIENT_ADDR), (s, SERVER_ADDR)] {
+    for (ns, addr, addr6) in [
+        (c, CLIENT_ADDR, CLIENT_ADDR6),
+        (s, SERVER_ADDR, SERVER_ADDR6),
+    ] {
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
         ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", LINK])?;
+        // No duplicate address detection: the link is ours alone, and DAD
+        // would hold the address back for a second or two.
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr6}/64"),
+            "dev",
+            LINK,
+            "nodad",
+        ])?;
         ip(&["-n", ns, "link", "set", LINK, "up"])?;
     }
     for target in targets {
-        let prefix = if target.is_ipv4() { 32 } else { 128 };
-        ip(&[
-            "-n",
-            s,
-            "addr",
-            "add",
-            &format!("{target}/{prefix}"),
-            "dev",
-            LINK,
-        ])?;
+        let prefix = if target.is_ipv4() { "32" } else { "128" };
+        let addr = format!("{target}/{prefix}");
+        ip(&["-n", s, "addr", "add", &addr, "dev", LINK, "nodad"]
+            [..if target.is_ipv4() { 7 } else { 8 }])?;
     }
-    ip(&[
-        "-n",
-        c,
-        "route",
-        "add",
-        "default",
-        "via",
-        &SERVER_ADDR.to_string(),
-    ])?;
-    ip(&[
-        "-n",
-        s,
-        "route",
-        "add",
-        "default",
-        "via",
-        &CLIENT_ADDR.to_string(),
-    ])?;
+    for (ns, via) in [(c, SERVER_ADDR.to_string()), (s, CLIENT_ADDR.to_string())] {
+        ip(&["-n", ns, "route", "add", "default", "via", &via])?;
+    }
+    for (ns, via) in [(c, SERVER_ADDR6.to_string()), (s, CLIENT_ADDR6.to_string())] {
+        ip(&["-n", ns, "-6", "route", "add", "default", "via", &via])?;
+    }
     Ok(())
 }
 
-/// Points the client namespace's resolver at `nameserver` (through the
-/// `/etc/netns/NAME/resolv.conf` overlay of `ip netns exec`).
-pub fn set_resolver(names: &LabNames, nameserver: IpAddr) -> Result<()> {
+/// Points the client namespace's resolver at `nameserver` and names the
+/// `targets` [`TARGET_NAME`], through the `/etc/netns/NAME/` overlay that
+/// `ip netns exec` mounts over /etc: `resolv.conf`, `hosts`, and an
+/// `nsswitch.conf` that asks DNS before the hosts file, so that reverse
+/// lookups of the target give its PTR name, not `troll.lab`.
+pub fn set_resolver(names: &LabNames, nameserver: IpAddr, targets: &[IpAddr]) -> Result<()> {
     let dir = LabNames::etc_dir(&names.client);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-    let path = dir.join("resolv.conf");
-    std::fs::write(
-        &path,
+    let write = |file: &str, text: String| {
+        let path = dir.join(file);
+        std::fs::write(&path, text).map_err(|e| Error::io("cannot write", &path, e))
+    };
+    write(
+        "resolv.conf",
         format!("nameserver {nameserver}\noptions timeout:2 attempts:2\n"),
-    )
-    .map_err(|e| Error::io("cannot write", &path, e))
+    )?;
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+    for target in targets {
+        hosts.push_str(&format!("{target}\t{TARGET_NAME}\n"));
+    }
+    write("hosts", hosts)?;
+    let host_nsswitch = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+    let mut nsswitch: String = host_nsswitch
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("hosts:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    nsswitch.push_str("hosts: dns files\n");
+    write("nsswitch.conf", nsswitch)
 }
 
 /// Removes both namespaces (which removes the veth pair and every rule and

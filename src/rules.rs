@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::state::AppliedRule;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Command;
 use troll_providers::Family;
 
@@ -21,11 +21,13 @@ use troll_providers::Family;
 pub const MARK: u32 = 0x7e11;
 
 const TEMPLATE_V4: &str = include_str!("../templates/rules-v4.txt");
+const TEMPLATE_V6: &str = include_str!("../templates/rules-v6.txt");
 
-/// An IPv4 target and its number of fake hops, as the rules need them.
+/// A target (local address) and its number of fake hops, as the rules
+/// need them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TargetV4 {
-    pub address: Ipv4Addr,
+pub struct Target {
+    pub address: IpAddr,
     pub hops: usize,
 }
 
@@ -44,11 +46,17 @@ pub fn chain_names(deployment: &str) -> (String, String) {
     (format!("TROLL-I-{id}"), format!("TROLL-O-{id}"))
 }
 
-/// Renders the rules for a deployment's IPv4 targets.
-pub fn render_v4(deployment: &str, targets: &[TargetV4]) -> Vec<AppliedRule> {
+/// Renders the rules for a deployment's targets: iptables for IPv4 ones,
+/// ip6tables for IPv6 ones. Each family served gets both chains.
+pub fn render(deployment: &str, targets: &[Target]) -> Vec<AppliedRule> {
     let (chain_in, chain_out) = chain_names(deployment);
-    let mut chains: BTreeMap<(String, String, String), Vec<Vec<String>>> = BTreeMap::new();
+    let mut chains: BTreeMap<(Family, String, String, String), Vec<Vec<String>>> = BTreeMap::new();
     for target in targets {
+        let family = Family::of(target.address);
+        let template = match family {
+            Family::Ipv4 => TEMPLATE_V4,
+            Family::Ipv6 => TEMPLATE_V6,
+        };
         let vars = [
             ("deployment", deployment.to_string()),
             ("target", target.address.to_string()),
@@ -58,7 +66,7 @@ pub fn render_v4(deployment: &str, targets: &[TargetV4]) -> Vec<AppliedRule> {
             ("chain_out", chain_out.clone()),
             ("mark", format!("{MARK:#x}")),
         ];
-        for line in TEMPLATE_V4.lines() {
+        for line in template.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -76,22 +84,22 @@ pub fn render_v4(deployment: &str, targets: &[TargetV4]) -> Vec<AppliedRule> {
                 continue;
             };
             chains
-                .entry((table.clone(), hook.clone(), chain.clone()))
+                .entry((family, table.clone(), hook.clone(), chain.clone()))
                 .or_default()
                 .push(rule.to_vec());
         }
-    }
-    // Both chains always exist, even when empty, so that removal and the
-    // live reload of a new message find the same set.
-    for (hook, chain) in [("PREROUTING", &chain_in), ("OUTPUT", &chain_out)] {
-        chains
-            .entry(("raw".into(), hook.into(), chain.clone()))
-            .or_default();
+        // Both chains always exist, even when empty, so that removal and
+        // the live reload of a new message find the same set.
+        for (hook, chain) in [("PREROUTING", &chain_in), ("OUTPUT", &chain_out)] {
+            chains
+                .entry((family, "raw".into(), hook.into(), chain.clone()))
+                .or_default();
+        }
     }
     chains
         .into_iter()
-        .map(|((table, hook, chain), rules)| AppliedRule {
-            family: Family::Ipv4,
+        .map(|((family, table, hook, chain), rules)| AppliedRule {
+            family,
             table,
             hook,
             chain,
@@ -305,10 +313,10 @@ mod tests {
 
     #[test]
     fn renders_ttl_and_port_unreachable_rules_per_target() {
-        let rules = render_v4(
+        let rules = render(
             "lab",
-            &[TargetV4 {
-                address: Ipv4Addr::new(198, 18, 0, 100),
+            &[Target {
+                address: "198.18.0.100".parse().unwrap(),
                 hops: 5,
             }],
         );
@@ -326,15 +334,41 @@ mod tests {
 
     #[test]
     fn no_fake_hops_means_no_ttl_rules_but_the_chains_stay() {
-        let rules = render_v4(
+        let rules = render(
             "x",
-            &[TargetV4 {
-                address: Ipv4Addr::new(198, 18, 0, 100),
+            &[Target {
+                address: "198.18.0.100".parse().unwrap(),
                 hops: 0,
             }],
         );
         assert_eq!(rules.len(), 2);
         assert!(!describe(&rules).contains("--ttl-lt"));
+    }
+
+    #[test]
+    fn ipv6_targets_get_ip6tables_rules_with_the_hop_limit() {
+        let rules = render(
+            "lab",
+            &[
+                Target {
+                    address: "198.18.0.100".parse().unwrap(),
+                    hops: 2,
+                },
+                Target {
+                    address: "2001:db8:19::1".parse().unwrap(),
+                    hops: 3,
+                },
+            ],
+        );
+        assert_eq!(rules.len(), 4, "two chains per family");
+        let text = describe(&rules);
+        assert!(text.contains(
+            "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:19::1/128 -p udp -m hl --hl-lt 4 -j DROP"
+        ), "{text}");
+        assert!(text.contains("--icmpv6-type port-unreachable -m mark ! --mark 0x7e11"));
+        assert!(text.contains(
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -p udp -m ttl --ttl-lt 3 -j DROP"
+        ));
     }
 
     #[test]

@@ -7,7 +7,10 @@
 
 mod util;
 
-use util::lab::{check_trace, parse_traceroute, sh, sh_ok, Expected, Lab, SERVER_ADDR, TARGET};
+use util::lab::{
+    check_mtr, check_trace, check_tracepath, parse_traceroute, sh, sh_ok, Expected, Lab,
+    SERVER_ADDR, TARGET,
+};
 
 /// Mixed case on purpose: clients must show it as written.
 const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
@@ -90,52 +93,6 @@ fn tcptraceroute() {
     runs("tcptraceroute", &["-w", "3", "-m", "10"]);
 }
 
-/// mtr's report with `-b`: `N.|-- NAME (ADDR)  LOSS%  SNT ...`.
-fn check_mtr(out: &str) {
-    let rows: Vec<(Vec<String>, f64)> = out
-        .lines()
-        .filter(|l| l.contains(".|--"))
-        .map(|l| {
-            let w: Vec<&str> = l.split_whitespace().skip(1).collect();
-            let loss_at = w
-                .iter()
-                .position(|x| x.ends_with('%') || *x == "100.0")
-                .expect("a loss column");
-            let mut host: Vec<String> = w[..loss_at]
-                .iter()
-                .map(|x| x.trim_start_matches('(').trim_end_matches(')').to_string())
-                .collect();
-            host.sort();
-            (
-                host,
-                w[loss_at].trim_end_matches('%').parse::<f64>().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(rows.len(), NAMED.len() + 1, "{out}");
-    let sorted = |w: &[&str]| {
-        let mut v: Vec<String> = w.iter().map(|s| s.to_string()).collect();
-        v.sort();
-        v
-    };
-    for (i, expected) in NAMED.iter().enumerate() {
-        match expected {
-            Some(words) => assert_eq!(rows[i], (sorted(words), 0.0), "hop {}:\n{out}", i + 1),
-            None => assert_eq!(
-                rows[i],
-                (vec!["???".to_string()], 100.0),
-                "hop {}:\n{out}",
-                i + 1
-            ),
-        }
-    }
-    assert_eq!(
-        rows[NAMED.len()],
-        (sorted(&NAMED_TARGET), 0.0),
-        "target:\n{out}"
-    );
-}
-
 fn mtr_runs(extra: &[&str]) {
     let lab = lab_serving_names();
     for run in 0..RUNS {
@@ -144,7 +101,7 @@ fn mtr_runs(extra: &[&str]) {
         args.push(TARGET);
         let out = lab.client_run("mtr", &args);
         println!("run {run} mtr {extra:?}:\n{out}");
-        check_mtr(&out);
+        check_mtr(&out, &NAMED, &NAMED_TARGET);
     }
 }
 
@@ -169,40 +126,7 @@ fn tracepath() {
     for run in 0..RUNS {
         let out = lab.client_run("tracepath", &["-b", "-m", "10", TARGET]);
         println!("run {run} tracepath:\n{out}");
-        assert!(!out.contains("asymm"), "asymm note:\n{out}");
-        let mut seen: Vec<(usize, String)> = Vec::new();
-        for line in out.lines() {
-            let Some((ttl, rest)) = line.trim_start().split_once(':') else {
-                continue;
-            };
-            let Ok(ttl) = ttl.trim_end_matches('?').parse::<usize>() else {
-                continue;
-            };
-            if rest.contains("[LOCALHOST]") {
-                continue;
-            }
-            let shown = if rest.contains("no reply") {
-                "-".to_string()
-            } else {
-                rest.split_whitespace()
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            seen.push((ttl, shown));
-        }
-        seen.dedup();
-        let want: Vec<(usize, String)> = NAMED
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let shown = h.map_or("-".to_string(), |w| format!("{} ({})", w[0], w[1]));
-                (i + 1, shown)
-            })
-            .chain([(NAMED.len() + 1, format!("Target.Name ({TARGET})"))])
-            .collect();
-        assert_eq!(seen, want, "{out}");
-        assert!(out.contains("reached"), "{out}");
+        check_tracepath(&out, &NAMED, &NAMED_TARGET);
     }
 }
 

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::lab::{self, LabNames, SERVER_ADDR};
 use crate::state::Store;
 use std::io::Read;
+use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -82,9 +83,9 @@ impl Client {
     /// The arguments: names resolved, wide enough for long names, enough
     /// hops, and a fixed wait (traceroute's adaptive wait misreads the
     /// lab's sub-millisecond round trips).
-    pub fn args(self, max_hops: usize, target: &str) -> Vec<String> {
+    pub fn args(self, max_hops: usize, target: &str, ipv6: bool) -> Vec<String> {
         let m = max_hops.to_string();
-        let args: Vec<&str> = match self {
+        let mut args: Vec<&str> = match self {
             Client::Traceroute => vec!["-w", "3", "-m", &m],
             Client::TracerouteIcmp => vec!["-I", "-w", "3", "-m", &m],
             Client::TracerouteTcp => vec!["-T", "-w", "3", "-m", &m],
@@ -95,18 +96,23 @@ impl Client {
             Client::Inetutils => vec!["--resolve-hostnames", "-w", "3", "-m", &m],
             Client::Tcptraceroute => vec!["-w", "3", "-m", &m],
         };
+        if ipv6 {
+            args.insert(0, "-6");
+        }
         args.into_iter()
             .map(str::to_string)
             .chain([target.to_string()])
             .collect()
     }
 
-    pub fn command_line(self, max_hops: usize, target: &str) -> String {
-        format!(
-            "{} {}",
-            self.program(),
-            self.args(max_hops, target).join(" ")
-        )
+    /// Whether the client can trace over IPv6.
+    pub fn has_ipv6(self) -> bool {
+        !matches!(self, Client::Inetutils | Client::Tcptraceroute)
+    }
+
+    pub fn command_line(self, max_hops: usize, target: &str, ipv6: bool) -> String {
+        let args = self.args(max_hops, target, ipv6);
+        format!("{} {}", self.program(), args.join(" "))
     }
 }
 
@@ -171,6 +177,12 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
             )));
         }
     }
+    if args.ipv6 && !args.client.has_ipv6() {
+        return Err(Error::Usage(format!(
+            "{} cannot trace over IPv6; with --ipv6 pick traceroute, traceroute-icmp, traceroute-tcp, mtr, mtr-udp, mtr-tcp or tracepath",
+            args.client.program()
+        )));
+    }
     let text = match args.message.as_deref() {
         None => DEFAULT_MESSAGE.to_string(),
         Some("-") => {
@@ -199,7 +211,12 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     };
 
     // Record the whole deployment, lab included, before creating anything.
-    let mut provider = LocalProvider::new(&[Family::Ipv4]);
+    let families: &[Family] = if args.ipv6 {
+        &[Family::Ipv4, Family::Ipv6]
+    } else {
+        &[Family::Ipv4]
+    };
+    let mut provider = LocalProvider::new(families);
     let mut locked = ctx.store.lock(&deployment)?;
     if locked.state.provider.is_some() || locked.state.plan.is_some() {
         return Err(Error::Usage(format!(
@@ -208,15 +225,20 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     }
     locked.state.provider = Some(ProviderKind::Local);
     locked.state.targets = provider.targets();
+    let needed = plan.addresses_needed();
     locked.state.addresses = provider.allocate(AddressRequest {
-        ipv4: plan.addresses_needed(),
-        ipv6: 0,
+        ipv4: needed,
+        ipv6: if args.ipv6 { needed } else { 0 },
     })?;
     let hops = plan.hop_count();
     store_message(&mut locked.state, &input, plan);
     locked.state.lab = Some(names.clone());
     locked.save()?;
-    let target = locked.state.targets[0].public;
+    let targets: Vec<IpAddr> = locked.state.targets.iter().map(|t| t.public).collect();
+    // The client traces the IPv6 target with --ipv6, else the IPv4 one.
+    let target = *targets
+        .last()
+        .expect("the local provider has a target per family");
     drop(locked);
     let mut cleanup = Cleanup {
         store: &ctx.store,
@@ -231,8 +253,8 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
             .map_err(|e| Error::Lab(format!("cannot install a signal handler: {e}")))?;
     }
 
-    lab::create(&names, &[target])?;
-    lab::set_resolver(&names, SERVER_ADDR.into())?;
+    lab::create(&names, &targets)?;
+    lab::set_resolver(&names, SERVER_ADDR.into(), &targets)?;
     let log = ctx.store.dir().join(format!("{deployment}.serve.log"));
     cleanup.server = Some(start_server(
         ctx,
@@ -245,10 +267,10 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
 
     let max_hops = (hops + 2).max(30);
     let target = target.to_string();
-    let line = args.client.command_line(max_hops, &target);
+    let line = args.client.command_line(max_hops, &target, args.ipv6);
     println!("$ {line}    # in network namespace {}", names.client);
     let mut client = lab::exec(&names.client, args.client.program())
-        .args(args.client.args(max_hops, &target))
+        .args(args.client.args(max_hops, &target, args.ipv6))
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| Error::Lab(format!("cannot start {}: {e}", args.client.program())))?;
@@ -262,7 +284,7 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
 
     if args.keep {
         cleanup.armed = false;
-        print_keep_help(ctx, &deployment, &names, &target, max_hops, &log);
+        print_keep_help(ctx, &deployment, &names, &targets, max_hops, &log);
     }
     Ok(())
 }
@@ -350,7 +372,7 @@ fn print_keep_help(
     ctx: &Context,
     deployment: &str,
     names: &LabNames,
-    target: &str,
+    targets: &[IpAddr],
     max_hops: usize,
     log: &std::path::Path,
 ) {
@@ -363,18 +385,20 @@ fn print_keep_help(
         log.display()
     );
     println!("Try other clients:");
-    for client in ALL_CLIENTS {
-        println!(
-            "  ip netns exec {} {}",
-            names.client,
-            client.command_line(max_hops, target)
-        );
+    for target in targets {
+        let v6 = target.is_ipv6();
+        for client in ALL_CLIENTS.into_iter().filter(|c| !v6 || c.has_ipv6()) {
+            let line = client.command_line(max_hops, &target.to_string(), v6);
+            println!("  ip netns exec {} {line}", names.client);
+        }
     }
     println!("Ask the DNS server directly:");
-    println!(
-        "  ip netns exec {} dig -x {target} @{SERVER_ADDR}",
-        names.client
-    );
+    for target in targets {
+        println!(
+            "  ip netns exec {} dig -x {target} @{SERVER_ADDR}",
+            names.client
+        );
+    }
     println!("Change the message while it runs:");
     println!("  {troll} --state-dir {dir} --deployment {deployment} set-message \"$(printf 'Hello\\nWorld')\"");
     println!("Tear it down:");

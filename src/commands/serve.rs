@@ -16,34 +16,40 @@ use crate::responder::ports::ProcPorts;
 use crate::responder::ratelimit::{RateLimiter, DEFAULT_BURST, DEFAULT_RATE};
 use crate::responder::socket::LinkIo;
 use crate::responder::{Control, Counters, Responder};
-use crate::rules::{self, TargetV4, MARK};
+use crate::rules::{self, Target, MARK};
 use crate::state::{AppliedRule, State, Store};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use troll_providers::Family;
 
 /// Default TTL of the PTR answers: low, so a new message shows quickly.
 pub const DEFAULT_DNS_TTL: u32 = 60;
 
-/// One IPv4 show as the responder needs it: the target's local address and
-/// the local address answering each arrival TTL (`None`: silent).
+/// One show as the responder needs it: the target's local address and the
+/// local address answering each arrival TTL (`None`: silent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireShow {
-    pub target: Ipv4Addr,
-    pub hops: Vec<Option<Ipv4Addr>>,
+    pub target: IpAddr,
+    pub hops: Vec<Option<IpAddr>>,
 }
 
-/// Parses `--hops 198.18.0.1,198.18.0.2,-,198.18.0.3`.
-pub fn parse_hops(text: &str) -> Result<Vec<Option<Ipv4Addr>>> {
+/// Parses `--hops 198.18.0.1,198.18.0.2,-,198.18.0.3` for a target of
+/// `family`.
+pub fn parse_hops(text: &str, family: Family) -> Result<Vec<Option<IpAddr>>> {
     text.split(',')
         .map(str::trim)
         .map(|item| match item {
             "-" => Ok(None),
-            addr => addr.parse::<Ipv4Addr>().map(Some).map_err(|_| {
-                Error::Usage(format!(
-                    "--hops: '{addr}' is not an IPv4 address; list addresses separated by commas, `-` for a silent hop"
-                ))
-            }),
+            addr => match addr.parse::<IpAddr>() {
+                Ok(a) if Family::of(a) == family => Ok(Some(a)),
+                Ok(_) => Err(Error::Usage(format!(
+                    "--hops: {addr} is not an {family} address like the target; a show is in one family"
+                ))),
+                Err(_) => Err(Error::Usage(format!(
+                    "--hops: '{addr}' is not an IP address; list addresses separated by commas, `-` for a silent hop"
+                ))),
+            },
         })
         .collect()
 }
@@ -58,7 +64,7 @@ pub fn wire_shows(
         (Some(target), hops) => {
             let hops = hops
                 .as_deref()
-                .map(parse_hops)
+                .map(|h| parse_hops(h, Family::of(*target)))
                 .transpose()?
                 .unwrap_or_default();
             if hops.iter().flatten().any(|h| h == target) {
@@ -76,22 +82,16 @@ pub fn wire_shows(
             let state = state.ok_or_else(|| Error::NoDeployment(deployment.to_string()))?;
             let mut shows = Vec::new();
             for show in state.shows()? {
-                let IpAddr::V4(local) = show.target.local else {
-                    continue;
-                };
                 let hops = show
                     .hops
                     .iter()
                     .map(|hop| match hop {
-                        Hop::Named { address, .. } => match address.local {
-                            IpAddr::V4(a) => Some(a),
-                            IpAddr::V6(_) => None,
-                        },
+                        Hop::Named { address, .. } => Some(address.local),
                         Hop::Silent => None,
                     })
                     .collect();
                 shows.push(WireShow {
-                    target: local,
+                    target: show.target.local,
                     hops,
                 });
             }
@@ -157,18 +157,30 @@ impl DnsSettings {
 }
 
 fn render(deployment: &str, shows: &[WireShow]) -> Vec<AppliedRule> {
-    let targets: Vec<TargetV4> = shows
+    let targets: Vec<Target> = shows
         .iter()
-        .map(|s| TargetV4 {
+        .map(|s| Target {
             address: s.target,
             hops: s.hops.len(),
         })
         .collect();
-    rules::render_v4(deployment, &targets)
+    rules::render(deployment, &targets)
 }
 
 fn table(shows: &[WireShow]) -> Table {
-    Table::new(shows.iter().map(|s| (s.target, s.hops.clone())))
+    let v4 = |a: &IpAddr| match a {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    };
+    Table::new(shows.iter().filter_map(|s| {
+        Some((
+            v4(&s.target)?,
+            s.hops
+                .iter()
+                .map(|h| h.as_ref().and_then(v4))
+                .collect::<Vec<Option<Ipv4Addr>>>(),
+        ))
+    }))
 }
 
 /// Removes what an earlier serve recorded and left behind (after a crash
@@ -370,12 +382,14 @@ mod tests {
 
     #[test]
     fn hops_flag_parses_silent_hops() {
-        let hops = parse_hops("198.18.0.1, 198.18.0.2,-,198.18.0.3").unwrap();
+        let hops = parse_hops("198.18.0.1, 198.18.0.2,-,198.18.0.3", Family::Ipv4).unwrap();
         assert_eq!(hops.len(), 4);
         assert_eq!(hops[2], None);
-        assert!(parse_hops("198.18.0.1,nope")
+        assert!(parse_hops("198.18.0.1,nope", Family::Ipv4)
             .unwrap_err()
             .to_string()
             .contains("'nope'"));
+        assert!(parse_hops("2001:db8::1", Family::Ipv4).is_err());
+        assert_eq!(parse_hops("2001:db8::1,-", Family::Ipv6).unwrap().len(), 2);
     }
 }

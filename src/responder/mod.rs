@@ -119,7 +119,8 @@ impl<P: PortTable> Responder<P> {
             Decision::Kernel => self.counters.kernel += 1,
             Decision::Drop(reason) => self.counters.count_drop(reason),
             Decision::Reply { len, to, kind } => {
-                if !self.limiter.allow(IpAddr::V4(to), now) {
+                let to: IpAddr = to.into();
+                if !self.limiter.allow(to, now) {
                     self.counters.rate_limited += 1;
                     return;
                 }
@@ -175,7 +176,7 @@ mod tests {
     /// root.
     struct FakeIo {
         incoming: VecDeque<Vec<u8>>,
-        sent: Vec<(Vec<u8>, Ipv4Addr)>,
+        sent: Vec<(Vec<u8>, IpAddr)>,
         stop: Arc<AtomicBool>,
     }
 
@@ -192,7 +193,7 @@ mod tests {
                 }
             }
         }
-        fn send(&mut self, packet: &[u8], to: Ipv4Addr) -> std::io::Result<()> {
+        fn send(&mut self, packet: &[u8], to: IpAddr) -> std::io::Result<()> {
             self.sent.push((packet.to_vec(), to));
             Ok(())
         }

@@ -11,13 +11,14 @@
 use super::decide::PortTable;
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 pub const MAX_AGE: Duration = Duration::from_millis(50);
 
-/// A bound UDP socket: address (unspecified = all) and port.
-type Bound = (Ipv4Addr, u16);
+/// A bound UDP socket: address (an unspecified one means every address of
+/// its family) and port.
+type Bound = (IpAddr, u16);
 
 #[derive(Debug)]
 pub struct ProcPorts {
@@ -57,12 +58,15 @@ impl ProcPorts {
     }
 }
 
-impl PortTable for ProcPorts {
-    fn udp_open(&self, addr: Ipv4Addr, port: u16) -> bool {
-        let mut snap = self.inner.borrow_mut();
-        let open = |s: &Snapshot| {
-            s.bound.contains(&(addr, port)) || s.bound.contains(&(Ipv4Addr::UNSPECIFIED, port))
+impl ProcPorts {
+    /// Whether a socket receives UDP sent to `addr:port`.
+    pub fn open(&self, addr: IpAddr, port: u16) -> bool {
+        let any = match addr {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
+        let mut snap = self.inner.borrow_mut();
+        let open = |s: &Snapshot| s.bound.contains(&(addr, port)) || s.bound.contains(&(any, port));
         if open(&snap) {
             return true;
         }
@@ -73,9 +77,17 @@ impl PortTable for ProcPorts {
     }
 }
 
+impl PortTable for ProcPorts {
+    fn udp_open(&self, addr: Ipv4Addr, port: u16) -> bool {
+        self.open(IpAddr::V4(addr), port)
+    }
+}
+
 /// Parses one `/proc/net/udp{,6}` table into bound (address, port) pairs.
-/// IPv6 sockets count for IPv4 when bound to `::` (dual stack) or to an
-/// IPv4-mapped address.
+/// An IPv6 socket bound to `::` counts for both families (it may be dual
+/// stack; the table does not say, and answering for a real service would
+/// be worse than leaving a closed port to the kernel), one bound to an
+/// IPv4-mapped address counts for that IPv4 address.
 pub fn parse_table(text: &str, v6: bool, out: &mut HashSet<Bound>) {
     for line in text.lines().skip(1) {
         let Some(local) = line.split_whitespace().nth(1) else {
@@ -87,23 +99,22 @@ pub fn parse_table(text: &str, v6: bool, out: &mut HashSet<Bound>) {
         let Ok(port) = u16::from_str_radix(port_hex, 16) else {
             continue;
         };
-        let addr = if v6 {
+        if v6 {
             match parse_v6(addr_hex) {
-                Some(a) if a.is_unspecified() => Ipv4Addr::UNSPECIFIED,
-                Some(a) => match a.to_ipv4_mapped() {
-                    Some(v4) => v4,
-                    None => continue,
-                },
+                Some(a) if a.is_unspecified() => {
+                    out.insert((IpAddr::V6(a), port));
+                    out.insert((IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+                }
+                Some(a) => {
+                    let addr = a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4);
+                    out.insert((addr, port));
+                }
                 None => continue,
             }
-        } else {
-            match u32::from_str_radix(addr_hex, 16) {
-                // The kernel prints the address's memory as a host-order u32.
-                Ok(raw) => Ipv4Addr::from(raw.to_ne_bytes()),
-                Err(_) => continue,
-            }
-        };
-        out.insert((addr, port));
+        } else if let Ok(raw) = u32::from_str_radix(addr_hex, 16) {
+            // The kernel prints the address's memory as a host-order u32.
+            out.insert((IpAddr::V4(Ipv4Addr::from(raw.to_ne_bytes())), port));
+        }
     }
 }
 
@@ -139,14 +150,16 @@ mod tests {
         let mut bound = HashSet::new();
         parse_table(UDP, false, &mut bound);
         parse_table(UDP6, true, &mut bound);
-        assert!(bound.contains(&(Ipv4Addr::new(198, 18, 0, 100), 7000)));
-        assert!(bound.contains(&(Ipv4Addr::UNSPECIFIED, 5353)));
-        assert!(bound.contains(&(Ipv4Addr::UNSPECIFIED, 53)), "{bound:?}");
+        let v4 = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
+        assert!(bound.contains(&(v4([198, 18, 0, 100]), 7000)));
+        assert!(bound.contains(&(v4([0, 0, 0, 0]), 5353)));
+        assert!(bound.contains(&(v4([0, 0, 0, 0]), 53)), "{bound:?}");
         assert!(
-            bound.contains(&(Ipv4Addr::new(198, 18, 0, 100), 8080)),
+            bound.contains(&(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 53)),
             "{bound:?}"
         );
-        assert_eq!(bound.len(), 4);
+        assert!(bound.contains(&(v4([198, 18, 0, 100]), 8080)), "{bound:?}");
+        assert_eq!(bound.len(), 5);
     }
 
     #[test]
@@ -154,7 +167,13 @@ mod tests {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = sock.local_addr().unwrap().port();
         let ports = ProcPorts::new();
-        assert!(ports.udp_open(Ipv4Addr::LOCALHOST, port));
-        assert!(!ports.udp_open(Ipv4Addr::new(127, 0, 0, 2), port));
+        assert!(ports.open(Ipv4Addr::LOCALHOST.into(), port));
+        assert!(!ports.open(Ipv4Addr::new(127, 0, 0, 2).into(), port));
+        let sock6 = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let port6 = sock6.local_addr().unwrap().port();
+        // A new socket is seen once the last read is MAX_AGE old.
+        std::thread::sleep(MAX_AGE);
+        assert!(ports.open(Ipv6Addr::LOCALHOST.into(), port6));
+        assert!(!ports.open(Ipv4Addr::LOCALHOST.into(), port6));
     }
 }

@@ -1,16 +1,18 @@
 //! The responder's sockets, behind a small trait so the loop can be tested
 //! without root.
 //!
-//! Probes are read on a packet socket (AF_PACKET, SOCK_DGRAM, ETH_P_IP):
-//! it sees packets before netfilter, so it still sees the probes that the
-//! `raw PREROUTING` rules hide from the kernel (DESIGN.md §3). Replies go
-//! out on a raw socket with IP_HDRINCL (we write the whole IP header,
-//! source address included) and the fwmark that lets the OUTPUT rules tell
-//! the responder's port unreachables from the kernel's.
+//! Probes are read on a packet socket (AF_PACKET, SOCK_DGRAM, all
+//! protocols; only IPv4 and IPv6 are passed on): it sees packets before
+//! netfilter, so it still sees the probes that the `raw PREROUTING` rules
+//! hide from the kernel (DESIGN.md §3). Replies go out on raw sockets, one
+//! per family, that take the whole IP header from us (IPPROTO_RAW: the
+//! source address is the hop's, which need not be configured anywhere; the
+//! kernel checks nothing about it) and carry the fwmark that lets the
+//! OUTPUT rules tell the responder's port unreachables from the kernel's.
 
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -19,18 +21,21 @@ pub trait PacketIo {
     /// One packet starting at its IP header, or `Ok(None)` when the wait
     /// timed out (so the loop can look at its signals).
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
-    /// Sends a complete IPv4 packet.
-    fn send(&mut self, packet: &[u8], to: Ipv4Addr) -> io::Result<()>;
+    /// Sends a complete IPv4 or IPv6 packet.
+    fn send(&mut self, packet: &[u8], to: IpAddr) -> io::Result<()>;
 }
 
 /// The real sockets.
 #[derive(Debug)]
 pub struct LinkIo {
     rx: OwnedFd,
-    tx: socket2::Socket,
+    tx4: socket2::Socket,
+    tx6: socket2::Socket,
 }
 
+const ETH_P_ALL: u16 = 0x0003;
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 
 impl LinkIo {
     /// Opens both sockets; `interface` limits receiving to one interface.
@@ -41,7 +46,7 @@ impl LinkIo {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                i32::from(ETH_P_IP.to_be()),
+                i32::from(ETH_P_ALL.to_be()),
             )
         };
         if fd < 0 {
@@ -69,7 +74,7 @@ impl LinkIo {
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_IP.to_be();
+        sll.sll_protocol = ETH_P_ALL.to_be();
         sll.sll_ifindex = ifindex;
         // SAFETY: sll is a valid sockaddr_ll and the length matches it.
         let rc = unsafe {
@@ -103,15 +108,22 @@ impl LinkIo {
             return Err(io::Error::last_os_error());
         }
 
-        // IPPROTO_RAW implies IP_HDRINCL.
-        let tx = socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::RAW,
-            Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
-        )?;
-        tx.set_mark(mark)?;
-        tx.set_send_buffer_size(4 << 20)?;
-        Ok(LinkIo { rx, tx })
+        // IPPROTO_RAW implies IP_HDRINCL (and IPV6_HDRINCL).
+        let raw = |domain| -> io::Result<socket2::Socket> {
+            let tx = socket2::Socket::new(
+                domain,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+            )?;
+            tx.set_mark(mark)?;
+            tx.set_send_buffer_size(4 << 20)?;
+            Ok(tx)
+        };
+        Ok(LinkIo {
+            rx,
+            tx4: raw(socket2::Domain::IPV4)?,
+            tx6: raw(socket2::Domain::IPV6)?,
+        })
     }
 }
 
@@ -135,22 +147,45 @@ fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, value: i32) -> io::Result
 
 impl PacketIo for LinkIo {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: buf is valid for writes of buf.len() bytes.
-        let n = unsafe { libc::recv(self.rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
-                Ok(None)
+        loop {
+            // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+            let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
+            let mut from_len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: buf is valid for writes of buf.len() bytes, `from`
+            // for from_len bytes.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.rx.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&raw mut from).cast::<libc::sockaddr>(),
+                    &mut from_len,
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                return match err.kind() {
+                    io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::Interrupted => Ok(None),
+                    _ => Err(err),
+                };
             }
-            _ => Err(err),
+            // ARP and the like are not ours to judge or count.
+            let protocol = u16::from_be(from.sll_protocol);
+            if protocol == ETH_P_IP || protocol == ETH_P_IPV6 {
+                return Ok(Some(n as usize));
+            }
         }
     }
 
-    fn send(&mut self, packet: &[u8], to: Ipv4Addr) -> io::Result<()> {
-        let addr = socket2::SockAddr::from(SocketAddrV4::new(to, 0));
-        self.tx.send_to(packet, &addr).map(|_| ())
+    fn send(&mut self, packet: &[u8], to: IpAddr) -> io::Result<()> {
+        let addr = socket2::SockAddr::from(SocketAddr::new(to, 0));
+        let tx = match to {
+            IpAddr::V4(_) => &self.tx4,
+            IpAddr::V6(_) => &self.tx6,
+        };
+        tx.send_to(packet, &addr).map(|_| ())
     }
 }

@@ -13,6 +13,7 @@ use troll::lab::{self, LabNames};
 
 pub use troll::lab::SERVER_ADDR;
 pub const TARGET: &str = "198.19.0.1";
+pub const TARGET6: &str = "2001:db8:19::1";
 pub const PREFIX: &str = "trltest";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -75,7 +76,8 @@ impl Lab {
         require_root();
         sweep_stale();
         let names = LabNames::unique(PREFIX, COUNTER.fetch_add(1, Ordering::SeqCst));
-        lab::create(&names, &[TARGET.parse().unwrap()]).expect("the lab builds");
+        lab::create(&names, &[TARGET.parse().unwrap(), TARGET6.parse().unwrap()])
+            .expect("the lab builds");
         let lab = Lab {
             client: names.client.clone(),
             server: names.server.clone(),
@@ -83,7 +85,12 @@ impl Lab {
             state_dir: tempfile::tempdir().unwrap(),
             children: Vec::new(),
         };
-        lab::set_resolver(&lab.names, SERVER_ADDR.into()).unwrap();
+        lab::set_resolver(
+            &lab.names,
+            SERVER_ADDR.into(),
+            &[TARGET.parse().unwrap(), TARGET6.parse().unwrap()],
+        )
+        .unwrap();
         lab
     }
 
@@ -351,4 +358,82 @@ pub fn check_trace(output: &str, hops: &[Expected], target: &[&str], probes: usi
     let last = &parsed[hops.len()];
     assert_eq!(sorted(&last.words), want(target), "target:\n{output}");
     assert_eq!((last.answered, last.lost), (probes, 0), "target:\n{output}");
+}
+
+fn sorted(words: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Checks mtr's report (run with `-b`: `N.|-- NAME (ADDR)  LOSS% ...`):
+/// every named hop and the target with 0% loss, silent hops `???` 100%.
+pub fn check_mtr(out: &str, hops: &[Expected], target: &[&str]) {
+    let rows: Vec<(Vec<String>, f64)> = out
+        .lines()
+        .filter(|l| l.contains(".|--"))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().skip(1).collect();
+            let loss_at = w
+                .iter()
+                .position(|x| x.ends_with('%') || *x == "100.0")
+                .expect("a loss column");
+            let host: Vec<&str> = w[..loss_at]
+                .iter()
+                .map(|x| x.trim_start_matches('(').trim_end_matches(')'))
+                .collect();
+            (sorted(&host), w[loss_at].trim_end_matches('%').parse::<f64>().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), hops.len() + 1, "{out}");
+    for (i, expected) in hops.iter().enumerate() {
+        match expected {
+            Some(words) => assert_eq!(rows[i], (sorted(words), 0.0), "hop {}:\n{out}", i + 1),
+            None => assert_eq!(rows[i], (vec!["???".to_string()], 100.0), "hop {}:\n{out}", i + 1),
+        }
+    }
+    assert_eq!(rows[hops.len()], (sorted(target), 0.0), "target:\n{out}");
+}
+
+/// Checks tracepath's output (run with `-b`: `N:  NAME (ADDR)  TIME`):
+/// each hop in order, `no reply` for silent hops, `reached`, no `asymm`.
+pub fn check_tracepath(out: &str, hops: &[Expected], target: &[&str]) {
+    assert!(!out.contains("asymm"), "asymm note:\n{out}");
+    assert!(out.contains("reached"), "{out}");
+    let mut seen: Vec<(usize, String)> = Vec::new();
+    for line in out.lines() {
+        let Some((ttl, rest)) = line.trim_start().split_once(':') else {
+            continue;
+        };
+        let Ok(ttl) = ttl.trim_end_matches('?').parse::<usize>() else {
+            continue;
+        };
+        if rest.contains("[LOCALHOST]") {
+            continue;
+        }
+        let shown = if rest.contains("no reply") {
+            "-".to_string()
+        } else {
+            rest.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        };
+        seen.push((ttl, shown));
+    }
+    seen.dedup();
+    let want: Vec<(usize, String)> = hops
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let shown = h.map_or("-".to_string(), |w| format!("{} ({})", w[0], w[1]));
+            (i + 1, shown)
+        })
+        .chain([(hops.len() + 1, format!("{} ({})", target[0], target[1]))])
+        .collect();
+    assert_eq!(seen, want, "{out}");
+}
+
+/// `ip route` and `ip -6 route` of a namespace, for before/after checks.
+pub fn routes(lab: &Lab, ns: &str) -> String {
+    let v4 = sh_ok(lab.exec(ns, "ip").args(["route", "show", "table", "all"]));
+    let v6 = sh_ok(lab.exec(ns, "ip").args(["-6", "route", "show", "table", "all"]));
+    format!("{v4}{v6}")
 }

@@ -1,0 +1,195 @@
+//! IPv6 end to end in the lab: hop addresses from a /64 routed to the
+//! server and configured on no interface (as an instance's /64 is), names
+//! from troll's DNS server (ip6.arpa), real clients over IPv6 in 5
+//! consecutive runs, the same message over IPv4 and IPv6 for one host
+//! name, `troll demo --ipv6`, and everything restored afterwards.
+//!
+//! inetutils traceroute and tcptraceroute have no IPv6 mode, so they are
+//! covered by the IPv4 tests only.
+
+mod util;
+
+use std::process::Command;
+use util::lab::{
+    check_mtr, check_trace, check_tracepath, routes, sh_ok, Expected, Lab, SERVER_ADDR, TARGET,
+    TARGET6,
+};
+
+const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
+const NAMED6: [Expected; 5] = [
+    Some(&["Hop-One", "2001:db8:18::1"]),
+    Some(&["hop.two", "2001:db8:18::2"]),
+    None,
+    Some(&["HOP_three", "2001:db8:18::3"]),
+    Some(&["Hop-One", "2001:db8:18::1"]),
+];
+const NAMED4: [Expected; 5] = [
+    Some(&["Hop-One", "198.18.0.1"]),
+    Some(&["hop.two", "198.18.0.2"]),
+    None,
+    Some(&["HOP_three", "198.18.0.3"]),
+    Some(&["Hop-One", "198.18.0.1"]),
+];
+const TARGET6_NAMED: [&str; 2] = ["Target.Name", TARGET6];
+const RUNS: usize = 5;
+
+fn lab_serving_both() -> Lab {
+    let mut lab = Lab::new();
+    sh_ok(lab.troll().args(["provision", "--provider", "local", "--ipv6", "--message", MESSAGE]));
+    lab.serve_with_dns();
+    lab
+}
+
+fn runs(program: &str, flags: &[&str]) {
+    let lab = lab_serving_both();
+    for run in 0..RUNS {
+        let mut args = vec!["-6"];
+        args.extend_from_slice(flags);
+        args.push(TARGET6);
+        let out = lab.client_run(program, &args);
+        println!("run {run}: {program} {args:?}\n{out}");
+        check_trace(&out, &NAMED6, &TARGET6_NAMED, 3);
+    }
+}
+
+#[test]
+fn traceroute6_udp() {
+    runs("traceroute", &["-w", "3", "-m", "10"]);
+}
+
+#[test]
+fn traceroute6_icmp() {
+    runs("traceroute", &["-I", "-w", "3", "-m", "10"]);
+}
+
+#[test]
+fn traceroute6_tcp() {
+    runs("traceroute", &["-T", "-w", "3", "-m", "10"]);
+}
+
+fn mtr_runs(extra: &[&str]) {
+    let lab = lab_serving_both();
+    for run in 0..RUNS {
+        let mut args = vec!["-6", "-r", "-w", "-b", "-c", "3", "-i", "0.2", "-m", "10"];
+        args.extend_from_slice(extra);
+        args.push(TARGET6);
+        let out = lab.client_run("mtr", &args);
+        println!("run {run} mtr {args:?}:\n{out}");
+        check_mtr(&out, &NAMED6, &TARGET6_NAMED);
+    }
+}
+
+#[test]
+fn mtr6_icmp() {
+    mtr_runs(&[]);
+}
+
+#[test]
+fn mtr6_udp() {
+    mtr_runs(&["-u"]);
+}
+
+#[test]
+fn mtr6_tcp() {
+    mtr_runs(&["-T"]);
+}
+
+#[test]
+fn tracepath6() {
+    let lab = lab_serving_both();
+    for run in 0..RUNS {
+        let out = lab.client_run("tracepath", &["-6", "-b", "-m", "10", TARGET6]);
+        println!("run {run} tracepath -6:\n{out}");
+        check_tracepath(&out, &NAMED6, &TARGET6_NAMED);
+    }
+}
+
+#[test]
+fn one_host_name_shows_the_same_message_over_ipv4_and_ipv6() {
+    let lab = lab_serving_both();
+    let v4 = lab.client_run("traceroute", &["-4", "-w", "3", "-m", "10", "troll.lab"]);
+    check_trace(&v4, &NAMED4, &["Target.Name", TARGET], 3);
+    let v6 = lab.client_run("traceroute", &["-6", "-w", "3", "-m", "10", "troll.lab"]);
+    check_trace(&v6, &NAMED6, &TARGET6_NAMED, 3);
+    let dig = lab.client_run(
+        "dig",
+        &["+norecurse", &format!("@{SERVER_ADDR}"), "-x", "2001:db8:18::3"],
+    );
+    assert!(dig.contains("PTR\tHOP_three."), "{dig}");
+    assert!(dig.contains(" aa"), "{dig}");
+}
+
+#[test]
+fn the_host_keeps_working_and_everything_is_restored() {
+    let mut lab = Lab::new();
+    let before = (lab.iptables_snapshot(), lab.sysctl_snapshot(), routes(&lab, &lab.server));
+    sh_ok(lab.troll().args(["provision", "--provider", "local", "--ipv6", "--message", MESSAGE]));
+    let serve = lab.serve_with_dns();
+    assert!(lab.iptables_snapshot().contains("--hl-lt 6"), "{}", lab.iptables_snapshot());
+    // The server's own IPv6 address answers ping from the kernel, and the
+    // target answers ping past the fake hops.
+    let ping = lab.client_run("ping", &["-6", "-c", "3", "-i", "0.2", "-W", "1", "2001:db8:19:fe::2"]);
+    assert!(ping.contains("3 received"), "{ping}");
+    let ping = lab.client_run("ping", &["-6", "-c", "3", "-i", "0.2", "-W", "1", TARGET6]);
+    assert!(ping.contains("3 received"), "{ping}");
+    // A UDP service on the target keeps answering over IPv6.
+    let service = format!(
+        r#"
+import socket
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("{TARGET6}", 7000))
+while True:
+    d, a = u.recvfrom(2048); u.sendto(d, a)
+"#
+    );
+    lab.spawn(&lab.server.clone(), "python3", &["-c", &service]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let client = format!(
+        r#"
+import socket
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.settimeout(3); u.connect(("{TARGET6}", 7000))
+for i in range(10):
+    u.send(b"ping%d" % i); assert u.recv(100) == b"ping%d" % i
+print("udp6 ok")
+"#
+    );
+    let out = lab.client_run("python3", &["-c", &client]);
+    assert!(out.contains("udp6 ok"), "{out}");
+    let status = lab.stop(serve, libc::SIGTERM);
+    assert!(status.success(), "{}", lab.serve_log(serve));
+    let after = (lab.iptables_snapshot(), lab.sysctl_snapshot(), routes(&lab, &lab.server));
+    assert_eq!(after, before);
+}
+
+#[test]
+fn demo_ipv6() {
+    util::lab::require_root();
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_troll"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(["demo", "--ipv6", "--client", "traceroute"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("traceroute -6 "), "{text}");
+    for line in [
+        "Douglas.Adams (2001:db8:18::2)",
+        "Mostly.Harmless (2001:db8:18::3)",
+        "Dont.Panic (2001:db8:19::1)",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    let netns = sh_ok(Command::new("ip").args(["netns", "list"]));
+    let pid = text.split("troll-").nth(1).and_then(|s| s.split('-').next()).unwrap();
+    assert!(!netns.contains(&format!("troll-{pid}-")), "{netns}");
+    assert!(std::fs::read_dir(state.path()).unwrap().next().is_none(), "state left behind");
+    let refused = Command::new(env!("CARGO_BIN_EXE_troll"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(["demo", "--ipv6", "--client", "tcptraceroute"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot trace over IPv6"));
+}
