@@ -89,6 +89,12 @@ pub enum Command {
     /// Run the whole trick in network namespaces on this machine (needs root)
     #[command(long_about = DEMO_HELP)]
     Demo(DemoArgs),
+    /// Show a deployment: hops, wanted and resolved names, rules, responder
+    #[command(long_about = STATUS_HELP)]
+    Status(StatusArgs),
+    /// Install a systemd unit that runs `troll serve` for the deployment
+    #[command(long_about = INSTALL_SERVICE_HELP)]
+    InstallService(InstallServiceArgs),
     /// Stop serving, remove every rule and forget the deployment
     #[command(long_about = TEARDOWN_HELP)]
     Teardown,
@@ -149,6 +155,26 @@ Example:
   troll demo
   troll demo --client mtr \"$(printf 'Hello\\nWorld')\"
   troll demo --keep            # leave the lab running and try clients by hand";
+
+const STATUS_HELP: &str = "\
+Show a deployment: its provider, the target and every hop with the name it
+should have and the name a resolver returns now, whether its firewall
+chains are in place, and whether its responder runs (pid, uptime, answered
+and dropped probes by reason).
+
+Example:
+  troll status
+  troll status --resolver 198.51.100.53 --json";
+
+const INSTALL_SERVICE_HELP: &str = "\
+Render templates/troll.service for the deployment and write it to
+/etc/systemd/system/troll-DEPLOYMENT.service: `troll serve` with only
+CAP_NET_RAW, CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (for --dns on port 53),
+NoNewPrivileges, a read-only system, and a restart on failure.
+
+Example:
+  troll install-service --dns 0.0.0.0:53
+  troll install-service --dry-run";
 
 const TEARDOWN_HELP: &str = "\
 Stop the deployment's `troll serve` if one runs, remove every firewall rule
@@ -312,6 +338,38 @@ pub struct DemoArgs {
     /// Serve the show over IPv6 too (hops from 2001:db8:18::/64) and trace the IPv6 target
     #[arg(long)]
     pub ipv6: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Ask this DNS server (ADDR or ADDR:PORT) instead of the system resolver
+    #[arg(long, value_name = "ADDR")]
+    pub resolver: Option<String>,
+    /// Do not look names up
+    #[arg(long, conflicts_with = "resolver")]
+    pub no_resolve: bool,
+    /// Print the status as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallServiceArgs {
+    /// Print the unit instead of installing it
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Serve PTR queries too (passed to `troll serve --dns`)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub dns: Option<String>,
+    /// Passed to `troll serve --interface`
+    #[arg(long, value_name = "IF")]
+    pub interface: Option<String>,
+    /// The troll binary the unit runs [default: this one]
+    #[arg(long, value_name = "PATH")]
+    pub exe: Option<PathBuf>,
+    /// Where to write the unit
+    #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
 }
 
 /// Settings every command needs, after flags, environment and config file

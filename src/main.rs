@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use troll::cli::Cli;
 
 fn main() -> ExitCode {
+    // Like any Unix tool: `troll status | head` ends quietly.
+    // SAFETY: resetting a signal to its default action before any thread
+    // starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     // A daemon says what it serves; the other commands only warn.
     let daemon = matches!(cli.command, troll::cli::Command::Serve(_));

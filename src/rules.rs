@@ -274,6 +274,14 @@ pub fn apply(rules: &[AppliedRule]) -> Result<()> {
     Ok(())
 }
 
+/// Whether a recorded chain exists, with the jump to it, in this network
+/// namespace.
+pub fn chain_present(chain: &AppliedRule) -> bool {
+    let (f, t, c) = (chain.family, chain.table.as_str(), chain.chain.as_str());
+    let ok = |args: &[&str]| run(f, args).is_ok_and(|o| o.status.success());
+    ok(&["-t", t, "-L", c, "-n"]) && ok(&["-t", t, "-C", &chain.hook, "-j", c])
+}
+
 /// Removes every jump to the chains and the chains themselves. Chains that
 /// are already gone are fine: removal after a crash may find half.
 pub fn remove(rules: &[AppliedRule]) -> Result<()> {

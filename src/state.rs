@@ -231,6 +231,21 @@ impl Store {
         }
     }
 
+    /// The pid of the running `troll serve` of a deployment, if one runs
+    /// (it holds the serve lock). Reads only: creates and changes nothing.
+    pub fn serve_running(&self, deployment: &str) -> Option<u32> {
+        let path = self.dir.join(format!("{deployment}.serve.lock"));
+        let mut file = File::open(path).ok()?;
+        // SAFETY: flock on an fd we own; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        if rc == 0 {
+            return None;
+        }
+        let mut pid = String::new();
+        file.read_to_string(&mut pid).ok()?;
+        pid.trim().parse().ok()
+    }
+
     /// Where a running responder keeps its counters for `troll status`.
     pub fn counters_path(&self, deployment: &str) -> PathBuf {
         self.dir.join(format!("{deployment}.counters.json"))

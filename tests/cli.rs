@@ -23,6 +23,11 @@ fn help_texts_match_snapshots() {
         (vec!["demo", "--help"], "help-demo.txt"),
         (vec!["zone", "--help"], "help-zone.txt"),
         (vec!["teardown", "--help"], "help-teardown.txt"),
+        (vec!["status", "--help"], "help-status.txt"),
+        (
+            vec!["install-service", "--help"],
+            "help-install-service.txt",
+        ),
     ] {
         let r = run(troll(dir.path()).args(&args));
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
@@ -270,4 +275,80 @@ fn sigkill_mid_write_leaves_a_readable_state() {
         killed_early > 0,
         "no run was interrupted; the test proves nothing"
     );
+}
+
+#[test]
+fn status_json_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(troll(dir.path()).args(["set-message", "Hop One\n\nTarget"])).code,
+        0
+    );
+    let r = run(troll(dir.path()).args([
+        "provision",
+        "--provider",
+        "static",
+        "--target",
+        "203.0.113.10=10.0.0.10",
+        "--hop-address",
+        "198.51.100.7=10.0.0.7",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(troll(dir.path()).args(["status", "--json", "--no-resolve"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    snapshot("status.json", &r.stdout);
+    let text = run(troll(dir.path()).args(["status", "--no-resolve"]));
+    assert!(
+        text.stdout
+            .contains("198.51.100.7 (local 10.0.0.7)  Hop.One"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("responder   not running"));
+    let missing = run(troll(dir.path()).args(["-d", "nope", "status"]));
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("deployment 'nope' does not exist"));
+}
+
+#[test]
+fn install_service_renders_a_unit_systemd_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(troll(dir.path()).args([
+        "-d",
+        "prod",
+        "install-service",
+        "--dry-run",
+        "--dns",
+        "0.0.0.0:53",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("--deployment prod serve --dns 0.0.0.0:53"),
+        "{}",
+        r.stdout
+    );
+    let unit = dir.path().join("troll-prod.service");
+    std::fs::write(&unit, &r.stdout).unwrap();
+    let verify = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze is installed (Debian package systemd)");
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let r = run(troll(dir.path())
+        .args(["-d", "prod", "install-service", "--unit-dir"])
+        .arg(dir.path().join("units")));
+    assert_eq!(r.code, 1, "a missing directory is an error");
+    std::fs::create_dir(dir.path().join("units")).unwrap();
+    let r = run(troll(dir.path())
+        .args(["-d", "prod", "install-service", "--unit-dir"])
+        .arg(dir.path().join("units")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(dir.path().join("units/troll-prod.service").exists());
 }

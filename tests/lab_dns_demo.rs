@@ -57,6 +57,33 @@ fn dig_sees_an_authoritative_server_with_exact_case() {
     assert!(outside.contains("status: REFUSED"), "{outside}");
     let forward = dig(&lab, &["example.com", "A"]);
     assert!(forward.contains("status: REFUSED"), "{forward}");
+
+    // status sees what clients see, the rules, and the running responder.
+    let out = sh_ok(
+        lab.troll()
+            .args(["status", "--json", "--resolver", &SERVER_ADDR.to_string()]),
+    );
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["responder"]["running"], true, "{out}");
+    assert!(status["responder"]["pid"].as_u64().is_some());
+    let hops = status["shows"][0]["hops"].as_array().unwrap();
+    assert_eq!(hops[3]["hop"]["wanted"], "HOP_three");
+    assert_eq!(hops[3]["hop"]["resolved"], "HOP_three", "{out}");
+    assert!(hops[2]["hop"].is_null(), "silent hop");
+    assert_eq!(status["shows"][0]["target"]["resolved"], "Target.Name");
+    assert!(
+        status["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["present"] == true),
+        "{out}"
+    );
+    let text = sh_ok(
+        lab.troll()
+            .args(["status", "--resolver", &SERVER_ADDR.to_string()]),
+    );
+    assert!(text.contains("198.18.0.3  HOP_three  ok"), "{text}");
 }
 
 #[test]

@@ -35,7 +35,14 @@ const RUNS: usize = 5;
 
 fn lab_serving_both() -> Lab {
     let mut lab = Lab::new();
-    sh_ok(lab.troll().args(["provision", "--provider", "local", "--ipv6", "--message", MESSAGE]));
+    sh_ok(lab.troll().args([
+        "provision",
+        "--provider",
+        "local",
+        "--ipv6",
+        "--message",
+        MESSAGE,
+    ]));
     lab.serve_with_dns();
     lab
 }
@@ -113,22 +120,51 @@ fn one_host_name_shows_the_same_message_over_ipv4_and_ipv6() {
     check_trace(&v6, &NAMED6, &TARGET6_NAMED, 3);
     let dig = lab.client_run(
         "dig",
-        &["+norecurse", &format!("@{SERVER_ADDR}"), "-x", "2001:db8:18::3"],
+        &[
+            "+norecurse",
+            &format!("@{SERVER_ADDR}"),
+            "-x",
+            "2001:db8:18::3",
+        ],
     );
-    assert!(dig.contains("PTR\tHOP_three."), "{dig}");
+    let answer = dig
+        .lines()
+        .find(|l| l.contains("\tPTR") || l.contains("PTR\t"));
+    assert!(
+        answer.is_some_and(|l| l.ends_with(" HOP_three.") || l.ends_with("\tHOP_three.")),
+        "{dig}"
+    );
     assert!(dig.contains(" aa"), "{dig}");
 }
 
 #[test]
 fn the_host_keeps_working_and_everything_is_restored() {
     let mut lab = Lab::new();
-    let before = (lab.iptables_snapshot(), lab.sysctl_snapshot(), routes(&lab, &lab.server));
-    sh_ok(lab.troll().args(["provision", "--provider", "local", "--ipv6", "--message", MESSAGE]));
+    let before = (
+        lab.iptables_snapshot(),
+        lab.sysctl_snapshot(),
+        routes(&lab, &lab.server),
+    );
+    sh_ok(lab.troll().args([
+        "provision",
+        "--provider",
+        "local",
+        "--ipv6",
+        "--message",
+        MESSAGE,
+    ]));
     let serve = lab.serve_with_dns();
-    assert!(lab.iptables_snapshot().contains("--hl-lt 6"), "{}", lab.iptables_snapshot());
+    assert!(
+        lab.iptables_snapshot().contains("--hl-lt 6"),
+        "{}",
+        lab.iptables_snapshot()
+    );
     // The server's own IPv6 address answers ping from the kernel, and the
     // target answers ping past the fake hops.
-    let ping = lab.client_run("ping", &["-6", "-c", "3", "-i", "0.2", "-W", "1", "2001:db8:19:fe::2"]);
+    let ping = lab.client_run(
+        "ping",
+        &["-6", "-c", "3", "-i", "0.2", "-W", "1", "2001:db8:19:fe::2"],
+    );
     assert!(ping.contains("3 received"), "{ping}");
     let ping = lab.client_run("ping", &["-6", "-c", "3", "-i", "0.2", "-W", "1", TARGET6]);
     assert!(ping.contains("3 received"), "{ping}");
@@ -156,7 +192,11 @@ print("udp6 ok")
     assert!(out.contains("udp6 ok"), "{out}");
     let status = lab.stop(serve, libc::SIGTERM);
     assert!(status.success(), "{}", lab.serve_log(serve));
-    let after = (lab.iptables_snapshot(), lab.sysctl_snapshot(), routes(&lab, &lab.server));
+    let after = (
+        lab.iptables_snapshot(),
+        lab.sysctl_snapshot(),
+        routes(&lab, &lab.server),
+    );
     assert_eq!(after, before);
 }
 
@@ -171,7 +211,11 @@ fn demo_ipv6() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("traceroute -6 "), "{text}");
     for line in [
         "Douglas.Adams (2001:db8:18::2)",
@@ -181,9 +225,16 @@ fn demo_ipv6() {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
     let netns = sh_ok(Command::new("ip").args(["netns", "list"]));
-    let pid = text.split("troll-").nth(1).and_then(|s| s.split('-').next()).unwrap();
+    let pid = text
+        .split("troll-")
+        .nth(1)
+        .and_then(|s| s.split('-').next())
+        .unwrap();
     assert!(!netns.contains(&format!("troll-{pid}-")), "{netns}");
-    assert!(std::fs::read_dir(state.path()).unwrap().next().is_none(), "state left behind");
+    assert!(
+        std::fs::read_dir(state.path()).unwrap().next().is_none(),
+        "state left behind"
+    );
     let refused = Command::new(env!("CARGO_BIN_EXE_troll"))
         .arg("--state-dir")
         .arg(state.path())

@@ -2,10 +2,12 @@
 //! `Result`; printing the error and choosing the exit code is `main`'s job.
 
 pub mod demo;
+pub mod install_service;
 pub mod preview;
 pub mod provision;
 pub mod serve;
 pub mod set_message;
+pub mod status;
 pub mod teardown;
 pub mod zone;
 
@@ -22,6 +24,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Provision(args) => provision::run(&ctx, &args),
         Command::Zone(args) => zone::run(&ctx, &args),
         Command::Demo(args) => demo::run(&ctx, &args),
+        Command::Status(args) => status::run(&ctx, &args),
+        Command::InstallService(args) => install_service::run(&ctx, &args),
         Command::Teardown => teardown::run(&ctx),
     }
 }

@@ -80,11 +80,20 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
                 )
             })?;
             // Keep what the deployment holds; only add what is missing.
-            let count = count.max(locked.state.addresses.len());
-            let mut provider = LocalProvider::new(&[Family::Ipv4]);
+            let held = |family| {
+                let addresses = &locked.state.addresses;
+                addresses.iter().filter(|a| a.family() == family).count()
+            };
+            let count = count.max(held(Family::Ipv4)).max(held(Family::Ipv6));
+            let families: &[Family] = if args.ipv6 {
+                &[Family::Ipv4, Family::Ipv6]
+            } else {
+                &[Family::Ipv4]
+            };
+            let mut provider = LocalProvider::new(families);
             let addresses = provider.allocate(AddressRequest {
                 ipv4: count,
-                ipv6: 0,
+                ipv6: if args.ipv6 { count } else { 0 },
             })?;
             (provider.targets(), addresses)
         }

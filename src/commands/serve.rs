@@ -18,7 +18,7 @@ use crate::responder::socket::LinkIo;
 use crate::responder::{Control, Counters, Responder};
 use crate::rules::{self, Target, MARK};
 use crate::state::{AppliedRule, State, Store};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use troll_providers::Family;
@@ -168,19 +168,7 @@ fn render(deployment: &str, shows: &[WireShow]) -> Vec<AppliedRule> {
 }
 
 fn table(shows: &[WireShow]) -> Table {
-    let v4 = |a: &IpAddr| match a {
-        IpAddr::V4(a) => Some(*a),
-        IpAddr::V6(_) => None,
-    };
-    Table::new(shows.iter().filter_map(|s| {
-        Some((
-            v4(&s.target)?,
-            s.hops
-                .iter()
-                .map(|h| h.as_ref().and_then(v4))
-                .collect::<Vec<Option<Ipv4Addr>>>(),
-        ))
-    }))
+    Table::new(shows.iter().map(|s| (s.target, s.hops.clone())))
 }
 
 /// Removes what an earlier serve recorded and left behind (after a crash

@@ -1,5 +1,5 @@
-//! What to answer to one IPv4 packet: the responder's whole policy as a pure
-//! function.
+//! What to answer to one IPv4 or IPv6 packet: the responder's whole policy
+//! as a pure function.
 //!
 //! The socket loop hands every packet it reads to [`decide`] and sends what
 //! comes back; this module never touches a socket, a clock or the heap, so
@@ -8,8 +8,8 @@
 //! etherparse's checked slices, and the reply is written into a caller-owned
 //! buffer, so the function cannot panic and does not allocate per packet.
 //!
-//! The arrival TTL `t` is the IP TTL of the probe. With `N` fake hops for the
-//! destination:
+//! The arrival TTL `t` is the IPv4 TTL or the IPv6 hop limit of the probe.
+//! With `N` fake hops for the destination:
 //! - `1 <= t <= N`: hop `t` answers with ICMP Time Exceeded from its address
 //!   (or stays silent); the kernel never sees these probes (a raw-table
 //!   rule drops them).
@@ -17,31 +17,55 @@
 //!   requests, TCP and UDP to bound ports; the responder sends the port
 //!   unreachable for UDP to closed ports, because the kernel rate-limits its
 //!   own (DESIGN.md §3).
+//!
+//! Both families follow the same rule (`follow_show`); only the parsing
+//! and the reply format differ. IPv6 walks the extension headers to the
+//! upper-layer header and never answers ICMPv6 errors, neighbour discovery,
+//! MLD, or anything from or to a multicast address.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{
-    checksum, err, icmpv4, Icmpv4Header, Icmpv4Slice, Icmpv4Type, IpNumber, Ipv4Header,
-    Ipv4HeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
+    checksum, err, icmpv4, icmpv6, ip_number, Icmpv4Header, Icmpv4Slice, Icmpv4Type, Icmpv6Header,
+    Icmpv6Slice, Icmpv6Type, IpAuthHeaderSlice, IpNumber, Ipv4Header, Ipv4HeaderSlice,
+    Ipv6FlowLabel, Ipv6FragmentHeaderSlice, Ipv6Header, Ipv6HeaderSlice, Ipv6RawExtHeaderSlice,
+    TcpHeaderSlice, UdpHeaderSlice,
 };
 
-/// Largest reply, IP header included: the IPv4 minimum reassembly size, the
-/// limit RFC 1812 sets for ICMP errors.
-pub const MAX_REPLY: usize = 576;
+/// Size of the reply buffer: the largest reply of either family, IP header
+/// included. IPv6 replies fill up to this, the IPv6 minimum MTU (RFC 4443
+/// 2.4 (c)); IPv4 replies stop at [`MAX_REPLY_V4`].
+pub const MAX_REPLY: usize = 1280;
 
-/// IP header plus ICMP header of a reply (no IP options, 8-byte ICMP header).
-const REPLY_HEADERS_LEN: usize = Ipv4Header::MIN_LEN + Icmpv4Header::MIN_LEN;
+/// Largest IPv4 reply, IP header included: the IPv4 minimum reassembly
+/// size, the limit RFC 1812 sets for ICMP errors.
+pub const MAX_REPLY_V4: usize = 576;
 
-/// Most bytes of the probe a reply quotes.
-const MAX_QUOTE: usize = MAX_REPLY - REPLY_HEADERS_LEN;
+/// Largest IPv6 reply, IPv6 header included.
+pub const MAX_REPLY_V6: usize = MAX_REPLY;
 
-/// TTL the responder's replies start from, as a Linux host's would.
+/// IP header plus ICMP header of an IPv4 reply (no IP options, 8-byte ICMP
+/// header).
+const REPLY_HEADERS_LEN_V4: usize = Ipv4Header::MIN_LEN + Icmpv4Header::MIN_LEN;
+
+/// IPv6 header plus ICMPv6 header of an IPv6 reply (no extension headers,
+/// 8-byte ICMPv6 header).
+const REPLY_HEADERS_LEN_V6: usize = Ipv6Header::LEN + Icmpv6Header::MIN_LEN;
+
+/// Most bytes of an IPv4 probe a reply quotes.
+const MAX_QUOTE_V4: usize = MAX_REPLY_V4 - REPLY_HEADERS_LEN_V4;
+
+/// Most bytes of an IPv6 probe a reply quotes.
+const MAX_QUOTE_V6: usize = MAX_REPLY_V6 - REPLY_HEADERS_LEN_V6;
+
+/// TTL (hop limit) the responder's replies start from, as a Linux host's
+/// would.
 const REPLY_BASE_TTL: u8 = 64;
 
-/// Compiled show for the responder (IPv4): for each target address, the
-/// local source address of every fake hop.
+/// Compiled shows for the responder: for each target address, the local
+/// source address of every fake hop. IPv4 and IPv6 targets share one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     /// Sorted by target, one entry per target.
@@ -50,24 +74,29 @@ pub struct Table {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
-    target: Ipv4Addr,
-    /// `hops[t - 1]` answers arrival TTL `t`; `None` is a silent hop.
-    hops: Box<[Option<Ipv4Addr>]>,
+    target: IpAddr,
+    /// `hops[t - 1]` answers arrival TTL `t`; `None` is a silent hop. Every
+    /// address is of the target's family.
+    hops: Box<[Option<IpAddr>]>,
 }
 
 impl Table {
     /// Builds the table from `(target, hops)` pairs, where `hops[t - 1]` is
     /// the local source address for arrival TTL `t` and `None` a silent hop;
-    /// the target has `hops.len()` fake hops. If a target appears twice, the
-    /// last pair wins.
-    pub fn new(entries: impl IntoIterator<Item = (Ipv4Addr, Vec<Option<Ipv4Addr>>)>) -> Table {
-        let by_target: BTreeMap<Ipv4Addr, Vec<Option<Ipv4Addr>>> = entries.into_iter().collect();
+    /// the target has `hops.len()` fake hops. A hop address of the other
+    /// family than its target's cannot answer it and is kept as a silent
+    /// hop. If a target appears twice, the last pair wins.
+    pub fn new(entries: impl IntoIterator<Item = (IpAddr, Vec<Option<IpAddr>>)>) -> Table {
+        let by_target: BTreeMap<IpAddr, Vec<Option<IpAddr>>> = entries.into_iter().collect();
         Table {
             entries: by_target
                 .into_iter()
                 .map(|(target, hops)| Entry {
                     target,
-                    hops: hops.into_boxed_slice(),
+                    hops: hops
+                        .into_iter()
+                        .map(|hop| hop.filter(|hop| hop.is_ipv4() == target.is_ipv4()))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -85,7 +114,7 @@ impl Table {
 
     /// The hops of `target` (`hops[t - 1]` for arrival TTL `t`), or `None`
     /// when `target` is not in the table.
-    pub fn hops(&self, target: Ipv4Addr) -> Option<&[Option<Ipv4Addr>]> {
+    pub fn hops(&self, target: IpAddr) -> Option<&[Option<IpAddr>]> {
         self.entries
             .binary_search_by_key(&target, |entry| entry.target)
             .ok()
@@ -93,8 +122,8 @@ impl Table {
             .map(|entry| &*entry.hops)
     }
 
-    /// The target addresses, in ascending order.
-    pub fn targets(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    /// The target addresses, in ascending order (IPv4 before IPv6).
+    pub fn targets(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.entries.iter().map(|entry| entry.target)
     }
 }
@@ -104,12 +133,12 @@ impl Table {
 pub trait PortTable {
     /// True when a socket on this host receives UDP datagrams sent to
     /// `addr:port`.
-    fn udp_open(&self, addr: Ipv4Addr, port: u16) -> bool;
+    fn udp_open(&self, addr: IpAddr, port: u16) -> bool;
 }
 
 /// Any `Fn(addr, port) -> bool` is a port table (handy in tests).
-impl<F: Fn(Ipv4Addr, u16) -> bool> PortTable for F {
-    fn udp_open(&self, addr: Ipv4Addr, port: u16) -> bool {
+impl<F: Fn(IpAddr, u16) -> bool> PortTable for F {
+    fn udp_open(&self, addr: IpAddr, port: u16) -> bool {
         self(addr, port)
     }
 }
@@ -117,32 +146,37 @@ impl<F: Fn(Ipv4Addr, u16) -> bool> PortTable for F {
 /// Why the responder sends nothing for a packet. Dropping here only means
 /// "no reply from the responder": whether the kernel also sees the packet is
 /// decided by the rules (it does not for probes with `t <= N`).
+///
+/// New reasons are appended, so `index()` of the existing ones stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
-    /// Shorter than its IP header, its IP total length or its transport
-    /// header (ICMP 8, UDP 8, TCP 20 bytes or its data offset).
+    /// Shorter than its IP header, its IPv4 total length or IPv6 payload
+    /// length, an IPv6 extension header, or its transport header (ICMP 8,
+    /// UDP 8, TCP 20 bytes or its data offset).
     Truncated = 0,
-    /// IP version is not 4.
+    /// IP version is neither 4 nor 6.
     BadVersion,
-    /// IP header length (IHL) below 5.
+    /// IPv4 header length (IHL) below 5.
     BadHeaderLength,
-    /// IP total length smaller than the IP header.
+    /// IPv4 total length smaller than the IP header.
     BadTotalLength,
-    /// IP header checksum is wrong.
+    /// IPv4 header checksum is wrong.
     BadChecksum,
     /// Destination is not a target of the show.
     NotForTarget,
     /// Not the first fragment of a datagram (fragment offset != 0).
     Fragment,
-    /// Arrived with TTL 0, which no router forwards.
+    /// Arrived with TTL (hop limit) 0, which no router forwards.
     TtlZero,
-    /// Source is unspecified (0.0.0.0/8), loopback, multicast, class E or
-    /// the limited broadcast: no one to answer.
+    /// No one to answer. IPv4: unspecified (0.0.0.0/8), loopback,
+    /// multicast, class E or the limited broadcast. IPv6: unspecified,
+    /// loopback, multicast or IPv4-mapped (which Linux drops on input).
     BadSource,
-    /// An ICMP error message, or an ICMP type unknown to us; never answered
-    /// (RFC 1122 3.2.2).
+    /// An ICMP error message (ICMPv6 types 0–127), or an ICMPv4 type unknown
+    /// to us; never answered (RFC 1122 3.2.2, RFC 4443 2.4 (e)).
     IcmpError,
-    /// An ICMP query other than an echo request (echo reply, timestamp...).
+    /// An ICMP query other than an echo request (echo reply, timestamp,
+    /// node information, extended echo...).
     IcmpNotEcho,
     /// TCP with a data offset below 5.
     BadTcpHeader,
@@ -152,11 +186,22 @@ pub enum DropReason {
     OtherProtocol,
     /// The hop at this TTL is a blank line of the message.
     SilentHop,
+    /// An IPv6 extension header chain that cannot be walked: a hop-by-hop
+    /// header that is not the first one, or an authentication header with
+    /// a zero length.
+    BadExtensionHeader,
+    /// Link-local ICMPv6 control traffic, left to the kernel: neighbour
+    /// discovery and router messages (133–137, 141, 142, 148, 149),
+    /// multicast listener discovery (130–132, 143) and multicast router
+    /// discovery (151–153).
+    NeighborDiscovery,
+    /// IPv6 packet to a multicast address: a show's target is unicast.
+    Multicast,
 }
 
 impl DropReason {
     /// Every reason, in `index()` order (for counters).
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::BadHeaderLength,
@@ -172,6 +217,9 @@ impl DropReason {
         DropReason::TcpNotSyn,
         DropReason::OtherProtocol,
         DropReason::SilentHop,
+        DropReason::BadExtensionHeader,
+        DropReason::NeighborDiscovery,
+        DropReason::Multicast,
     ];
 
     /// Stable snake_case name, used in logs and JSON.
@@ -192,6 +240,9 @@ impl DropReason {
             DropReason::TcpNotSyn => "tcp_not_syn",
             DropReason::OtherProtocol => "other_protocol",
             DropReason::SilentHop => "silent_hop",
+            DropReason::BadExtensionHeader => "bad_extension_header",
+            DropReason::NeighborDiscovery => "neighbor_discovery",
+            DropReason::Multicast => "multicast",
         }
     }
 
@@ -210,9 +261,9 @@ impl fmt::Display for DropReason {
 /// What a reply is, for counters and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReplyKind {
-    /// ICMP Time Exceeded (11/0) from a fake hop.
+    /// ICMP Time Exceeded (v4 11/0, v6 3/0) from a fake hop.
     TimeExceeded,
-    /// ICMP Destination Unreachable, port (3/3), from the target.
+    /// ICMP Destination Unreachable, port (v4 3/3, v6 1/4), from the target.
     PortUnreachable,
 }
 
@@ -229,12 +280,14 @@ impl ReplyKind {
 /// The outcome for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Reply bytes were written to `out[..len]` (a complete IPv4 packet, IP
-    /// header included, for a raw socket with IP_HDRINCL); `to` is the
-    /// destination.
+    /// Reply bytes were written to `out[..len]`: a complete packet of the
+    /// probe's family, IP header included (for a raw socket that takes the
+    /// header from the caller: IP_HDRINCL on IPv4, IPPROTO_RAW on IPv6);
+    /// `to` is the destination, of the same family. IPv4 replies are at
+    /// most [`MAX_REPLY_V4`] bytes, IPv6 ones [`MAX_REPLY_V6`].
     Reply {
         len: usize,
-        to: Ipv4Addr,
+        to: IpAddr,
         kind: ReplyKind,
     },
     /// Not ours to answer: the kernel answers it (`t > N` TCP, `t > N` ICMP
@@ -245,25 +298,35 @@ pub enum Decision {
     Drop(DropReason),
 }
 
-/// Decides what to answer to `packet`, an IPv4 packet starting at its IP
-/// header (bytes past its total length, such as Ethernet padding, are
-/// ignored). A reply is written into `out`. Never panics, whatever the bytes.
+/// Decides what to answer to `packet`, an IPv4 or IPv6 packet starting at
+/// its IP header (the version nibble picks the family; bytes past the IPv4
+/// total length or the IPv6 payload length, such as Ethernet padding, are
+/// ignored). A reply is written into `out`. Never panics, whatever the
+/// bytes.
 pub fn decide(
     packet: &[u8],
     table: &Table,
     ports: &impl PortTable,
     out: &mut [u8; MAX_REPLY],
 ) -> Decision {
-    match classify(packet, table, ports) {
+    // Anything but version 6 goes to the IPv4 parser, which reports short
+    // packets and other versions as it always has.
+    let verdict = match packet.first() {
+        Some(first) if first >> 4 == 6 => classify_v6(packet, table, ports),
+        _ => classify_v4(packet, table, ports),
+    };
+    match verdict {
         Ok(Verdict::Kernel) => Decision::Kernel,
-        Ok(Verdict::Answer(answer)) => {
-            let len = write_reply(&answer, out);
-            Decision::Reply {
-                len,
-                to: answer.to,
-                kind: answer.kind,
-            }
-        }
+        Ok(Verdict::Answer(Answer::V4(answer))) => Decision::Reply {
+            len: write_reply_v4(&answer, out),
+            to: IpAddr::V4(answer.to),
+            kind: answer.kind,
+        },
+        Ok(Verdict::Answer(Answer::V6(answer))) => Decision::Reply {
+            len: write_reply_v6(&answer, out),
+            to: IpAddr::V6(answer.to),
+            kind: answer.kind,
+        },
         Err(reason) => Decision::Drop(reason),
     }
 }
@@ -274,13 +337,27 @@ enum Verdict<'a> {
 }
 
 /// Everything a reply is made of.
-struct Answer<'a> {
+enum Answer<'a> {
+    V4(AnswerV4<'a>),
+    V6(AnswerV6<'a>),
+}
+
+struct AnswerV4<'a> {
     kind: ReplyKind,
     from: Ipv4Addr,
     to: Ipv4Addr,
     ttl: u8,
     identification: u16,
     /// The probe, exactly its IP total length.
+    probe: &'a [u8],
+}
+
+struct AnswerV6<'a> {
+    kind: ReplyKind,
+    from: Ipv6Addr,
+    to: Ipv6Addr,
+    hop_limit: u8,
+    /// The probe from its IPv6 header on, exactly its payload length.
     probe: &'a [u8],
 }
 
@@ -297,7 +374,17 @@ enum Probe {
     Other,
 }
 
-fn classify<'a>(
+/// What the show says about a probe, whatever its family.
+enum Step {
+    Kernel,
+    Answer {
+        kind: ReplyKind,
+        from: IpAddr,
+        ttl: u8,
+    },
+}
+
+fn classify_v4<'a>(
     packet: &'a [u8],
     table: &Table,
     ports: &impl PortTable,
@@ -326,7 +413,9 @@ fn classify<'a>(
     }
     let probe = packet.get(..total_len).ok_or(DropReason::Truncated)?;
     let target = ip.destination_addr();
-    let hops = table.hops(target).ok_or(DropReason::NotForTarget)?;
+    let hops = table
+        .hops(IpAddr::V4(target))
+        .ok_or(DropReason::NotForTarget)?;
     if ip.fragments_offset().value() != 0 {
         return Err(DropReason::Fragment);
     }
@@ -335,43 +424,107 @@ fn classify<'a>(
         return Err(DropReason::TtlZero);
     }
     let source = ip.source_addr();
-    if is_bad_source(source) {
+    if is_bad_source_v4(source) {
         return Err(DropReason::BadSource);
     }
     let transport = probe.get(header_len..).ok_or(DropReason::Truncated)?;
 
     let kind = match ip.protocol() {
-        IpNumber::ICMP => icmp_probe(transport)?,
-        IpNumber::UDP => Probe::Udp {
-            port: UdpHeaderSlice::from_slice(transport)
-                .map_err(|_| DropReason::Truncated)?
-                .destination_port(),
-        },
-        IpNumber::TCP => {
-            let tcp = TcpHeaderSlice::from_slice(transport).map_err(|e| match e {
-                err::tcp::HeaderSliceError::Len(_) => DropReason::Truncated,
-                err::tcp::HeaderSliceError::Content(_) => DropReason::BadTcpHeader,
-            })?;
-            if tcp.syn() && !tcp.ack() && !tcp.rst() && !tcp.fin() {
-                Probe::TcpSyn
-            } else {
-                Probe::TcpOther
-            }
-        }
+        IpNumber::ICMP => icmpv4_probe(transport)?,
+        IpNumber::UDP => udp_probe(transport)?,
+        IpNumber::TCP => tcp_probe(transport)?,
         _ => Probe::Other,
     };
 
-    let answer = |kind, from, ttl| {
-        Verdict::Answer(Answer {
+    match follow_show(ttl, kind, IpAddr::V4(target), hops, ports)? {
+        Step::Kernel => Ok(Verdict::Kernel),
+        Step::Answer {
+            kind,
+            from: IpAddr::V4(from),
+            ttl,
+        } => Ok(Verdict::Answer(Answer::V4(AnswerV4 {
             kind,
             from,
             to: source,
             ttl,
             identification: ip.identification(),
             probe,
-        })
+        }))),
+        // Table::new keeps only hop addresses of the target's family.
+        Step::Answer { .. } => Err(DropReason::SilentHop),
+    }
+}
+
+fn classify_v6<'a>(
+    packet: &'a [u8],
+    table: &Table,
+    ports: &impl PortTable,
+) -> Result<Verdict<'a>, DropReason> {
+    let ip = Ipv6HeaderSlice::from_slice(packet).map_err(|e| match e {
+        err::ipv6::HeaderSliceError::Len(_) => DropReason::Truncated,
+        err::ipv6::HeaderSliceError::Content(err::ipv6::HeaderError::UnexpectedVersion {
+            ..
+        }) => DropReason::BadVersion,
+    })?;
+    // The payload length counts the extension headers. A zero length with
+    // bytes after the header would be a jumbogram, which no link we serve
+    // carries: the packet then simply ends at its header.
+    let total_len = Ipv6Header::LEN + usize::from(ip.payload_length());
+    let probe = packet.get(..total_len).ok_or(DropReason::Truncated)?;
+    // Before the table, so that even a show naming a multicast target never
+    // answers a group; then the same order as IPv4.
+    let target = ip.destination_addr();
+    if target.is_multicast() {
+        return Err(DropReason::Multicast);
+    }
+    let hops = table
+        .hops(IpAddr::V6(target))
+        .ok_or(DropReason::NotForTarget)?;
+    let payload = probe.get(Ipv6Header::LEN..).ok_or(DropReason::Truncated)?;
+    let (protocol, transport) = upper_layer(ip.next_header(), payload)?;
+    let hop_limit = ip.hop_limit();
+    if hop_limit == 0 {
+        return Err(DropReason::TtlZero);
+    }
+    let source = ip.source_addr();
+    if is_bad_source_v6(source) {
+        return Err(DropReason::BadSource);
+    }
+
+    let kind = match protocol {
+        IpNumber::IPV6_ICMP => icmpv6_probe(transport)?,
+        IpNumber::UDP => udp_probe(transport)?,
+        IpNumber::TCP => tcp_probe(transport)?,
+        _ => Probe::Other,
     };
 
+    match follow_show(hop_limit, kind, IpAddr::V6(target), hops, ports)? {
+        Step::Kernel => Ok(Verdict::Kernel),
+        Step::Answer {
+            kind,
+            from: IpAddr::V6(from),
+            ttl,
+        } => Ok(Verdict::Answer(Answer::V6(AnswerV6 {
+            kind,
+            from,
+            to: source,
+            hop_limit: ttl,
+            probe,
+        }))),
+        // Table::new keeps only hop addresses of the target's family.
+        Step::Answer { .. } => Err(DropReason::SilentHop),
+    }
+}
+
+/// The show's rule for a probe that arrived with TTL (hop limit) `ttl >= 1`
+/// for `target`, whose fake hops are `hops`.
+fn follow_show(
+    ttl: u8,
+    kind: Probe,
+    target: IpAddr,
+    hops: &[Option<IpAddr>],
+    ports: &impl PortTable,
+) -> Result<Step, DropReason> {
     // hops[t - 1] exists exactly when 1 <= t <= N.
     match usize::from(ttl).checked_sub(1).and_then(|i| hops.get(i)) {
         Some(hop) => {
@@ -383,7 +536,11 @@ fn classify<'a>(
             let from = hop.ok_or(DropReason::SilentHop)?;
             // Decreases with t so tracepath sees a symmetric path.
             let reply_ttl = REPLY_BASE_TTL.saturating_sub(ttl - 1).max(1);
-            Ok(answer(ReplyKind::TimeExceeded, from, reply_ttl))
+            Ok(Step::Answer {
+                kind: ReplyKind::TimeExceeded,
+                from,
+                ttl: reply_ttl,
+            })
         }
         None => match kind {
             Probe::Udp { port } if !ports.udp_open(target, port) => {
@@ -392,16 +549,41 @@ fn classify<'a>(
                     .saturating_sub(hops.len())
                     .max(1);
                 let reply_ttl = u8::try_from(reply_ttl).unwrap_or(REPLY_BASE_TTL);
-                Ok(answer(ReplyKind::PortUnreachable, target, reply_ttl))
+                Ok(Step::Answer {
+                    kind: ReplyKind::PortUnreachable,
+                    from: target,
+                    ttl: reply_ttl,
+                })
             }
-            _ => Ok(Verdict::Kernel),
+            _ => Ok(Step::Kernel),
         },
+    }
+}
+
+/// A UDP datagram: a probe to any port.
+fn udp_probe(transport: &[u8]) -> Result<Probe, DropReason> {
+    let udp = UdpHeaderSlice::from_slice(transport).map_err(|_| DropReason::Truncated)?;
+    Ok(Probe::Udp {
+        port: udp.destination_port(),
+    })
+}
+
+/// A TCP segment: a probe when it is a clean SYN.
+fn tcp_probe(transport: &[u8]) -> Result<Probe, DropReason> {
+    let tcp = TcpHeaderSlice::from_slice(transport).map_err(|e| match e {
+        err::tcp::HeaderSliceError::Len(_) => DropReason::Truncated,
+        err::tcp::HeaderSliceError::Content(_) => DropReason::BadTcpHeader,
+    })?;
+    if tcp.syn() && !tcp.ack() && !tcp.rst() && !tcp.fin() {
+        Ok(Probe::TcpSyn)
+    } else {
+        Ok(Probe::TcpOther)
     }
 }
 
 /// Sorts an ICMP message: echo requests are probes, everything else is
 /// dropped whatever the TTL.
-fn icmp_probe(transport: &[u8]) -> Result<Probe, DropReason> {
+fn icmpv4_probe(transport: &[u8]) -> Result<Probe, DropReason> {
     let icmp = Icmpv4Slice::from_slice(transport).map_err(|e| match e.layer {
         // Timestamp messages of the wrong size are still queries.
         err::Layer::Icmpv4Timestamp | err::Layer::Icmpv4TimestampReply => DropReason::IcmpNotEcho,
@@ -429,18 +611,123 @@ fn icmp_probe(transport: &[u8]) -> Result<Probe, DropReason> {
 const TYPE_EXTENDED_ECHO_REQUEST: u8 = 42;
 const TYPE_EXTENDED_ECHO_REPLY: u8 = 43;
 
-/// Sources no reply can or may go to.
-fn is_bad_source(source: Ipv4Addr) -> bool {
+/// Sorts an ICMPv6 message: echo requests are probes, everything else is
+/// dropped whatever the hop limit. The type says whether a message is an
+/// error (0–127) or informational (128–255, RFC 4443 2.1), so unknown types
+/// need no guess.
+fn icmpv6_probe(transport: &[u8]) -> Result<Probe, DropReason> {
+    let icmp = Icmpv6Slice::from_slice(transport).map_err(|_| DropReason::Truncated)?;
+    match icmp.type_u8() {
+        icmpv6::TYPE_ECHO_REQUEST => Ok(Probe::Echo),
+        0..=127 => Err(DropReason::IcmpError),
+        icmpv6::TYPE_MULTICAST_LISTENER_QUERY
+        | icmpv6::TYPE_MULTICAST_LISTENER_REPORT
+        | icmpv6::TYPE_MULTICAST_LISTENER_REDUCTION
+        | icmpv6::TYPE_ROUTER_SOLICITATION
+        | icmpv6::TYPE_ROUTER_ADVERTISEMENT
+        | icmpv6::TYPE_NEIGHBOR_SOLICITATION
+        | icmpv6::TYPE_NEIGHBOR_ADVERTISEMENT
+        | icmpv6::TYPE_REDIRECT_MESSAGE
+        | icmpv6::TYPE_INVERSE_NEIGHBOR_DISCOVERY_SOLICITATION
+        | icmpv6::TYPE_INVERSE_NEIGHBOR_DISCOVERY_ADVERTISEMENT
+        | TYPE_MLD2_REPORT
+        | TYPE_CERTIFICATION_PATH_SOLICITATION
+        | TYPE_CERTIFICATION_PATH_ADVERTISEMENT
+        | TYPE_MULTICAST_ROUTER_ADVERTISEMENT
+        | TYPE_MULTICAST_ROUTER_SOLICITATION
+        | TYPE_MULTICAST_ROUTER_TERMINATION => Err(DropReason::NeighborDiscovery),
+        _ => Err(DropReason::IcmpNotEcho),
+    }
+}
+
+/// Link-local ICMPv6 control messages etherparse has no constant for:
+/// MLDv2 report (RFC 3810), SEND certification path (RFC 3971), multicast
+/// router discovery (RFC 4286).
+const TYPE_MLD2_REPORT: u8 = 143;
+const TYPE_CERTIFICATION_PATH_SOLICITATION: u8 = 148;
+const TYPE_CERTIFICATION_PATH_ADVERTISEMENT: u8 = 149;
+const TYPE_MULTICAST_ROUTER_ADVERTISEMENT: u8 = 151;
+const TYPE_MULTICAST_ROUTER_SOLICITATION: u8 = 152;
+const TYPE_MULTICAST_ROUTER_TERMINATION: u8 = 153;
+
+/// Walks the extension headers of an IPv6 packet (`payload`: everything
+/// after the IPv6 header, `next` the header's next header) and returns the
+/// upper-layer protocol and its bytes. A protocol that is not an extension
+/// header etherparse knows (ESP, no next header, ...) ends the walk and is
+/// returned as is.
+///
+/// The walk is ours, one etherparse slice per header, rather than
+/// `Ipv6ExtensionsSlice`'s: it must stop at the fragment header of a later
+/// fragment, whose following bytes are the middle of the datagram, not
+/// headers.
+fn upper_layer(mut next: IpNumber, payload: &[u8]) -> Result<(IpNumber, &[u8]), DropReason> {
+    let mut rest = payload;
+    let mut first = true;
+    loop {
+        let (len, following) = match next {
+            // RFC 8200 4.1: only right after the IPv6 header.
+            ip_number::IPV6_HOP_BY_HOP if !first => return Err(DropReason::BadExtensionHeader),
+            ip_number::IPV6_HOP_BY_HOP | ip_number::IPV6_DEST_OPTIONS | ip_number::IPV6_ROUTE => {
+                let header =
+                    Ipv6RawExtHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                (header.slice().len(), header.next_header())
+            }
+            ip_number::IPV6_FRAG => {
+                let header =
+                    Ipv6FragmentHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
+                if fragment_offset(&header) != 0 {
+                    return Err(DropReason::Fragment);
+                }
+                (header.slice().len(), header.next_header())
+            }
+            ip_number::AUTH => {
+                let header = IpAuthHeaderSlice::from_slice(rest).map_err(|e| match e {
+                    err::ip_auth::HeaderSliceError::Len(_) => DropReason::Truncated,
+                    err::ip_auth::HeaderSliceError::Content(_) => DropReason::BadExtensionHeader,
+                })?;
+                (header.slice().len(), header.next_header())
+            }
+            _ => return Ok((next, rest)),
+        };
+        rest = rest.get(len..).ok_or(DropReason::Truncated)?;
+        next = following;
+        first = false;
+    }
+}
+
+/// Fragment offset of an IPv6 fragment header, in 8-byte units: the top 13
+/// bits of its bytes 2..4 (RFC 8200 4.5). etherparse 0.16 reads this field
+/// with the wrong bit layout (`fragment_offset()` of `00 01`, a first
+/// fragment, is 1: JulianSchmid/etherparse#150, fixed in 0.20), so it is
+/// read here from the header etherparse checked.
+fn fragment_offset(header: &Ipv6FragmentHeaderSlice<'_>) -> u16 {
+    match header.slice() {
+        [_, _, high, low, ..] => u16::from_be_bytes([*high, *low]) >> 3,
+        _ => 0,
+    }
+}
+
+/// IPv4 sources no reply can or may go to.
+fn is_bad_source_v4(source: Ipv4Addr) -> bool {
     let first = source.octets()[0];
     // 0.0.0.0/8 ("this network", unspecified included) and 240.0.0.0/4
     // (class E, limited broadcast included).
     first == 0 || first >= 240 || source.is_loopback() || source.is_multicast()
 }
 
-/// Writes the reply into `out` and returns its length: IP header, ICMP
-/// header, then the probe quoted byte for byte up to `MAX_REPLY`.
-fn write_reply(answer: &Answer<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
-    let quote = &answer.probe[..answer.probe.len().min(MAX_QUOTE)];
+/// IPv6 sources no reply can or may go to. Link-local sources are fine: the
+/// reply goes back out of the interface the probe came in on.
+fn is_bad_source_v6(source: Ipv6Addr) -> bool {
+    source.is_unspecified()
+        || source.is_loopback()
+        || source.is_multicast()
+        || source.to_ipv4_mapped().is_some()
+}
+
+/// Writes an IPv4 reply into `out` and returns its length: IP header, ICMP
+/// header, then the probe quoted byte for byte up to `MAX_REPLY_V4`.
+fn write_reply_v4(answer: &AnswerV4<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
+    let quote = &answer.probe[..answer.probe.len().min(MAX_QUOTE_V4)];
     let icmp_type = match answer.kind {
         ReplyKind::TimeExceeded => {
             Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
@@ -451,9 +738,9 @@ fn write_reply(answer: &Answer<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
     };
     // Both types leave bytes 4..8 zero: no RFC 4884 length, nothing unused set.
     let icmp = Icmpv4Header::with_checksum(icmp_type, quote).to_bytes();
-    let len = REPLY_HEADERS_LEN + quote.len();
+    let len = REPLY_HEADERS_LEN_V4 + quote.len();
     let mut ip = Ipv4Header {
-        // len <= MAX_REPLY, far below u16::MAX.
+        // len <= MAX_REPLY_V4, far below u16::MAX.
         total_len: len as u16,
         // Mirrors the probe's: varies per probe, needs no state.
         identification: answer.identification,
@@ -475,6 +762,47 @@ fn write_reply(answer: &Answer<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
     len
 }
 
+/// Writes an IPv6 reply into `out` and returns its length: IPv6 header,
+/// ICMPv6 header, then the probe quoted byte for byte up to `MAX_REPLY_V6`.
+fn write_reply_v6(answer: &AnswerV6<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
+    let quote = &answer.probe[..answer.probe.len().min(MAX_QUOTE_V6)];
+    let icmp_type = match answer.kind {
+        ReplyKind::TimeExceeded => {
+            Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
+        }
+        ReplyKind::PortUnreachable => {
+            Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
+        }
+    };
+    let from = answer.from.octets();
+    let to = answer.to.octets();
+    // Both types leave bytes 4..8 zero (unused). The checksum covers the
+    // pseudo-header; it only fails for a message over 4 GiB, and the quote
+    // is at most MAX_QUOTE_V6 bytes.
+    let icmp = Icmpv6Header::with_checksum(icmp_type, from, to, quote)
+        .unwrap_or_else(|_| Icmpv6Header::new(icmp_type))
+        .to_bytes();
+    let payload_len = icmp.len() + quote.len();
+    let ip = Ipv6Header {
+        traffic_class: 0,
+        flow_label: Ipv6FlowLabel::ZERO,
+        // payload_len <= MAX_REPLY_V6, far below u16::MAX.
+        payload_length: payload_len as u16,
+        next_header: IpNumber::IPV6_ICMP,
+        hop_limit: answer.hop_limit,
+        source: from,
+        destination: to,
+    }
+    .to_bytes();
+
+    let (ip_out, rest) = out.split_at_mut(ip.len());
+    ip_out.copy_from_slice(&ip);
+    let (icmp_out, rest) = rest.split_at_mut(icmp.len());
+    icmp_out.copy_from_slice(&icmp);
+    rest[..quote.len()].copy_from_slice(quote);
+    ip.len() + payload_len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +815,12 @@ mod tests {
     const HOP4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 13);
     /// A port bound on the target.
     const OPEN_PORT: u16 = 53;
+
+    const V6_CLIENT: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+    const V6_TARGET: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+    const V6_HOP1: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11);
+    const V6_HOP2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x12);
+    const V6_HOP4: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x13);
 
     // Probes from 198.18.1.2 to 198.18.0.10, checksums all correct.
 
@@ -513,13 +847,35 @@ mod tests {
         d431ad9c05c8fa12\
         0000000165a1b2c30004d2e10000000000000000000000000000000000000000";
 
-    /// Hop 1 and 2 named, hop 3 silent, hop 4 named: N = 4.
-    fn table() -> Table {
-        Table::new([(TARGET, vec![Some(HOP1), Some(HOP2), None, Some(HOP4)])])
+    /// A table entry from addresses of one family.
+    fn entry<A: Into<IpAddr>>(target: A, hops: Vec<Option<A>>) -> (IpAddr, Vec<Option<IpAddr>>) {
+        let hops = hops.into_iter().map(|hop| hop.map(Into::into)).collect();
+        (target.into(), hops)
     }
 
-    fn ports(addr: Ipv4Addr, port: u16) -> bool {
-        addr == TARGET && port == OPEN_PORT
+    /// A table of IPv4 shows, from IPv4 addresses.
+    fn table_v4(entries: impl IntoIterator<Item = (Ipv4Addr, Vec<Option<Ipv4Addr>>)>) -> Table {
+        Table::new(
+            entries
+                .into_iter()
+                .map(|(target, hops)| entry(target, hops)),
+        )
+    }
+
+    /// One show per family, each with hop 1 and 2 named, hop 3 silent, hop
+    /// 4 named: N = 4.
+    fn table() -> Table {
+        Table::new([
+            entry(TARGET, vec![Some(HOP1), Some(HOP2), None, Some(HOP4)]),
+            entry(
+                V6_TARGET,
+                vec![Some(V6_HOP1), Some(V6_HOP2), None, Some(V6_HOP4)],
+            ),
+        ])
+    }
+
+    fn ports(addr: IpAddr, port: u16) -> bool {
+        (addr == IpAddr::V4(TARGET) || addr == IpAddr::V6(V6_TARGET)) && port == OPEN_PORT
     }
 
     fn hex(s: &str) -> Vec<u8> {
@@ -567,10 +923,18 @@ mod tests {
 
     /// Asserts the reply is well formed and quotes `probe`; returns its bytes.
     fn check_reply(probe: &[u8], decision: Decision, out: &[u8; MAX_REPLY]) -> Vec<u8> {
+        if probe[0] >> 4 == 6 {
+            check_reply_v6(probe, decision, out)
+        } else {
+            check_reply_v4(probe, decision, out)
+        }
+    }
+
+    fn check_reply_v4(probe: &[u8], decision: Decision, out: &[u8; MAX_REPLY]) -> Vec<u8> {
         let Decision::Reply { len, to, kind } = decision else {
             panic!("expected a reply, got {decision:?}");
         };
-        assert!(len <= MAX_REPLY);
+        assert!(len <= MAX_REPLY_V4);
         let reply = &out[..len];
         let ip = Ipv4HeaderSlice::from_slice(reply).expect("reply IP header parses");
         assert_eq!(ip.ihl(), 5);
@@ -582,7 +946,7 @@ mod tests {
         assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
         let probe_ip = Ipv4HeaderSlice::from_slice(probe).expect("probe IP header parses");
         assert_eq!(ip.destination_addr(), probe_ip.source_addr());
-        assert_eq!(to, probe_ip.source_addr());
+        assert_eq!(to, IpAddr::V4(probe_ip.source_addr()));
 
         let icmp = Icmpv4Slice::from_slice(ip_payload(reply)).expect("reply ICMP parses");
         let expected_type = match kind {
@@ -607,13 +971,62 @@ mod tests {
 
         let probe_len = usize::from(probe_ip.total_len());
         let quote = icmp.payload();
-        assert_eq!(quote.len(), probe_len.min(MAX_QUOTE));
+        assert_eq!(quote.len(), probe_len.min(MAX_QUOTE_V4));
         assert_eq!(quote, &probe[..quote.len()]);
         reply.to_vec()
     }
 
     fn ip_payload(reply: &[u8]) -> &[u8] {
         &reply[Ipv4Header::MIN_LEN..]
+    }
+
+    fn check_reply_v6(probe: &[u8], decision: Decision, out: &[u8; MAX_REPLY]) -> Vec<u8> {
+        let Decision::Reply { len, to, kind } = decision else {
+            panic!("expected a reply, got {decision:?}");
+        };
+        assert!(len <= MAX_REPLY_V6);
+        let reply = &out[..len];
+        etherparse::SlicedPacket::from_ip(reply).expect("reply parses");
+        let ip = Ipv6HeaderSlice::from_slice(reply).expect("reply IPv6 header parses");
+        assert_eq!(Ipv6Header::LEN + usize::from(ip.payload_length()), len);
+        assert_eq!(ip.traffic_class(), 0);
+        assert_eq!(ip.flow_label(), Ipv6FlowLabel::ZERO);
+        assert_eq!(ip.next_header(), IpNumber::IPV6_ICMP);
+        assert!(ip.hop_limit() >= 1);
+        let probe_ip = Ipv6HeaderSlice::from_slice(probe).expect("probe IPv6 header parses");
+        assert_eq!(ip.destination_addr(), probe_ip.source_addr());
+        assert_eq!(to, IpAddr::V6(probe_ip.source_addr()));
+
+        let icmp = Icmpv6Slice::from_slice(&reply[Ipv6Header::LEN..]).expect("reply ICMPv6 parses");
+        let expected_type = match kind {
+            ReplyKind::TimeExceeded => (3, 0),
+            ReplyKind::PortUnreachable => (1, 4),
+        };
+        assert_eq!((icmp.type_u8(), icmp.code_u8()), expected_type);
+        assert_eq!(icmp.bytes5to8(), [0; 4]);
+        assert!(icmp.is_checksum_valid(ip.source(), ip.destination()));
+        // The same, by hand: pseudo-header (RFC 8200 8.1) plus message sum
+        // to all ones.
+        let icmp_len = u32::try_from(icmp.slice().len()).unwrap();
+        assert_eq!(
+            checksum::Sum16BitWords::new()
+                .add_16bytes(ip.source())
+                .add_16bytes(ip.destination())
+                .add_4bytes(icmp_len.to_be_bytes())
+                .add_4bytes([0, 0, 0, 58])
+                .add_slice(icmp.slice())
+                .ones_complement(),
+            0
+        );
+        if kind == ReplyKind::PortUnreachable {
+            assert_eq!(ip.source_addr(), probe_ip.destination_addr());
+        }
+
+        let probe_len = Ipv6Header::LEN + usize::from(probe_ip.payload_length());
+        let quote = icmp.payload();
+        assert_eq!(quote.len(), probe_len.min(MAX_QUOTE_V6));
+        assert_eq!(quote, &probe[..quote.len()]);
+        reply.to_vec()
     }
 
     fn assert_drop(packet: &[u8], reason: DropReason) {
@@ -639,7 +1052,7 @@ mod tests {
             decision,
             Decision::Reply {
                 len: 88,
-                to: CLIENT,
+                to: IpAddr::V4(CLIENT),
                 kind: ReplyKind::TimeExceeded
             }
         );
@@ -682,7 +1095,7 @@ mod tests {
             decision,
             Decision::Reply {
                 len: 88,
-                to: CLIENT,
+                to: IpAddr::V4(CLIENT),
                 kind: ReplyKind::PortUnreachable
             }
         );
@@ -703,10 +1116,10 @@ mod tests {
         let reply = check_reply(&probe, decision, &out);
         assert_eq!(reply.len(), 576);
         assert_eq!(
-            &reply[..REPLY_HEADERS_LEN],
+            &reply[..REPLY_HEADERS_LEN_V4],
             &hex("450002403a5b00004001b130c612000bc6120102 0b00880a00000000")[..]
         );
-        assert_eq!(&reply[REPLY_HEADERS_LEN..], &probe[..548]);
+        assert_eq!(&reply[REPLY_HEADERS_LEN_V4..], &probe[..548]);
     }
 
     // --- outcomes that are not replies -------------------------------------
@@ -782,7 +1195,7 @@ mod tests {
 
     #[test]
     fn reply_ttls_saturate_at_1() {
-        let long = Table::new([(TARGET, vec![Some(HOP1); 100])]);
+        let long = table_v4([(TARGET, vec![Some(HOP1); 100])]);
         let mut out = [0u8; MAX_REPLY];
         let at_hop_70 = edited(UDP_TTL1, &[(8, 70)]);
         let decision = decide(&at_hop_70, &long, &ports, &mut out);
@@ -796,7 +1209,7 @@ mod tests {
 
     #[test]
     fn target_with_no_fake_hops_answers_only_as_the_target() {
-        let bare = Table::new([(TARGET, vec![])]);
+        let bare = table_v4([(TARGET, vec![])]);
         let mut out = [0u8; MAX_REPLY];
         let probe = hex(UDP_TTL1);
         let decision = decide(&probe, &bare, &ports, &mut out);
@@ -813,17 +1226,23 @@ mod tests {
     #[test]
     fn table_keeps_the_last_entry_for_a_target() {
         let other = Ipv4Addr::new(198, 18, 0, 99);
-        let table = Table::new([
+        let table = table_v4([
             (TARGET, vec![Some(HOP1)]),
             (other, vec![None]),
             (TARGET, vec![Some(HOP2), None]),
         ]);
         assert!(!table.is_empty());
         assert_eq!(table.len(), 2);
-        assert_eq!(table.hops(TARGET), Some(&[Some(HOP2), None][..]));
-        assert_eq!(table.hops(other), Some(&[None][..]));
-        assert_eq!(table.hops(CLIENT), None);
-        assert_eq!(table.targets().collect::<Vec<_>>(), vec![TARGET, other]);
+        assert_eq!(
+            table.hops(TARGET.into()),
+            Some(&[Some(IpAddr::V4(HOP2)), None][..])
+        );
+        assert_eq!(table.hops(other.into()), Some(&[None][..]));
+        assert_eq!(table.hops(CLIENT.into()), None);
+        assert_eq!(
+            table.targets().collect::<Vec<_>>(),
+            vec![IpAddr::V4(TARGET), IpAddr::V4(other)]
+        );
         assert!(Table::new([]).is_empty());
     }
 
@@ -839,6 +1258,35 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), DropReason::ALL.len());
+    }
+
+    #[test]
+    fn drop_reason_indices_and_names_are_stable() {
+        // Counters and logs keep these across versions: append only.
+        let expected = [
+            "truncated",
+            "bad_version",
+            "bad_header_length",
+            "bad_total_length",
+            "bad_checksum",
+            "not_for_target",
+            "fragment",
+            "ttl_zero",
+            "bad_source",
+            "icmp_error",
+            "icmp_not_echo",
+            "bad_tcp_header",
+            "tcp_not_syn",
+            "other_protocol",
+            "silent_hop",
+            "bad_extension_header",
+            "neighbor_discovery",
+            "multicast",
+        ];
+        let names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names, expected);
+        assert_eq!(DropReason::SilentHop.index(), 14);
+        assert_eq!(DropReason::Multicast.index(), 17);
     }
 
     // --- one test per drop reason ------------------------------------------
@@ -865,7 +1313,10 @@ mod tests {
 
     #[test]
     fn drop_bad_version() {
-        assert_drop(&edited(UDP_TTL1, &[(0, 0x65)]), DropReason::BadVersion);
+        // Version 6 is IPv6 now; every other version is refused.
+        for first in [0x05, 0x55, 0x75, 0xf5] {
+            assert_drop(&edited(UDP_TTL1, &[(0, first)]), DropReason::BadVersion);
+        }
     }
 
     #[test]
@@ -977,6 +1428,646 @@ mod tests {
         }
     }
 
+    // --- IPv6 ----------------------------------------------------------------
+
+    // Real packets, captured with a packet socket on a veth pair in a network
+    // namespace (Linux 6.x): probes from 2001:db8:1::2 to 2001:db8::10 sent
+    // by traceroute 2.1 and tracepath, or by a UDP socket with a sticky
+    // extension header (IPV6_DSTOPTS, IPV6_HOPOPTS) or fragmentation on
+    // (IPV6_PMTUDISC_DONT); neighbour discovery and MLD as the kernel sent
+    // them. Byte offsets used below: payload length 4..6, next header 6,
+    // hop limit 7, source 8..24, destination 24..40, then the next header.
+
+    /// traceroute -6: UDP to 33434, 80 bytes, payload "@A..._", hop limit 1.
+    const V6_UDP_HL1: &str = "6001395700281101\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        b4c0829a00285bbe\
+        404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+    /// traceroute -6 -I: echo request id 0x5cf0 seq 1, 80 bytes, hop limit 2.
+    const V6_ICMP_HL2: &str = "6008932b00283a02\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        800051a15cf00001\
+        48494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f6061626364656667";
+    /// traceroute -6 -T: SYN to port 80 with MSS, SACK, timestamps, window
+    /// scale; hop limit 4.
+    const V6_TCP_HL4: &str = "600835e800280604\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        dcf700508357d7be00000000a0021680af550000\
+        020405a00402080a705f7e010000000001030302";
+    /// traceroute -6 UDP probe past the fake hops, hop limit 5.
+    const V6_UDP_HL5: &str = "60080adb00281105\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        caf9829a00285bbe\
+        404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+    /// tracepath -6: 1500 bytes, UDP to 44444, hop limit 1; its first 88
+    /// bytes (the rest of the payload is zeros).
+    const V6_TRACEPATH_HEAD: &str = "6008397805b41101\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        cdd4ad9c05b4614a\
+        0100000000000000ef0700000000000097e2b7350000000000000000000000000000000000000000";
+    /// UDP to 33434 behind a destination options header (PadN), 88 bytes,
+    /// hop limit 1.
+    const V6_DSTOPTS_HL1: &str = "600fb49700303c01\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        1100010400000000\
+        e6e6829a00284593\
+        404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+    /// UDP to 33435 behind a hop-by-hop options header (PadN), 88 bytes,
+    /// hop limit 1.
+    const V6_HOPOPTS_HL1: &str = "6000025700300001\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        1100010400000000\
+        eda0829b00283ed8\
+        404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+    /// First fragment (offset 0, more fragments) of a 1808-byte UDP datagram
+    /// to 33436 of zeros, 1496 bytes, hop limit 1; its first 56 bytes.
+    const V6_FRAG_FIRST_HEAD: &str = "6004348305b02c01\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        110000019c475b58\
+        8d65829c07108647";
+    /// The same datagram's last fragment (offset 1448), 408 bytes; its first
+    /// 48 bytes.
+    const V6_FRAG_LATER_HEAD: &str = "6004348301702c01\
+        20010db8000100000000000000000002 20010db8000000000000000000000010\
+        110005a89c475b58";
+    /// MLDv2 report from fe80::9064:54ff:feb6:5919 to ff02::16, behind a
+    /// hop-by-hop header with a router alert, hop limit 1.
+    const V6_MLD_REPORT: &str = "6000000000380001\
+        fe80000000000000906454fffeb65919 ff020000000000000000000000000016\
+        3a00050200000100\
+        8f00d7e90000000204000000ff0200000000000000000001ff00000204000000\
+        ff0200000000000000000001ffb65919";
+    /// Router solicitation from fe80::9064:54ff:feb6:5919 to ff02::2.
+    const V6_ROUTER_SOLICITATION: &str = "6000000000103aff\
+        fe80000000000000906454fffeb65919 ff020000000000000000000000000002\
+        8500fec5000000000101926454b65919";
+    /// Duplicate address detection: neighbour solicitation from :: to
+    /// ff02::1:ff9f:da98.
+    const V6_NS_DAD: &str = "6000000000203aff\
+        00000000000000000000000000000000 ff0200000000000000000001ff9fda98\
+        8700838800000000fe80000000000000641952fffe9fda980e013be85043f2e0";
+    /// Unreachability detection: neighbour solicitation for the target, from
+    /// fe80::b4a4:bff:fe45:fa41 to the target's own address.
+    const V6_NS_NUD: &str = "6000000000203aff\
+        fe80000000000000b4a40bfffe45fa41 20010db8000000000000000000000010\
+        8700a8390000000020010db80000000000000000000000100101b6a40b45fa41";
+
+    /// Time Exceeded and port unreachable header (IPv6 + ICMPv6) lengths.
+    const V6_HEADERS: usize = 48;
+
+    fn v6_tracepath_probe() -> Vec<u8> {
+        let mut probe = hex(V6_TRACEPATH_HEAD);
+        probe.resize(1500, 0);
+        probe
+    }
+
+    fn v6_first_fragment() -> Vec<u8> {
+        let mut probe = hex(V6_FRAG_FIRST_HEAD);
+        probe.resize(1496, 0);
+        probe
+    }
+
+    fn v6_later_fragment() -> Vec<u8> {
+        let mut probe = hex(V6_FRAG_LATER_HEAD);
+        probe.resize(408, 0);
+        probe
+    }
+
+    /// A fixture with some bytes replaced (IPv6 has no header checksum).
+    fn edited_v6(fixture: &str, edits: &[(usize, u8)]) -> Vec<u8> {
+        let mut packet = hex(fixture);
+        for &(at, value) in edits {
+            packet[at] = value;
+        }
+        packet
+    }
+
+    /// Sets the payload length to what follows the IPv6 header.
+    fn fix_payload_len(packet: &mut [u8]) {
+        let payload_len = u16::try_from(packet.len() - Ipv6Header::LEN).unwrap();
+        packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    }
+
+    /// `packet` with its source (offset 8) or destination (24) replaced.
+    fn with_addr(mut packet: Vec<u8>, at: usize, addr: Ipv6Addr) -> Vec<u8> {
+        packet[at..at + 16].copy_from_slice(&addr.octets());
+        packet
+    }
+
+    #[test]
+    fn v6_udp_probe_at_hop_1_gets_time_exceeded_from_hop_1() {
+        let probe = hex(V6_UDP_HL1);
+        let (decision, out) = run(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        assert_eq!(
+            decision,
+            Decision::Reply {
+                len: 128,
+                to: IpAddr::V6(V6_CLIENT),
+                kind: ReplyKind::TimeExceeded
+            }
+        );
+        // From 2001:db8::11, hop limit 64, ICMPv6 3/0.
+        assert_eq!(
+            reply,
+            hex("6000000000583a40\
+                 20010db8000000000000000000000011 20010db8000100000000000000000002\
+                 0300129a00000000\
+                 6001395700281101\
+                 20010db8000100000000000000000002 20010db8000000000000000000000010\
+                 b4c0829a00285bbe404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f")
+        );
+    }
+
+    #[test]
+    fn v6_icmp_echo_at_hop_2_gets_time_exceeded_from_hop_2() {
+        let probe = hex(V6_ICMP_HL2);
+        let (decision, out) = run(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        // From 2001:db8::12, hop limit 63.
+        assert_eq!(
+            reply,
+            hex("6000000000583a3f\
+                 20010db8000000000000000000000012 20010db8000100000000000000000002\
+                 030073ea00000000\
+                 6008932b00283a02\
+                 20010db8000100000000000000000002 20010db8000000000000000000000010\
+                 800051a15cf0000148494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f6061626364656667")
+        );
+    }
+
+    #[test]
+    fn v6_tcp_syn_at_hop_4_gets_time_exceeded_from_hop_4() {
+        let probe = hex(V6_TCP_HL4);
+        let (decision, out) = run(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        // From 2001:db8::13, hop limit 61.
+        assert_eq!(
+            reply,
+            hex("6000000000583a3d\
+                 20010db8000000000000000000000013 20010db8000100000000000000000002\
+                 030004f700000000\
+                 600835e800280604\
+                 20010db8000100000000000000000002 20010db8000000000000000000000010\
+                 dcf700508357d7be00000000a0021680af550000020405a00402080a705f7e010000000001030302")
+        );
+    }
+
+    #[test]
+    fn v6_udp_past_the_hops_to_a_closed_port_gets_port_unreachable_from_the_target() {
+        let probe = hex(V6_UDP_HL5);
+        let (decision, out) = run(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        assert_eq!(
+            decision,
+            Decision::Reply {
+                len: 128,
+                to: IpAddr::V6(V6_CLIENT),
+                kind: ReplyKind::PortUnreachable
+            }
+        );
+        // From 2001:db8::10 with hop limit 64 - N = 60, ICMPv6 1/4.
+        assert_eq!(
+            reply,
+            hex("6000000000583a3c\
+                 20010db8000000000000000000000010 20010db8000100000000000000000002\
+                 01042ccf00000000\
+                 60080adb00281105\
+                 20010db8000100000000000000000002 20010db8000000000000000000000010\
+                 caf9829a00285bbe404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f")
+        );
+    }
+
+    #[test]
+    fn v6_tracepath_1500_byte_probe_is_quoted_up_to_1280_bytes() {
+        let probe = v6_tracepath_probe();
+        let (decision, out) = run(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        assert_eq!(reply.len(), 1280);
+        // Payload length 1240.
+        assert_eq!(
+            &reply[..V6_HEADERS],
+            &hex("6000000004d83a40\
+                  20010db8000000000000000000000011 20010db8000100000000000000000002\
+                  03006f1c00000000")[..]
+        );
+        assert_eq!(&reply[V6_HEADERS..], &probe[..1232]);
+    }
+
+    #[test]
+    fn v6_probe_behind_destination_options_is_answered_and_quoted_whole() {
+        let probe = hex(V6_DSTOPTS_HL1);
+        let (decision, out) = run(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        assert_eq!(
+            reply,
+            hex("6000000000603a40\
+                 20010db8000000000000000000000011 20010db8000100000000000000000002\
+                 03003e3c00000000\
+                 600fb49700303c01\
+                 20010db8000100000000000000000002 20010db8000000000000000000000010\
+                 1100010400000000e6e6829a00284593\
+                 404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f")
+        );
+        // Past the hops, the UDP port behind the options header counts.
+        let past = edited_v6(V6_DSTOPTS_HL1, &[(7, 9)]);
+        let (decision, out) = run(&past);
+        check_reply(&past, decision, &out);
+        let open = edited_v6(V6_DSTOPTS_HL1, &[(7, 9), (50, 0), (51, OPEN_PORT as u8)]);
+        assert_eq!(run(&open).0, Decision::Kernel);
+    }
+
+    #[test]
+    fn v6_probe_behind_hop_by_hop_options_is_answered_and_quoted_whole() {
+        let probe = hex(V6_HOPOPTS_HL1);
+        let (decision, out) = run(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        assert_eq!(
+            reply,
+            hex("6000000000603a40\
+                 20010db8000000000000000000000011 20010db8000100000000000000000002\
+                 03002c8c00000000\
+                 6000025700300001\
+                 20010db8000100000000000000000002 20010db8000000000000000000000010\
+                 1100010400000000eda0829b00283ed8\
+                 404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f")
+        );
+    }
+
+    #[test]
+    fn v6_first_fragment_is_answered_and_later_fragments_are_dropped() {
+        let first = v6_first_fragment();
+        let (decision, out) = run(&first);
+        let reply = check_reply(&first, decision, &out);
+        assert_eq!(reply.len(), 1280);
+        assert_eq!(
+            &reply[..V6_HEADERS],
+            &hex("6000000004d83a40\
+                  20010db8000000000000000000000011 20010db8000100000000000000000002\
+                  0300d4ae00000000")[..]
+        );
+        assert_eq!(&reply[V6_HEADERS..], &first[..1232]);
+        // An atomic fragment (offset 0, no more fragments) is whole.
+        let mut atomic = first.clone();
+        atomic[43] = 0;
+        let (decision, out) = run(&atomic);
+        check_reply(&atomic, decision, &out);
+
+        let later = v6_later_fragment();
+        assert_drop(&later, DropReason::Fragment);
+        // Past the hops too: nothing after a later fragment's header is a
+        // header, even when it would parse as one (or fail to).
+        for (next_header, hop_limit) in [(17, 9), (0, 1), (60, 1), (58, 1)] {
+            let mut packet = later.clone();
+            packet[40] = next_header;
+            packet[7] = hop_limit;
+            assert_drop(&packet, DropReason::Fragment);
+        }
+    }
+
+    /// etherparse 0.16 reads `00 01` (offset 0, more fragments) as offset 1.
+    #[test]
+    fn v6_fragment_offset_is_the_top_13_bits_etherparse_150() {
+        // Offset/flags word -> answered (offset 0) or dropped.
+        for (word, answered) in [
+            (0x0001u16, true),
+            (0x0000, true),
+            (0x0007, true),
+            (0x0008, false),
+            (0x0009, false),
+            (0x05a8, false),
+            (0xfff8, false),
+        ] {
+            let mut packet = v6_first_fragment();
+            packet[42..44].copy_from_slice(&word.to_be_bytes());
+            let (decision, out) = run(&packet);
+            if answered {
+                check_reply(&packet, decision, &out);
+            } else {
+                assert_eq!(
+                    decision,
+                    Decision::Drop(DropReason::Fragment),
+                    "{word:#06x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn v6_past_the_hops_echo_tcp_and_other_protocols_are_left_to_the_kernel() {
+        assert_eq!(run(&edited_v6(V6_ICMP_HL2, &[(7, 5)])).0, Decision::Kernel);
+        assert_eq!(run(&edited_v6(V6_TCP_HL4, &[(7, 5)])).0, Decision::Kernel);
+        // An ACK to a real service on the target, with a high hop limit.
+        let ack = edited_v6(V6_TCP_HL4, &[(7, 57), (53, 0x10)]);
+        assert_eq!(run(&ack).0, Decision::Kernel);
+        // SCTP, ESP and "no next header" past the hops.
+        for next_header in [132, 50, 59] {
+            let packet = edited_v6(V6_UDP_HL5, &[(6, next_header)]);
+            assert_eq!(run(&packet).0, Decision::Kernel);
+        }
+    }
+
+    #[test]
+    fn v6_udp_to_an_open_port_is_left_to_the_kernel_past_the_hops_only() {
+        let past = edited_v6(V6_UDP_HL5, &[(42, 0), (43, OPEN_PORT as u8)]);
+        assert_eq!(run(&past).0, Decision::Kernel);
+        let on_hop = edited_v6(V6_UDP_HL1, &[(42, 0), (43, OPEN_PORT as u8)]);
+        let (decision, out) = run(&on_hop);
+        check_reply(&on_hop, decision, &out);
+    }
+
+    #[test]
+    fn v6_ethernet_padding_past_the_payload_length_is_not_quoted() {
+        let mut probe = hex(V6_UDP_HL1);
+        probe.extend_from_slice(&[0xee; 6]);
+        let (decision, out) = run(&probe);
+        assert_eq!(check_reply(&probe, decision, &out).len(), 128);
+    }
+
+    #[test]
+    fn v6_udp_with_no_payload_is_answered() {
+        let mut probe = hex(V6_UDP_HL1);
+        probe.truncate(48);
+        fix_payload_len(&mut probe);
+        probe[44..46].copy_from_slice(&8u16.to_be_bytes());
+        let (decision, out) = run(&probe);
+        assert_eq!(check_reply(&probe, decision, &out).len(), 96);
+    }
+
+    #[test]
+    fn v6_reply_hop_limits_saturate_at_1() {
+        let long = Table::new([entry(V6_TARGET, vec![Some(V6_HOP1); 100])]);
+        let mut out = [0u8; MAX_REPLY];
+        let at_hop_70 = edited_v6(V6_UDP_HL1, &[(7, 70)]);
+        let decision = decide(&at_hop_70, &long, &ports, &mut out);
+        check_reply(&at_hop_70, decision, &out);
+        assert_eq!(out[7], 1);
+        let past = edited_v6(V6_UDP_HL1, &[(7, 101)]);
+        let decision = decide(&past, &long, &ports, &mut out);
+        check_reply(&past, decision, &out);
+        assert_eq!((out[7], out[40]), (1, 1));
+    }
+
+    #[test]
+    fn table_keeps_hops_of_the_target_family_only() {
+        let table = Table::new([
+            (
+                IpAddr::V6(V6_TARGET),
+                vec![Some(IpAddr::V4(HOP1)), Some(IpAddr::V6(V6_HOP2))],
+            ),
+            (
+                IpAddr::V4(TARGET),
+                vec![Some(IpAddr::V6(V6_HOP1)), Some(IpAddr::V4(HOP2))],
+            ),
+        ]);
+        assert_eq!(
+            table.hops(V6_TARGET.into()),
+            Some(&[None, Some(IpAddr::V6(V6_HOP2))][..])
+        );
+        assert_eq!(
+            table.hops(TARGET.into()),
+            Some(&[None, Some(IpAddr::V4(HOP2))][..])
+        );
+        assert_eq!(
+            table.targets().collect::<Vec<_>>(),
+            vec![IpAddr::V4(TARGET), IpAddr::V6(V6_TARGET)]
+        );
+        let mut out = [0u8; MAX_REPLY];
+        let probe = hex(V6_UDP_HL1);
+        assert_eq!(
+            decide(&probe, &table, &ports, &mut out),
+            Decision::Drop(DropReason::SilentHop)
+        );
+        let probe = hex(UDP_TTL1);
+        assert_eq!(
+            decide(&probe, &table, &ports, &mut out),
+            Decision::Drop(DropReason::SilentHop)
+        );
+        let probe = edited_v6(V6_ICMP_HL2, &[]);
+        let decision = decide(&probe, &table, &ports, &mut out);
+        let reply = check_reply(&probe, decision, &out);
+        assert_eq!(&reply[8..24], &V6_HOP2.octets()[..]);
+    }
+
+    #[test]
+    fn v6_neighbor_discovery_and_mld_are_never_answered() {
+        // As sent: to multicast groups.
+        for fixture in [V6_MLD_REPORT, V6_ROUTER_SOLICITATION, V6_NS_DAD] {
+            assert_drop(&hex(fixture), DropReason::Multicast);
+        }
+        // Unicast to the target: reachability confirmation.
+        assert_drop(&hex(V6_NS_NUD), DropReason::NeighborDiscovery);
+        // The same report and solicitation sent to the target itself, on a
+        // fake hop and past the hops; the report is behind a hop-by-hop
+        // header.
+        for fixture in [V6_MLD_REPORT, V6_ROUTER_SOLICITATION] {
+            for hop_limit in [1, 2, 255] {
+                let mut packet = with_addr(hex(fixture), 24, V6_TARGET);
+                packet[7] = hop_limit;
+                assert_drop(&packet, DropReason::NeighborDiscovery);
+            }
+        }
+        // Every neighbour discovery, router and MLD type in an echo's place.
+        for icmp_type in [
+            130, 131, 132, 133, 134, 135, 136, 137, 141, 142, 143, 148, 149, 151, 152, 153,
+        ] {
+            for hop_limit in [2, 255] {
+                let packet = edited_v6(V6_ICMP_HL2, &[(7, hop_limit), (40, icmp_type)]);
+                assert_drop(&packet, DropReason::NeighborDiscovery);
+            }
+        }
+    }
+
+    // --- one test per drop reason, IPv6 ------------------------------------
+
+    #[test]
+    fn v6_drop_truncated() {
+        // Shorter than an IPv6 header.
+        assert_drop(&hex(V6_UDP_HL1)[..39], DropReason::Truncated);
+        assert_drop(&[0x60], DropReason::Truncated);
+        // Cut by the capture buffer: shorter than the payload length.
+        assert_drop(&hex(V6_UDP_HL1)[..79], DropReason::Truncated);
+        assert_drop(&v6_tracepath_probe()[..1400], DropReason::Truncated);
+        // Upper-layer headers cut short, payload length consistent.
+        for (fixture, keep) in [(V6_UDP_HL1, 47), (V6_ICMP_HL2, 47), (V6_TCP_HL4, 59)] {
+            let mut packet = hex(fixture);
+            packet.truncate(keep);
+            fix_payload_len(&mut packet);
+            assert_drop(&packet, DropReason::Truncated);
+        }
+        // TCP data offset 15 (60 bytes) in a 40-byte segment.
+        assert_drop(&edited_v6(V6_TCP_HL4, &[(52, 0xf0)]), DropReason::Truncated);
+        // Extension headers cut short: inside the options header, past the
+        // packet (length 256 * 8), and an empty payload announcing one.
+        for fixture in [V6_DSTOPTS_HL1, V6_HOPOPTS_HL1] {
+            let mut packet = hex(fixture);
+            packet.truncate(44);
+            fix_payload_len(&mut packet);
+            assert_drop(&packet, DropReason::Truncated);
+            assert_drop(&edited_v6(fixture, &[(41, 0xff)]), DropReason::Truncated);
+            let mut packet = hex(fixture);
+            packet.truncate(40);
+            fix_payload_len(&mut packet);
+            assert_drop(&packet, DropReason::Truncated);
+        }
+        // A fragment header cut short.
+        let mut packet = v6_first_fragment();
+        packet.truncate(44);
+        fix_payload_len(&mut packet);
+        assert_drop(&packet, DropReason::Truncated);
+    }
+
+    #[test]
+    fn v6_drop_bad_extension_header() {
+        // A hop-by-hop header after a destination options header.
+        assert_drop(
+            &edited_v6(V6_DSTOPTS_HL1, &[(40, 0)]),
+            DropReason::BadExtensionHeader,
+        );
+        // A second hop-by-hop header.
+        assert_drop(
+            &edited_v6(V6_HOPOPTS_HL1, &[(40, 0)]),
+            DropReason::BadExtensionHeader,
+        );
+        // An authentication header with a zero length.
+        assert_drop(
+            &edited_v6(V6_UDP_HL1, &[(6, 51), (41, 0)]),
+            DropReason::BadExtensionHeader,
+        );
+    }
+
+    #[test]
+    fn v6_drop_multicast() {
+        let groups: [Ipv6Addr; 4] = [
+            "ff02::1".parse().unwrap(),
+            "ff02::1:ff00:10".parse().unwrap(),
+            "ff05::2".parse().unwrap(),
+            "ff0e::db8:10".parse().unwrap(),
+        ];
+        for group in groups {
+            for fixture in [V6_UDP_HL1, V6_ICMP_HL2, V6_UDP_HL5] {
+                let packet = with_addr(hex(fixture), 24, group);
+                assert_drop(&packet, DropReason::Multicast);
+            }
+        }
+        // Even when a show names a multicast address as its target.
+        let group = groups[3];
+        let table = Table::new([entry(group, vec![Some(V6_HOP1)])]);
+        let mut out = [0u8; MAX_REPLY];
+        let packet = with_addr(hex(V6_UDP_HL1), 24, group);
+        assert_eq!(
+            decide(&packet, &table, &ports, &mut out),
+            Decision::Drop(DropReason::Multicast)
+        );
+    }
+
+    #[test]
+    fn v6_drop_not_for_target() {
+        // To hop 1's address, to the IPv4-mapped target, and to a target of
+        // the other family written as IPv4-compatible.
+        for addr in [
+            V6_HOP1,
+            TARGET.to_ipv6_mapped(),
+            "::c612:a".parse::<Ipv6Addr>().unwrap(),
+        ] {
+            let packet = with_addr(hex(V6_UDP_HL1), 24, addr);
+            assert_drop(&packet, DropReason::NotForTarget);
+        }
+    }
+
+    #[test]
+    fn v6_drop_fragment() {
+        assert_drop(&v6_later_fragment(), DropReason::Fragment);
+        // Offset 8 with more fragments, behind a destination options header.
+        let mut packet = hex(V6_DSTOPTS_HL1);
+        packet[6] = 44;
+        packet.splice(40..40, hex("3c00000900000001"));
+        fix_payload_len(&mut packet);
+        assert_drop(&packet, DropReason::Fragment);
+    }
+
+    #[test]
+    fn v6_drop_ttl_zero() {
+        assert_drop(&edited_v6(V6_UDP_HL1, &[(7, 0)]), DropReason::TtlZero);
+    }
+
+    #[test]
+    fn v6_drop_bad_source() {
+        for source in ["::", "::1", "ff02::1", "ff0e::1", "::ffff:198.18.1.2"] {
+            let packet = with_addr(hex(V6_UDP_HL1), 8, source.parse().unwrap());
+            assert_drop(&packet, DropReason::BadSource);
+        }
+        // A link-local client is fine.
+        let source = "fe80::1".parse().unwrap();
+        let packet = with_addr(hex(V6_UDP_HL1), 8, source);
+        let (decision, out) = run(&packet);
+        check_reply(&packet, decision, &out);
+    }
+
+    #[test]
+    fn v6_drop_icmp_error() {
+        // Destination unreachable, packet too big, time exceeded, parameter
+        // problem, type 0, private and reserved error types, on a fake hop
+        // and past it.
+        for icmp_type in [1, 2, 3, 4, 0, 100, 127] {
+            for hop_limit in [2, 9] {
+                let packet = edited_v6(V6_ICMP_HL2, &[(7, hop_limit), (40, icmp_type)]);
+                assert_drop(&packet, DropReason::IcmpError);
+            }
+        }
+    }
+
+    #[test]
+    fn v6_drop_icmp_not_echo() {
+        // Echo reply, router renumbering, node information, mobile prefix
+        // solicitation, extended echo request, private and reserved
+        // informational types.
+        for icmp_type in [129, 138, 139, 140, 146, 160, 200, 255] {
+            for hop_limit in [2, 9] {
+                let packet = edited_v6(V6_ICMP_HL2, &[(7, hop_limit), (40, icmp_type)]);
+                assert_drop(&packet, DropReason::IcmpNotEcho);
+            }
+        }
+    }
+
+    #[test]
+    fn v6_drop_bad_tcp_header() {
+        assert_drop(
+            &edited_v6(V6_TCP_HL4, &[(52, 0x40)]),
+            DropReason::BadTcpHeader,
+        );
+    }
+
+    #[test]
+    fn v6_drop_tcp_not_syn() {
+        for flags in [0x12, 0x04, 0x01, 0x00, 0x29, 0x10, 0x03] {
+            assert_drop(
+                &edited_v6(V6_TCP_HL4, &[(53, flags)]),
+                DropReason::TcpNotSyn,
+            );
+        }
+    }
+
+    #[test]
+    fn v6_drop_other_protocol() {
+        // SCTP, ESP, no next header, ICMPv4 on hop 1; SCTP behind options.
+        for next_header in [132, 50, 59, 1] {
+            let packet = edited_v6(V6_UDP_HL1, &[(6, next_header)]);
+            assert_drop(&packet, DropReason::OtherProtocol);
+        }
+        assert_drop(
+            &edited_v6(V6_DSTOPTS_HL1, &[(40, 132)]),
+            DropReason::OtherProtocol,
+        );
+    }
+
+    #[test]
+    fn v6_drop_silent_hop() {
+        for fixture in [V6_UDP_HL1, V6_ICMP_HL2, V6_TCP_HL4, V6_DSTOPTS_HL1] {
+            assert_drop(&edited_v6(fixture, &[(7, 3)]), DropReason::SilentHop);
+        }
+    }
+
     // --- properties --------------------------------------------------------
 
     fn fixtures() -> Vec<Vec<u8>> {
@@ -986,6 +2077,22 @@ mod tests {
             hex(TCP_TTL4),
             hex(UDP_TTL5),
             tracepath_probe(),
+        ]
+    }
+
+    fn fixtures_v6() -> Vec<Vec<u8>> {
+        vec![
+            hex(V6_UDP_HL1),
+            hex(V6_ICMP_HL2),
+            hex(V6_TCP_HL4),
+            hex(V6_UDP_HL5),
+            v6_tracepath_probe(),
+            hex(V6_DSTOPTS_HL1),
+            hex(V6_HOPOPTS_HL1),
+            v6_first_fragment(),
+            v6_later_fragment(),
+            hex(V6_MLD_REPORT),
+            hex(V6_NS_NUD),
         ]
     }
 
@@ -1052,7 +2159,7 @@ mod tests {
             payload_len in 0usize..1600,
         ) {
             let hops: Vec<Option<Ipv4Addr>> = hops.into_iter().map(|h| h.map(Ipv4Addr::from)).collect();
-            let table = Table::new([(TARGET, hops.clone())]);
+            let table = table_v4([(TARGET, hops.clone())]);
             let mut packet = hex(UDP_TTL1)[..28].to_vec();
             packet.resize(28 + payload_len, 0x5a);
             let total_len = packet.len() as u16;
@@ -1082,6 +2189,91 @@ mod tests {
                 prop_assert_eq!(&reply[12..16], &TARGET.octets()[..]);
                 prop_assert_eq!(usize::from(reply[8]), 64usize.saturating_sub(hops.len()).max(1));
                 prop_assert_eq!(reply[20], 3);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_behind_a_valid_ipv6_header_never_panic(
+            hop_limit in 0u8..8,
+            // Hop-by-hop, routing, fragment, authentication, destination
+            // options, ICMPv6, UDP, TCP, no next header, anything.
+            next_header in prop_oneof![
+                Just(0u8), Just(43), Just(44), Just(51), Just(60),
+                Just(58), Just(17), Just(6), Just(59), any::<u8>(),
+            ],
+            rest in proptest::collection::vec(any::<u8>(), 0..1400),
+            short_by in prop_oneof![Just(0usize), 0usize..4],
+        ) {
+            let mut packet = hex(V6_UDP_HL1)[..40].to_vec();
+            packet.extend_from_slice(&rest);
+            fix_payload_len(&mut packet);
+            packet.truncate(packet.len() - short_by.min(rest.len()));
+            packet[6] = next_header;
+            packet[7] = hop_limit;
+            check_any(&packet);
+        }
+
+        #[test]
+        fn mutated_ipv6_probes_never_panic_and_replies_stay_valid(
+            which in 0usize..11,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+            fix in any::<bool>(),
+        ) {
+            let mut packet = fixtures_v6().swap_remove(which);
+            for (at, value) in edits {
+                let at = at.index(packet.len());
+                packet[at] = value;
+            }
+            if truncate {
+                packet.truncate(cut.index(packet.len() + 1));
+            }
+            if fix && packet.len() >= 40 {
+                fix_payload_len(&mut packet);
+            }
+            check_any(&packet);
+        }
+
+        #[test]
+        fn ipv6_udp_probes_follow_the_show(
+            hops in proptest::collection::vec(proptest::option::of(any::<[u8; 16]>()), 0..40),
+            hop_limit in 1u8..=255,
+            port in any::<u16>(),
+            payload_len in 0usize..1600,
+        ) {
+            let hops: Vec<Option<Ipv6Addr>> =
+                hops.into_iter().map(|h| h.map(Ipv6Addr::from)).collect();
+            let table = Table::new([entry(V6_TARGET, hops.clone())]);
+            let mut packet = hex(V6_UDP_HL1)[..48].to_vec();
+            packet.resize(48 + payload_len, 0x5a);
+            fix_payload_len(&mut packet);
+            packet[7] = hop_limit;
+            packet[42..44].copy_from_slice(&port.to_be_bytes());
+            packet[44..46].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+
+            let mut out = [0u8; MAX_REPLY];
+            let decision = decide(&packet, &table, &ports, &mut out);
+            let t = usize::from(hop_limit);
+            if t <= hops.len() {
+                match hops[t - 1] {
+                    None => prop_assert_eq!(decision, Decision::Drop(DropReason::SilentHop)),
+                    Some(hop) => {
+                        let reply = check_reply(&packet, decision, &out);
+                        prop_assert_eq!(&reply[8..24], &hop.octets()[..]);
+                        prop_assert_eq!(reply[7], 64u8.saturating_sub(hop_limit - 1).max(1));
+                        prop_assert_eq!(reply[40], 3);
+                    }
+                }
+            } else if port == OPEN_PORT {
+                prop_assert_eq!(decision, Decision::Kernel);
+            } else {
+                let reply = check_reply(&packet, decision, &out);
+                prop_assert_eq!(&reply[8..24], &V6_TARGET.octets()[..]);
+                prop_assert_eq!(usize::from(reply[7]), 64usize.saturating_sub(hops.len()).max(1));
+                prop_assert_eq!(reply[40], 1);
             }
         }
     }

@@ -16,7 +16,6 @@ use ratelimit::RateLimiter;
 use serde::{Deserialize, Serialize};
 use socket::PacketIo;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +59,12 @@ impl Counters {
 
     /// One log line.
     pub fn summary(&self) -> String {
-        let s = self.snapshot();
+        // A snapshot read back from a file has `dropped` filled already.
+        let s = if self.dropped.is_empty() {
+            self.snapshot()
+        } else {
+            self.clone()
+        };
         let drops: Vec<String> = s.dropped.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
             "received={} time_exceeded={} port_unreachable={} kernel={} rate_limited={} send_errors={} dropped: {}",
@@ -119,7 +123,6 @@ impl<P: PortTable> Responder<P> {
             Decision::Kernel => self.counters.kernel += 1,
             Decision::Drop(reason) => self.counters.count_drop(reason),
             Decision::Reply { len, to, kind } => {
-                let to: IpAddr = to.into();
                 if !self.limiter.allow(to, now) {
                     self.counters.rate_limited += 1;
                     return;
@@ -170,7 +173,7 @@ impl<P: PortTable> Responder<P> {
 mod tests {
     use super::*;
     use std::collections::VecDeque;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     /// Packets in from a queue, packets out to a list: the loop without
     /// root.
@@ -201,7 +204,7 @@ mod tests {
 
     struct NoPorts;
     impl PortTable for NoPorts {
-        fn udp_open(&self, _: Ipv4Addr, _: u16) -> bool {
+        fn udp_open(&self, _: IpAddr, _: u16) -> bool {
             false
         }
     }
@@ -217,7 +220,10 @@ mod tests {
     #[test]
     fn answers_counts_and_rate_limits_per_source() {
         let hop = Ipv4Addr::new(198, 18, 0, 1);
-        let table = Table::new([(Ipv4Addr::new(198, 18, 0, 100), vec![Some(hop), None])]);
+        let table = Table::new([(
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            vec![Some(IpAddr::V4(hop)), None],
+        )]);
         let mut responder = Responder::new(table, NoPorts, RateLimiter::new(1, 3));
         let a = Ipv4Addr::new(198, 18, 1, 1);
         let b = Ipv4Addr::new(198, 18, 1, 2);

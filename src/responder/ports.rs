@@ -78,8 +78,8 @@ impl ProcPorts {
 }
 
 impl PortTable for ProcPorts {
-    fn udp_open(&self, addr: Ipv4Addr, port: u16) -> bool {
-        self.open(IpAddr::V4(addr), port)
+    fn udp_open(&self, addr: IpAddr, port: u16) -> bool {
+        self.open(addr, port)
     }
 }
 

@@ -382,14 +382,22 @@ pub fn check_mtr(out: &str, hops: &[Expected], target: &[&str]) {
                 .iter()
                 .map(|x| x.trim_start_matches('(').trim_end_matches(')'))
                 .collect();
-            (sorted(&host), w[loss_at].trim_end_matches('%').parse::<f64>().unwrap())
+            (
+                sorted(&host),
+                w[loss_at].trim_end_matches('%').parse::<f64>().unwrap(),
+            )
         })
         .collect();
     assert_eq!(rows.len(), hops.len() + 1, "{out}");
     for (i, expected) in hops.iter().enumerate() {
         match expected {
             Some(words) => assert_eq!(rows[i], (sorted(words), 0.0), "hop {}:\n{out}", i + 1),
-            None => assert_eq!(rows[i], (vec!["???".to_string()], 100.0), "hop {}:\n{out}", i + 1),
+            None => assert_eq!(
+                rows[i],
+                (vec!["???".to_string()], 100.0),
+                "hop {}:\n{out}",
+                i + 1
+            ),
         }
     }
     assert_eq!(rows[hops.len()], (sorted(target), 0.0), "target:\n{out}");
@@ -414,7 +422,10 @@ pub fn check_tracepath(out: &str, hops: &[Expected], target: &[&str]) {
         let shown = if rest.contains("no reply") {
             "-".to_string()
         } else {
-            rest.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            rest.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         seen.push((ttl, shown));
     }
@@ -431,9 +442,17 @@ pub fn check_tracepath(out: &str, hops: &[Expected], target: &[&str]) {
     assert_eq!(seen, want, "{out}");
 }
 
-/// `ip route` and `ip -6 route` of a namespace, for before/after checks.
+/// `ip route` and `ip -6 route` of a namespace, for before/after checks
+/// (link-local routes come and go with the kernel's own timing).
 pub fn routes(lab: &Lab, ns: &str) -> String {
     let v4 = sh_ok(lab.exec(ns, "ip").args(["route", "show", "table", "all"]));
-    let v6 = sh_ok(lab.exec(ns, "ip").args(["-6", "route", "show", "table", "all"]));
+    let v6 = sh_ok(
+        lab.exec(ns, "ip")
+            .args(["-6", "route", "show", "table", "all"]),
+    );
     format!("{v4}{v6}")
+        .lines()
+        .filter(|l| !l.contains("fe80:"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
