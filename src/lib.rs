@@ -16,6 +16,7 @@ pub mod error;
 pub mod lab;
 pub mod message;
 pub mod plan;
+pub mod privileges;
 pub mod resolve;
 pub mod responder;
 pub mod rules;

@@ -180,6 +180,16 @@ while True:
     let before_rules = lab.iptables_snapshot();
     let before_sysctl = lab.sysctl_snapshot();
     let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+    // Once set up, serve keeps only CAP_NET_ADMIN and CAP_NET_RAW.
+    let pid = lab.pid(serve);
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        let line = proc_status.lines().find(|l| l.starts_with(field)).unwrap();
+        assert!(line.ends_with("0000000000003000"), "{line}");
+    }
+    assert!(lab
+        .serve_log(serve)
+        .contains("dropped privileges: keeping only CAP_NET_ADMIN and CAP_NET_RAW"));
 
     let client = format!(
         r#"

@@ -272,6 +272,10 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         );
     }
 
+    match crate::privileges::drop_all_but_net() {
+        Ok(line) => tracing::info!("{line}"),
+        Err(e) => tracing::warn!("could not drop privileges: {e}"),
+    }
     tracing::info!("ready: answering probes for {} target(s)", shows.len());
     let store = ctx.store.clone();
     let counters_path = store.counters_path(deployment);

@@ -156,6 +156,11 @@ impl Lab {
         self.serve(&["--interface", "eth0", "--dns", &format!("{SERVER_ADDR}:53")])
     }
 
+    /// The pid of child `index` (`ip netns exec` execs, so it is troll's).
+    pub fn pid(&self, index: usize) -> u32 {
+        self.children[index].id()
+    }
+
     /// The serve log of child `index`.
     pub fn serve_log(&self, index: usize) -> String {
         std::fs::read_to_string(self.state_dir.path().join(format!("serve-{index}.log")))
