@@ -7,6 +7,7 @@
 //! allocate per packet: one receive buffer and one reply buffer are reused.
 
 pub mod decide;
+pub mod filter;
 pub mod ports;
 pub mod ratelimit;
 pub mod socket;
@@ -152,6 +153,8 @@ impl<P: PortTable> Responder<P> {
         mut tick: impl FnMut(&mut Responder<P>),
     ) -> std::io::Result<()> {
         let mut last_tick = Instant::now();
+        let mut targets: Vec<std::net::IpAddr> = self.table.targets().collect();
+        io.set_targets(&targets)?;
         while !control.stop.load(Ordering::Relaxed) {
             let received = io.recv(&mut self.buf)?;
             let now = Instant::now();
@@ -163,6 +166,11 @@ impl<P: PortTable> Responder<P> {
             if signalled || now.duration_since(last_tick) >= every {
                 tick(self);
                 last_tick = now;
+                let now_targets: Vec<std::net::IpAddr> = self.table.targets().collect();
+                if now_targets != targets {
+                    targets = now_targets;
+                    io.set_targets(&targets)?;
+                }
             }
         }
         Ok(())

@@ -23,6 +23,11 @@ pub trait PacketIo {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
     /// Sends a complete IPv4 or IPv6 packet.
     fn send(&mut self, packet: &[u8], to: IpAddr) -> io::Result<()>;
+    /// Tells the receiving side which addresses matter (a kernel filter
+    /// drops the rest before it is copied); the default takes everything.
+    fn set_targets(&mut self, _targets: &[IpAddr]) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The real sockets.
@@ -177,6 +182,33 @@ impl PacketIo for LinkIo {
             if protocol == ETH_P_IP || protocol == ETH_P_IPV6 {
                 return Ok(Some(n as usize));
             }
+        }
+    }
+
+    fn set_targets(&mut self, targets: &[IpAddr]) -> io::Result<()> {
+        let Some(mut program) = super::filter::program(targets) else {
+            tracing::warn!("too many targets for a kernel filter; reading every packet");
+            return Ok(());
+        };
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_mut_ptr(),
+        };
+        // SAFETY: fprog points at `program`, which lives across the call;
+        // the kernel copies it.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.rx.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&raw const fprog).cast(),
+                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 
