@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: format, lints, unit, integration and lab tests.
-# Run as root on Debian/Ubuntu; lab tests build their own network
-# namespaces and remove them.
+# The whole test suite: format, lints, unit, integration, provider and lab
+# tests. Run as root on Debian/Ubuntu; lab tests build their own network
+# namespaces and remove them, provider tests run against local emulators
+# (Prism for Vultr's OpenAPI spec, moto for EC2) and never reach a cloud.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
+scripts/setup-prism.sh
+scripts/setup-moto.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

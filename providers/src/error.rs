@@ -35,10 +35,29 @@ pub enum Error {
     DuplicateAddress { address: IpAddr },
     #[error("{detail}")]
     Invalid { detail: String },
+    /// The credentials work but lack a permission: `action` is the API
+    /// action that was denied (e.g. `ec2:AllocateAddress`), `hint` says
+    /// where to grant it.
+    #[error("{provider} denied {action}; {hint}")]
+    Permission {
+        provider: &'static str,
+        action: String,
+        hint: String,
+    },
     /// The deployment's state could not record a resource; nothing was
     /// created after that.
     #[error("cannot record the resource in the state: {0}")]
     Journal(String),
+    /// A provider's API could not be reached, kept failing (server errors,
+    /// time-outs, dropped connections, rate limiting) after the retries, or
+    /// answered something that cannot be read. `operation` says what was
+    /// being done and to which address or id.
+    #[error("{operation}: {detail}")]
+    Api {
+        provider: &'static str,
+        operation: String,
+        detail: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,11 +10,13 @@
 //! price table, the error kinds every provider maps its failures onto, and
 //! the [`Provider`] trait itself.
 
+pub mod aws;
 mod error;
 pub mod local;
 mod prices;
 pub mod progress;
 mod static_provider;
+pub mod vultr;
 
 pub use error::{Error, Result};
 pub use local::LocalProvider;

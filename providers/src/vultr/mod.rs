@@ -1,0 +1,222 @@
+//! The Vultr provider: hop addresses and reverse DNS through the Vultr API v2.
+//!
+//! A show needs one routed address per distinct named line, and a PTR record
+//! on each. At Vultr those are additional IPv4 addresses on the instance (or
+//! reserved IPs attached to it, which outlive the instance), and addresses
+//! from the instance's own IPv6 /64, which cost nothing and need no API call
+//! (a hop address only appears as the source of replies, so it need not be
+//! configured in the instance's OS). Reverse DNS is set per instance for
+//! both families.
+//!
+//! Everything here is built to be run again: every create call is preceded
+//! by an *intent* in the deployment's journal and followed by the created
+//! resource, and [`Vultr::provision`] and [`Vultr::teardown`] first reconcile
+//! the journal with the API's lists (new additional IPv4s that appeared
+//! since an intent, reserved IPs carrying the label `troll-<deployment>`), so
+//! a crash at any point leaves nothing behind that the next run does not
+//! find. Requests are paced below Vultr's 30 per second, retried with
+//! back-off on 429, 5xx, time-outs and dropped connections, and every one
+//! has a time-out.
+//!
+//! Journal resources (`Resource::kind`, with their `extra` keys):
+//! - `vultr-ipv4`: an additional IPv4; `id` = the address. `instance`; on an
+//!   intent also `intent` and `before` (the instance's secondary addresses
+//!   before the create call).
+//! - `vultr-reserved-ip`: a reserved IPv4; `id` = Vultr's id. `instance`,
+//!   `label`, `region`; on an intent also `intent`.
+//! - `vultr-ipv6`: a hop address from the instance's /64; `instance`,
+//!   `network`.
+//! - `vultr-ptr`: a reverse DNS name troll set; `instance`, `name`, and
+//!   `previous` (the name it replaced) on addresses troll did not allocate.
+
+mod api;
+mod client;
+mod ledger;
+mod provision;
+mod reverse;
+mod teardown;
+
+pub use api::{expanded, Instance, InstanceIpv4, ReservedIp, ReverseIpv6, V6Network};
+pub use client::{ApiKey, Client, Settings, API_KEY_ENV, API_URL_ENV, AUTH_HINT, DEFAULT_API_URL};
+pub use ledger::{
+    EXTRA_BEFORE, EXTRA_INSTANCE, EXTRA_INTENT, EXTRA_LABEL, EXTRA_NAME, EXTRA_NETWORK,
+    EXTRA_PREVIOUS, EXTRA_REGION, KIND_IPV4, KIND_IPV6, KIND_PTR, KIND_RESERVED,
+};
+
+use crate::progress::Progress;
+use crate::{AddressPair, Error, PtrRecord, Result};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// When the names set through the API can be expected in public resolvers.
+pub const PROPAGATION_NOTE: &str =
+    "Vultr has the new names now; public resolvers can take 6 to 12 hours to show them.";
+
+/// How many addresses `provision` should hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProvisionRequest {
+    /// IPv4 hop addresses (each costs money at Vultr).
+    pub ipv4: usize,
+    /// IPv6 hop addresses from the instance's /64 (free).
+    pub ipv6: usize,
+    /// New IPv4 addresses as reserved IPs (labelled `troll-<deployment>`
+    /// and attached to the instance) instead of additional addresses.
+    pub reserved: bool,
+}
+
+/// What the deployment holds after `provision`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The instance's main IPv4 address.
+    pub target_v4: AddressPair,
+    /// The instance's own IPv6 address, when it has IPv6.
+    pub target_v6: Option<AddressPair>,
+    /// Every IPv4 hop address the deployment holds (additional and
+    /// reserved), in the order they were recorded: at least
+    /// `request.ipv4`, more if an earlier run asked for more.
+    pub ipv4: Vec<AddressPair>,
+    /// Every IPv6 hop address the deployment holds, at least `request.ipv6`.
+    pub ipv6: Vec<AddressPair>,
+    /// Addresses created by this call.
+    pub created: usize,
+    /// Addresses an interrupted earlier run had created, found at Vultr and
+    /// recorded by this call.
+    pub adopted: usize,
+}
+
+/// What `set_ptrs` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtrReport {
+    /// Records written because Vultr had another name (or none).
+    pub changed: Vec<PtrRecord>,
+    /// Records Vultr already had.
+    pub unchanged: Vec<PtrRecord>,
+    /// [`PROPAGATION_NOTE`]: when public resolvers will show the names.
+    pub note: &'static str,
+}
+
+/// The reverse DNS name Vultr reports for one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtrStatus {
+    pub address: IpAddr,
+    /// `None` when Vultr has no name for it (or it is not on the instance).
+    pub reported: Option<String>,
+}
+
+/// What `teardown` released.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeardownReport {
+    /// Reverse DNS names reset (IPv4: to Vultr's default, or to the name an
+    /// address troll did not allocate had before; IPv6: deleted or restored).
+    pub ptrs_reset: usize,
+    pub ipv4_deleted: Vec<Ipv4Addr>,
+    /// Ids of the reserved IPs detached and deleted.
+    pub reserved_deleted: Vec<String>,
+    /// Resources found at Vultr from an interrupted run (by intent or by
+    /// label) and released.
+    pub adopted: usize,
+}
+
+/// The Vultr provider for one deployment on one instance.
+#[derive(Debug, Clone)]
+pub struct Vultr {
+    client: Client,
+    instance_id: String,
+    label: String,
+}
+
+impl Vultr {
+    /// A provider for `deployment` on instance `instance_id`. Checks both
+    /// before any call: the id goes into URL paths, the deployment into the
+    /// label `troll-<deployment>` that finds reserved IPs again.
+    pub fn new(client: Client, instance_id: &str, deployment: &str) -> Result<Vultr> {
+        let id_ok = !instance_id.is_empty()
+            && instance_id.len() <= 100
+            && instance_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(Error::Invalid {
+                detail: format!(
+                    "--instance {instance_id:?} is not a Vultr instance id (like cb676a46-66fd-4dfb-b839-443f2e6c0b60)"
+                ),
+            });
+        }
+        let deployment_ok = !deployment.is_empty()
+            && deployment.len() <= 64
+            && deployment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !deployment_ok {
+            return Err(Error::Invalid {
+                detail: format!(
+                    "deployment name {deployment:?} cannot label Vultr resources: use up to 64 letters, digits, '-', '_' or '.'"
+                ),
+            });
+        }
+        Ok(Vultr {
+            client,
+            instance_id: instance_id.to_string(),
+            label: format!("troll-{deployment}"),
+        })
+    }
+
+    /// A provider with the key from `VULTR_API_KEY` and the base URL from
+    /// `TROLL_VULTR_API_URL` (or the real API).
+    pub fn from_env(instance_id: &str, deployment: &str) -> Result<Vultr> {
+        let client = Client::new(Settings::from_env(), ApiKey::from_env()?)?;
+        Vultr::new(client, instance_id, deployment)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// `troll-<deployment>`: the label of the reserved IPs it creates.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn steps(&self, len: usize, what: &str) -> Steps {
+        Steps(
+            (self.client.settings().show_progress && len > 0)
+                .then(|| Progress::new(len as u64, what)),
+        )
+    }
+}
+
+/// Progress when the settings ask for it.
+struct Steps(Option<Progress>);
+
+impl Steps {
+    fn inc(&self, msg: &str) {
+        if let Some(p) = &self.0 {
+            p.inc(msg);
+        }
+    }
+
+    fn note(&self, msg: &str) {
+        if let Some(p) = &self.0 {
+            p.note(msg);
+        }
+    }
+
+    fn finish(&self, msg: &str) {
+        if let Some(p) = &self.0 {
+            p.finish(msg);
+        }
+    }
+}
+
+/// Errors worth another round of reconcile-and-retry: the API failed or
+/// did not answer, but did not refuse.
+fn transient(error: &Error) -> bool {
+    matches!(error, Error::Api { .. })
+}
+
+/// How many calls run at once in one batch; the client's own limits (in
+/// flight, per second) still apply on top.
+const BATCH: usize = 16;

@@ -1,0 +1,534 @@
+//! `provision`: make the deployment hold enough hop addresses, adopting
+//! what an interrupted run left at Vultr before creating anything new.
+
+use super::api::{Instance, InstanceIpv4, ReservedIp};
+use super::ledger::*;
+use super::{transient, ProvisionRequest, Provisioned, Vultr, BATCH};
+use crate::{AddressPair, Error, Family, Journal, ResourceStatus, Result};
+use futures_util::{stream, StreamExt};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Rounds of reconcile-then-create before `provision` gives up on
+/// failures whose outcome was unknown.
+const MAX_ROUNDS: usize = 3;
+
+/// IPv6 hop addresses start at this offset in the instance's network
+/// (`prefix::1000`), well away from the instance's own SLAAC address.
+const IPV6_HOP_OFFSET: u128 = 0x1000;
+
+/// What the API says the instance and the account have now.
+pub(super) struct Seen {
+    pub instance: Instance,
+    pub ipv4: Vec<InstanceIpv4>,
+    pub reserved: Option<Vec<ReservedIp>>,
+}
+
+/// The outcome of one batch of create calls.
+struct Batch {
+    created: usize,
+    /// A create call succeeded without naming its address: the next round
+    /// finds it in the list.
+    unresolved: bool,
+    error: Option<Error>,
+}
+
+enum Made {
+    Ipv4(Option<Ipv4Addr>),
+    Reserved(Box<(ReservedIp, Result<()>)>),
+}
+
+impl Vultr {
+    /// Makes the deployment hold at least `request.ipv4` IPv4 and
+    /// `request.ipv6` IPv6 hop addresses, and returns them with the targets
+    /// (the instance's main addresses).
+    ///
+    /// Idempotent: what the journal holds, and what an interrupted run left
+    /// (found through the journal's intents and the label), counts; only
+    /// the difference is created. Each create call is preceded by an intent
+    /// in `journal` and followed by the created resource.
+    pub async fn provision<J: Journal + ?Sized>(
+        &self,
+        journal: &mut J,
+        request: ProvisionRequest,
+    ) -> Result<Provisioned> {
+        let mut ledger = Ledger::open(journal);
+        let (mut created, mut adopted) = (0, 0);
+        let mut last_error: Option<Error> = None;
+        for round in 0..=MAX_ROUNDS {
+            let list_reserved = request.reserved
+                || ledger.of(KIND_RESERVED).next().is_some()
+                || ledger.intents(KIND_IPV4).next().is_some();
+            let seen = self.look(list_reserved).await?;
+            adopted += self.reconcile(&mut ledger, Some(&seen.ipv4), seen.reserved.as_deref())?;
+            if round == 0 {
+                self.take_ipv6(&mut ledger, &seen.instance, request.ipv6)?;
+            }
+            self.attach_pending(&ledger, seen.reserved.as_deref())
+                .await?;
+            let held = self.held_ipv4(&ledger).len();
+            let missing = request.ipv4.saturating_sub(held);
+            if missing == 0 {
+                return Ok(self.provisioned(&ledger, &seen.instance, created, adopted));
+            }
+            if round == MAX_ROUNDS {
+                break;
+            }
+            let batch = self
+                .create(&mut ledger, &seen, missing, request.reserved)
+                .await?;
+            created += batch.created;
+            match batch.error {
+                Some(e) if !transient(&e) => return Err(e),
+                Some(e) => last_error = Some(e),
+                None if !batch.unresolved => {
+                    return Ok(self.provisioned(&ledger, &seen.instance, created, adopted))
+                }
+                None => {}
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Api {
+            provider: "Vultr",
+            operation: format!("adding IPv4 addresses to instance {}", self.instance_id),
+            detail: format!(
+                "the new addresses did not appear in the instance's list after {MAX_ROUNDS} rounds"
+            ),
+        }))
+    }
+
+    /// The instance, its IPv4 list and (when asked) the reserved IPs, read
+    /// in parallel.
+    pub(super) async fn look(&self, list_reserved: bool) -> Result<Seen> {
+        let id = &self.instance_id;
+        let reserved = async {
+            if list_reserved {
+                self.client.list_reserved_ips().await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (instance, ipv4, reserved) = tokio::try_join!(
+            self.client.get_instance(id),
+            self.client.list_instance_ipv4(id),
+            reserved
+        )?;
+        Ok(Seen {
+            instance,
+            ipv4,
+            reserved,
+        })
+    }
+
+    /// Brings the journal in line with the API's lists and returns how many
+    /// resources it adopted:
+    /// - additional IPv4s no longer on the instance are forgotten;
+    /// - an intent to add an IPv4 adopts a secondary address that was not
+    ///   there before it (per its `before` list) and is not known otherwise;
+    /// - reserved IPs with the deployment's label that the journal lacks are
+    ///   adopted, and recorded ones that are gone are forgotten.
+    ///
+    /// `ipv4` is `None` when the instance no longer exists.
+    pub(super) fn reconcile<J: Journal + ?Sized>(
+        &self,
+        ledger: &mut Ledger<'_, J>,
+        ipv4: Option<&[InstanceIpv4]>,
+        reserved: Option<&[ReservedIp]>,
+    ) -> Result<usize> {
+        let mut adopted = 0;
+        let mut changed = false;
+        let secondaries: BTreeSet<Ipv4Addr> = ipv4
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a.is_secondary())
+            .map(|a| a.ip)
+            .collect();
+        changed |= ledger.remove(|r| {
+            r.kind == KIND_IPV4
+                && r.status == ResourceStatus::Created
+                && !matches!(r.address.map(|a| a.public), Some(IpAddr::V4(a)) if secondaries.contains(&a))
+        });
+
+        let intents: Vec<_> = ledger.intents(KIND_IPV4).cloned().collect();
+        if !intents.is_empty() {
+            let mut known: BTreeSet<Ipv4Addr> = ledger
+                .addresses(KIND_IPV4)
+                .into_iter()
+                .chain(ledger.addresses(KIND_RESERVED))
+                .filter_map(|a| match a {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            known.extend(
+                reserved
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(ReservedIp::ipv4),
+            );
+            // An intent without its `before` list cannot tell a new address
+            // from an old one; it adopts nothing rather than someone else's.
+            let befores: Vec<BTreeSet<Ipv4Addr>> = intents
+                .iter()
+                .filter_map(|i| i.extra.get(EXTRA_BEFORE))
+                .map(|b| b.split(',').filter_map(|a| a.trim().parse().ok()).collect())
+                .collect();
+            let fresh: Vec<Ipv4Addr> = secondaries
+                .iter()
+                .copied()
+                .filter(|a| !known.contains(a) && befores.iter().any(|b| !b.contains(a)))
+                .collect();
+            if fresh.len() > intents.len() {
+                tracing::warn!(
+                    instance = %self.instance_id,
+                    "{} new additional IPv4 address(es) for {} intent(s): adopting the lowest",
+                    fresh.len(),
+                    intents.len()
+                );
+            }
+            for ip in fresh.into_iter().take(intents.len()) {
+                tracing::info!(%ip, instance = %self.instance_id, "adopting an additional IPv4 from an interrupted run");
+                ledger.items.push(resource(
+                    KIND_IPV4,
+                    Some(ip.to_string()),
+                    Some(IpAddr::V4(ip)),
+                    ResourceStatus::Created,
+                    &[(EXTRA_INSTANCE, self.instance_id.clone())],
+                ));
+                adopted += 1;
+            }
+            ledger.remove(|r| r.kind == KIND_IPV4 && r.status == ResourceStatus::Intent);
+            changed = true;
+        }
+
+        if let Some(list) = reserved {
+            let ids: BTreeSet<&str> = list.iter().map(|r| r.id.as_str()).collect();
+            changed |= ledger.remove(|r| {
+                r.kind == KIND_RESERVED
+                    && r.status == ResourceStatus::Created
+                    && !r.id.as_deref().is_some_and(|id| ids.contains(id))
+            });
+            for r in list
+                .iter()
+                .filter(|r| r.label == self.label && !r.id.is_empty())
+            {
+                let recorded = ledger
+                    .created(KIND_RESERVED)
+                    .any(|x| x.id.as_deref() == Some(r.id.as_str()));
+                if !recorded {
+                    tracing::info!(id = %r.id, label = %self.label, "adopting a reserved IP by its label");
+                    ledger.items.push(resource(
+                        KIND_RESERVED,
+                        Some(r.id.clone()),
+                        r.ipv4().map(IpAddr::V4),
+                        ResourceStatus::Created,
+                        &[
+                            (EXTRA_INSTANCE, self.instance_id.clone()),
+                            (EXTRA_LABEL, self.label.clone()),
+                            (EXTRA_REGION, r.region.clone()),
+                        ],
+                    ));
+                    adopted += 1;
+                    changed = true;
+                }
+            }
+            changed |=
+                ledger.remove(|r| r.kind == KIND_RESERVED && r.status == ResourceStatus::Intent);
+        }
+        if changed {
+            ledger.save()?;
+        }
+        Ok(adopted)
+    }
+
+    /// Records IPv6 hop addresses from the instance's network up to
+    /// `wanted`: `prefix::1000`, `prefix::1001`, ... (no API call creates
+    /// them), skipping the instance's own address.
+    fn take_ipv6<J: Journal + ?Sized>(
+        &self,
+        ledger: &mut Ledger<'_, J>,
+        instance: &Instance,
+        wanted: usize,
+    ) -> Result<()> {
+        let Some(net) = instance.v6 else {
+            if wanted > 0 {
+                return Err(Error::Invalid {
+                    detail: format!(
+                        "instance {} has no IPv6 network; enable IPv6 on it (Vultr portal, Settings, IPv6) and provision again",
+                        self.instance_id
+                    ),
+                });
+            }
+            if ledger.remove(|r| r.kind == KIND_IPV6) {
+                ledger.save()?;
+            }
+            return Ok(());
+        };
+        let mut changed = ledger.remove(|r| {
+            r.kind == KIND_IPV6
+                && !matches!(r.address.map(|a| a.public), Some(IpAddr::V6(a)) if net.contains(a))
+        });
+        let mut held: BTreeSet<IpAddr> = ledger.addresses(KIND_IPV6).into_iter().collect();
+        let base = u128::from(net.network)
+            & u128::MAX
+                .checked_shl(128 - u32::from(net.prefix_len))
+                .unwrap_or(0);
+        let network = format!("{}/{}", net.network, net.prefix_len);
+        let mut offset = IPV6_HOP_OFFSET;
+        while held.len() < wanted {
+            let candidate = Ipv6Addr::from(base.wrapping_add(offset));
+            offset += 1;
+            if !net.contains(candidate) {
+                return Err(Error::Invalid {
+                    detail: format!(
+                        "the IPv6 network {network} of instance {} is too small for {wanted} hop addresses",
+                        self.instance_id
+                    ),
+                });
+            }
+            if Some(candidate) == net.main_ip || !held.insert(IpAddr::V6(candidate)) {
+                continue;
+            }
+            ledger.items.push(resource(
+                KIND_IPV6,
+                None,
+                Some(IpAddr::V6(candidate)),
+                ResourceStatus::Created,
+                &[
+                    (EXTRA_INSTANCE, self.instance_id.clone()),
+                    (EXTRA_NETWORK, network.clone()),
+                ],
+            ));
+            changed = true;
+        }
+        if changed {
+            ledger.save()?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the deployment's reserved IPs that are not attached to the
+    /// instance (a run interrupted between create and attach).
+    async fn attach_pending<J: Journal + ?Sized>(
+        &self,
+        ledger: &Ledger<'_, J>,
+        reserved: Option<&[ReservedIp]>,
+    ) -> Result<()> {
+        let Some(list) = reserved else {
+            return Ok(());
+        };
+        let mut pending = Vec::new();
+        for r in ledger.created(KIND_RESERVED) {
+            let Some(listed) = list.iter().find(|l| Some(l.id.as_str()) == r.id.as_deref()) else {
+                continue;
+            };
+            match listed.instance_id.as_deref() {
+                Some(i) if i == self.instance_id => {}
+                Some(other) => {
+                    return Err(Error::Conflict {
+                        provider: "Vultr",
+                        detail: format!(
+                            "reserved IP {} ({}) labelled {} is attached to instance {other}, not {}; detach it or tear the deployment down",
+                            listed.id, listed.subnet, self.label, self.instance_id
+                        ),
+                    })
+                }
+                None => pending.push(listed.id.clone()),
+            }
+        }
+        let attach = |id: String| async move { self.attach(&id).await };
+        let results: Vec<Result<()>> = stream::iter(pending)
+            .map(attach)
+            .buffer_unordered(BATCH)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Attaches a reserved IP to the instance; an attach the API refuses
+    /// because it was already done (a retried call) counts as done.
+    async fn attach(&self, reserved_id: &str) -> Result<()> {
+        match self
+            .client
+            .attach_reserved_ip(reserved_id, &self.instance_id)
+            .await
+        {
+            Err(Error::Conflict { .. }) if self.is_attached(reserved_id).await => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn is_attached(&self, reserved_id: &str) -> bool {
+        self.client.list_reserved_ips().await.is_ok_and(|list| {
+            list.iter().any(|r| {
+                r.id == reserved_id && r.instance_id.as_deref() == Some(self.instance_id.as_str())
+            })
+        })
+    }
+
+    /// Creates `missing` IPv4 addresses in parallel, each after its intent.
+    async fn create<J: Journal + ?Sized>(
+        &self,
+        ledger: &mut Ledger<'_, J>,
+        seen: &Seen,
+        missing: usize,
+        reserved: bool,
+    ) -> Result<Batch> {
+        let kind = if reserved { KIND_RESERVED } else { KIND_IPV4 };
+        let before = seen
+            .ipv4
+            .iter()
+            .filter(|a| a.is_secondary())
+            .map(|a| a.ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let region = seen.instance.region.as_str();
+        let tokens: Vec<String> = (0..missing).map(|_| token()).collect();
+        for t in &tokens {
+            let mut extra = vec![
+                (EXTRA_INSTANCE, self.instance_id.clone()),
+                (EXTRA_INTENT, t.clone()),
+            ];
+            if reserved {
+                extra.push((EXTRA_LABEL, self.label.clone()));
+                extra.push((EXTRA_REGION, region.to_string()));
+            } else {
+                extra.push((EXTRA_BEFORE, before.clone()));
+            }
+            ledger
+                .items
+                .push(resource(kind, None, None, ResourceStatus::Intent, &extra));
+        }
+        ledger.save()?;
+
+        let what = if reserved {
+            format!(
+                "creating {missing} reserved IPv4 address(es) labelled {}",
+                self.label
+            )
+        } else {
+            format!(
+                "adding {missing} IPv4 address(es) to instance {}",
+                self.instance_id
+            )
+        };
+        let steps = self.steps(missing, &what);
+        let one = |t: String| async move {
+            let made = if reserved {
+                match self.client.create_reserved_ipv4(region, &self.label).await {
+                    Ok(r) => {
+                        let attached = self.attach(&r.id).await;
+                        Ok(Made::Reserved(Box::new((r, attached))))
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.client
+                    .create_instance_ipv4(&self.instance_id)
+                    .await
+                    .map(Made::Ipv4)
+            };
+            (t, made)
+        };
+        let mut results = stream::iter(tokens).map(one).buffer_unordered(BATCH);
+        let mut batch = Batch {
+            created: 0,
+            unresolved: false,
+            error: None,
+        };
+        while let Some((t, made)) = results.next().await {
+            match made {
+                Ok(Made::Ipv4(Some(ip))) => {
+                    ledger.fulfil(
+                        &t,
+                        resource(
+                            KIND_IPV4,
+                            Some(ip.to_string()),
+                            Some(IpAddr::V4(ip)),
+                            ResourceStatus::Created,
+                            &[(EXTRA_INSTANCE, self.instance_id.clone())],
+                        ),
+                    );
+                    ledger.save()?;
+                    batch.created += 1;
+                    steps.inc(&ip.to_string());
+                }
+                Ok(Made::Ipv4(None)) => {
+                    batch.unresolved = true;
+                    steps.inc("added; the address comes from the instance's list");
+                }
+                Ok(Made::Reserved(made)) => {
+                    let (r, attached) = *made;
+                    ledger.fulfil(
+                        &t,
+                        resource(
+                            KIND_RESERVED,
+                            Some(r.id.clone()),
+                            r.ipv4().map(IpAddr::V4),
+                            ResourceStatus::Created,
+                            &[
+                                (EXTRA_INSTANCE, self.instance_id.clone()),
+                                (EXTRA_LABEL, self.label.clone()),
+                                (EXTRA_REGION, r.region.clone()),
+                            ],
+                        ),
+                    );
+                    ledger.save()?;
+                    batch.created += 1;
+                    steps.inc(&format!("{} ({})", r.subnet, r.id));
+                    if let Err(e) = attached {
+                        steps.note(&e.to_string());
+                        batch.error.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    steps.note(&e.to_string());
+                    batch.error.get_or_insert(e);
+                }
+            }
+        }
+        steps.finish(&format!("{} created", batch.created));
+        Ok(batch)
+    }
+
+    /// IPv4 hop addresses held: additional addresses, then reserved IPs.
+    fn held_ipv4<J: Journal + ?Sized>(&self, ledger: &Ledger<'_, J>) -> Vec<IpAddr> {
+        ledger
+            .items
+            .iter()
+            .filter(|r| {
+                (r.kind == KIND_IPV4 || r.kind == KIND_RESERVED)
+                    && r.status == ResourceStatus::Created
+            })
+            .filter_map(|r| r.address.map(|a| a.public))
+            .filter(|a| Family::of(*a) == Family::Ipv4)
+            .collect()
+    }
+
+    fn provisioned<J: Journal + ?Sized>(
+        &self,
+        ledger: &Ledger<'_, J>,
+        instance: &Instance,
+        created: usize,
+        adopted: usize,
+    ) -> Provisioned {
+        Provisioned {
+            target_v4: AddressPair::same(IpAddr::V4(instance.main_ip)),
+            target_v6: instance
+                .v6
+                .and_then(|n| n.main_ip)
+                .map(|a| AddressPair::same(IpAddr::V6(a))),
+            ipv4: self
+                .held_ipv4(ledger)
+                .into_iter()
+                .map(AddressPair::same)
+                .collect(),
+            ipv6: ledger
+                .addresses(KIND_IPV6)
+                .into_iter()
+                .map(AddressPair::same)
+                .collect(),
+            created,
+            adopted,
+        }
+    }
+}

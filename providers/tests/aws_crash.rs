@@ -1,0 +1,144 @@
+//! A kill at every call position of a whole run (provision, reverse DNS,
+//! teardown) followed by a re-run leaks nothing: the journal's intents and
+//! the deployment's tags are enough to find everything.
+//!
+//! The proxy stops answering at the N-th EC2 call, either before moto sees
+//! it or after moto acted (the answer is lost); the test then drops the
+//! run's future, as a killed process would stop, and runs again.
+
+mod aws;
+
+use aws::{Env, KillPoint, TableResolver, DOMAIN};
+use std::net::IpAddr;
+use std::time::Instant;
+use troll_providers::aws::{AwsProvider, Provisioned};
+use troll_providers::{MemoryJournal, PtrRecord};
+
+const HOPS: usize = 2;
+const NAMES: [&str; HOPS + 1] = ["one", "two", "me"];
+
+/// A whole run: provision, reverse DNS, teardown.
+async fn run(aws: &AwsProvider, journal: &mut MemoryJournal) -> troll_providers::Result<()> {
+    let got = aws.provision(HOPS, journal).await?;
+    ptrs_and_teardown(aws, journal, got).await
+}
+
+/// Publishes the forward records of the Elastic IPs, sets the PTRs (what
+/// an operator does between provision and set-message), tears down.
+async fn ptrs_and_teardown(
+    aws: &AwsProvider,
+    journal: &mut MemoryJournal,
+    got: Provisioned,
+) -> troll_providers::Result<()> {
+    let mut pairs = got.hops.clone();
+    pairs.push(got.target);
+    let recs: Vec<PtrRecord> = pairs
+        .iter()
+        .zip(NAMES)
+        .map(|(p, n)| PtrRecord {
+            address: p.public,
+            name: n.into(),
+        })
+        .collect();
+    let mut dns = TableResolver::default();
+    for (p, n) in pairs.iter().zip(NAMES) {
+        if let IpAddr::V4(v4) = p.public {
+            dns.publish(&format!("{n}.{DOMAIN}"), v4);
+        }
+    }
+    aws.set_ptrs(&recs, &dns, journal).await?;
+    aws.teardown(journal).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Recovery {
+    /// provision, set the PTRs, teardown.
+    RunAgain,
+    /// teardown straight away.
+    Teardown,
+}
+
+async fn kill_everywhere(point: KillPoint, recovery: Recovery) {
+    let env = Env::start().await;
+    env.foreign_eip(&[]).await;
+    let before = env.snapshot().await;
+    let aws = env.provider("crash");
+
+    let start = env.proxy.calls().len();
+    run(&aws, &mut MemoryJournal::default())
+        .await
+        .expect("a clean run");
+    let total = env.proxy.calls().len() - start;
+    assert!(total > 20, "a run makes {total} calls");
+    assert_eq!(env.snapshot().await, before);
+
+    let started = Instant::now();
+    for at in 1..=total {
+        let mut journal = MemoryJournal::default();
+        let killed = env.proxy.arm_kill(at, point);
+        let action = tokio::select! {
+            biased;
+            action = killed => action.expect("the kill fired"),
+            done = run(&aws, &mut journal) => panic!("the run ended before call {at}: {done:?}"),
+        };
+        env.proxy.disarm();
+        let context =
+            format!("killed {point:?} call {at} of {total} ({action}), then {recovery:?}");
+
+        match recovery {
+            Recovery::RunAgain => {
+                let got = aws
+                    .provision(HOPS, &mut journal)
+                    .await
+                    .unwrap_or_else(|e| panic!("{context}: provision: {e}"));
+                assert_eq!(got.hops.len(), HOPS);
+                assert_eq!(
+                    env.tagged("crash").await.len(),
+                    HOPS + 1,
+                    "{context}: nothing allocated twice"
+                );
+                ptrs_and_teardown(&aws, &mut journal, got)
+                    .await
+                    .unwrap_or_else(|e| panic!("{context}: run: {e}"));
+            }
+            Recovery::Teardown => {
+                aws.teardown(&mut journal)
+                    .await
+                    .unwrap_or_else(|e| panic!("{context}: teardown: {e}"));
+            }
+        }
+        assert!(
+            journal
+                .resources
+                .iter()
+                .all(|r| !r.kind.starts_with("aws-")),
+            "{context}: journal left {:?}",
+            journal.resources
+        );
+        assert!(
+            env.tagged("crash").await.is_empty(),
+            "{context}: tagged Elastic IPs left"
+        );
+        assert_eq!(env.snapshot().await, before, "{context}");
+    }
+    eprintln!(
+        "{total} kill positions, {point:?}, {recovery:?}: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_kill_before_any_call_then_a_rerun_leaks_nothing() {
+    kill_everywhere(KillPoint::Before, Recovery::RunAgain).await;
+}
+
+#[tokio::test]
+async fn a_kill_after_any_call_then_a_rerun_leaks_nothing() {
+    kill_everywhere(KillPoint::After, Recovery::RunAgain).await;
+}
+
+#[tokio::test]
+async fn a_kill_after_any_call_then_teardown_leaks_nothing() {
+    kill_everywhere(KillPoint::After, Recovery::Teardown).await;
+}

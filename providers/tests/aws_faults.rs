@@ -1,0 +1,256 @@
+//! EC2 failures: a denied action is named with where to grant it;
+//! throttling and server errors are retried a bounded number of times;
+//! reverse DNS that AWS is slow to remove stops teardown with a clear
+//! error and nothing lost.
+
+mod aws;
+
+use aws::{client, fast_wait, Env, TableResolver, DOMAIN};
+use aws_sdk_ec2::config::retry::RetryConfig;
+use std::net::IpAddr;
+use std::time::Duration;
+use troll_providers::aws::{AwsProvider, PtrAction, PtrWait};
+use troll_providers::{Error, MemoryJournal, PtrRecord};
+
+const ENCODED_ONLY: &str =
+    "You are not authorized to perform this operation. Encoded authorization failure message: 4f2a";
+
+#[tokio::test]
+async fn a_denied_action_is_named_with_the_policy_to_fix() {
+    let env = Env::start().await;
+    let before = env.snapshot().await;
+    let aws = env.provider("denied");
+    let mut journal = MemoryJournal::default();
+
+    env.proxy.deny("AllocateAddress", ENCODED_ONLY);
+    let err = aws.provision(1, &mut journal).await.expect_err("denied");
+    assert_eq!(
+        err.to_string(),
+        "AWS denied ec2:AllocateAddress; add it to the instance role's policy (see docs/providers/aws.md)"
+    );
+
+    // Tagging at allocation needs ec2:CreateTags; AWS says so in the message.
+    env.proxy.deny(
+        "AllocateAddress",
+        "You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/troll/i-1 \
+         is not authorized to perform: ec2:CreateTags on resource: arn:aws:ec2:us-east-1:123456789012:elastic-ip/* \
+         because no identity-based policy allows the ec2:CreateTags action. Encoded authorization failure message: 9c",
+    );
+    let err = aws.provision(1, &mut journal).await.expect_err("denied");
+    assert!(
+        matches!(&err, Error::Permission { action, .. } if action == "ec2:CreateTags"),
+        "{err}"
+    );
+
+    env.proxy.allow_all();
+    env.proxy.deny("AssociateAddress", "");
+    let err = aws.provision(1, &mut journal).await.expect_err("denied");
+    assert!(
+        err.to_string()
+            .starts_with("AWS denied ec2:AssociateAddress;"),
+        "{err}"
+    );
+
+    let mut proxy_calls = env.proxy.calls();
+    proxy_calls.retain(|c| c == "AllocateAddress");
+    assert_eq!(proxy_calls.len(), 3, "no retries of a denial");
+
+    // With the permissions granted, the same journal finishes and cleans up.
+    env.proxy.allow_all();
+    let got = aws.provision(1, &mut journal).await.expect("provision");
+    env.proxy.deny("ModifyAddressAttribute", ENCODED_ONLY);
+    let mut dns = TableResolver::default();
+    let IpAddr::V4(hop) = got.hops[0].public else {
+        panic!("IPv4")
+    };
+    dns.publish(&format!("x.{DOMAIN}"), hop);
+    let recs = [PtrRecord {
+        address: got.hops[0].public,
+        name: "x".into(),
+    }];
+    let err = aws
+        .set_ptrs(&recs, &dns, &mut journal)
+        .await
+        .expect_err("denied");
+    assert!(
+        err.to_string().contains("ec2:ModifyAddressAttribute"),
+        "{err}"
+    );
+    env.proxy.deny("ReleaseAddress", ENCODED_ONLY);
+    let err = aws.teardown(&mut journal).await.expect_err("denied");
+    assert!(err.to_string().contains("ec2:ReleaseAddress"), "{err}");
+    env.proxy.allow_all();
+    aws.teardown(&mut journal).await.expect("teardown");
+    assert_eq!(env.snapshot().await, before);
+}
+
+fn retrying(env: &Env, attempts: u32) -> AwsProvider {
+    let retry = RetryConfig::standard()
+        .with_max_attempts(attempts)
+        .with_initial_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(5));
+    AwsProvider::with_client(client(&env.proxy.url(), retry), env.settings("retry"))
+        .expect("provider")
+        .with_ptr_wait(fast_wait())
+}
+
+fn count(env: &Env, action: &str) -> usize {
+    env.proxy.calls().iter().filter(|c| *c == action).count()
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
+    let env = Env::start().await;
+    let before = env.snapshot().await;
+    let aws = retrying(&env, 3);
+    let mut journal = MemoryJournal::default();
+
+    env.proxy
+        .fail("AllocateAddress", 503, "RequestLimitExceeded", 2);
+    env.proxy.fail("DescribeInstances", 500, "InternalError", 2);
+    aws.provision(1, &mut journal)
+        .await
+        .expect("retried to success");
+    assert_eq!(count(&env, "DescribeInstances"), 3);
+
+    env.proxy
+        .fail("DescribeInstances", 503, "RequestLimitExceeded", 10);
+    let calls = count(&env, "DescribeInstances");
+    let err = aws
+        .provision(1, &mut journal)
+        .await
+        .expect_err("still throttled");
+    assert!(matches!(err, Error::RateLimited { .. }), "{err}");
+    assert_eq!(count(&env, "DescribeInstances") - calls, 3, "bounded");
+
+    env.proxy
+        .fail("DescribeInstances", 500, "InternalError", 10);
+    let calls = count(&env, "DescribeInstances");
+    let err = aws
+        .provision(1, &mut journal)
+        .await
+        .expect_err("still failing");
+    assert!(matches!(err, Error::Api { .. }), "{err}");
+    assert!(err.to_string().contains("ec2:DescribeInstances"), "{err}");
+    assert_eq!(count(&env, "DescribeInstances") - calls, 3, "bounded");
+
+    // With retries off (as in the other tests) one failure is final.
+    env.proxy.fail("DescribeInstances", 500, "InternalError", 1);
+    let calls = count(&env, "DescribeInstances");
+    let err = env
+        .provider("retry")
+        .teardown(&mut journal)
+        .await
+        .expect_err("no retry");
+    assert!(matches!(err, Error::Api { .. }), "{err}");
+    assert_eq!(count(&env, "DescribeInstances") - calls, 1);
+
+    env.proxy.fail("DescribeInstances", 500, "InternalError", 0);
+    aws.teardown(&mut journal).await.expect("teardown");
+    assert_eq!(env.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn slow_reverse_dns_removal_stops_teardown_without_losing_anything() {
+    let env = Env::start().await;
+    let before = env.snapshot().await;
+    let aws = env.provider("slow").with_ptr_wait(PtrWait {
+        timeout: Duration::from_millis(200),
+        interval: Duration::from_millis(20),
+    });
+    let mut journal = MemoryJournal::default();
+    let got = aws.provision(1, &mut journal).await.expect("provision");
+    let mut dns = TableResolver::default();
+    let IpAddr::V4(hop) = got.hops[0].public else {
+        panic!("IPv4")
+    };
+    dns.publish(&format!("slow.{DOMAIN}"), hop);
+    let recs = [PtrRecord {
+        address: got.hops[0].public,
+        name: "slow".into(),
+    }];
+    aws.set_ptrs(&recs, &dns, &mut journal)
+        .await
+        .expect("set ptr");
+
+    env.proxy.set_pending_reads(1_000_000);
+    let err = aws.teardown(&mut journal).await.expect_err("still pending");
+    assert!(
+        err.to_string().contains("still removing the reverse DNS"),
+        "{err}"
+    );
+    assert_eq!(
+        env.tagged("slow").await.len(),
+        2,
+        "nothing released with a PTR"
+    );
+
+    env.proxy.set_pending_reads(0);
+    // The reset is in flight: teardown waits for it instead of resetting again.
+    let resets = env
+        .proxy
+        .calls()
+        .iter()
+        .filter(|c| *c == "ResetAddressAttribute")
+        .count();
+    aws.teardown(&mut journal).await.expect("teardown");
+    assert_eq!(
+        env.proxy
+            .calls()
+            .iter()
+            .filter(|c| *c == "ResetAddressAttribute")
+            .count(),
+        resets
+    );
+    assert_eq!(env.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn a_name_aws_refuses_is_reported_and_the_other_lines_still_go() {
+    let env = Env::start().await;
+    let before = env.snapshot().await;
+    let aws = env.provider("refused");
+    let mut journal = MemoryJournal::default();
+    let got = aws.provision(2, &mut journal).await.expect("provision");
+    let mut dns = TableResolver::default();
+    let mut recs = Vec::new();
+    for (hop, name) in got.hops.iter().zip(["first", "second"]) {
+        let IpAddr::V4(v4) = hop.public else {
+            panic!("IPv4")
+        };
+        dns.publish(&format!("{name}.{DOMAIN}"), v4);
+        recs.push(PtrRecord {
+            address: hop.public,
+            name: name.into(),
+        });
+    }
+    env.proxy
+        .fail("ModifyAddressAttribute", 400, "InvalidParameterValue", 1);
+    let report = aws
+        .set_ptrs(&recs, &dns, &mut journal)
+        .await
+        .expect("set ptrs");
+    assert!(
+        matches!(&report.outcomes[0].action, PtrAction::Refused { reason } if reason.contains("InvalidParameterValue")),
+        "{report:?}"
+    );
+    assert!(
+        matches!(report.outcomes[1].action, PtrAction::Sent { .. }),
+        "{report:?}"
+    );
+    // Run again: the refused one goes now, the other is not sent twice.
+    let report = aws
+        .set_ptrs(&recs, &dns, &mut journal)
+        .await
+        .expect("set ptrs");
+    assert!(
+        matches!(report.outcomes[0].action, PtrAction::Sent { .. }),
+        "{report:?}"
+    );
+    assert!(
+        !matches!(report.outcomes[1].action, PtrAction::Sent { .. }),
+        "{report:?}"
+    );
+    aws.teardown(&mut journal).await.expect("teardown");
+    assert_eq!(env.snapshot().await, before);
+}
