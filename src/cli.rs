@@ -125,13 +125,21 @@ Give a deployment the addresses its message needs.
                      `troll demo` uses); one per distinct line
   --provider static  addresses you already have: --target and --hop-address,
                      each ADDR or PUBLIC=LOCAL (behind 1:1 NAT)
+  --provider vultr   additional IPv4 (or --reserved IPs) on --instance ID,
+                     and with --ipv6 addresses of its /64; key in VULTR_API_KEY
+  --provider aws     one Elastic IP per line on a secondary private address of
+                     the instance (id and region from the metadata service
+                     when run on it), source/dest check off; --domain names
+                     the zone whose A records you publish
 
 Names are then served by `troll serve --dns` or exported with `troll zone`.
 
 Example:
   troll provision --provider static --target 203.0.113.10 \\
       --hop-address 198.51.100.1,198.51.100.2,198.51.100.3
-  troll provision --provider local --message \"$(cat message.txt)\"";
+  troll provision --provider local --message \"$(cat message.txt)\"
+  VULTR_API_KEY=... troll provision --provider vultr --instance ID --ipv6
+  troll provision --provider aws --domain example.com";
 
 const ZONE_HELP: &str = "\
 Print the reverse zone(s) of the deployment's addresses, with the PTR names
@@ -275,6 +283,10 @@ pub enum ProviderArg {
     Local,
     /// Addresses you already have
     Static,
+    /// Additional or reserved IPv4 and the /64 of a Vultr instance (VULTR_API_KEY)
+    Vultr,
+    /// Elastic IPs on secondary private addresses of an EC2 instance (AWS default credentials)
+    Aws,
 }
 
 #[derive(Debug, Args)]
@@ -297,9 +309,27 @@ pub struct ProvisionArgs {
     /// Exactly this many IPv4 hop addresses (local)
     #[arg(long, value_name = "N")]
     pub ipv4: Option<usize>,
-    /// Serve IPv6 too: hop addresses from the lab's /64, free (local)
+    /// Serve IPv6 too: hop addresses from the instance's (or the lab's) /64, free (local, vultr)
     #[arg(long)]
     pub ipv6: bool,
+    /// The cloud instance (vultr: required; aws: default from the instance metadata service)
+    #[arg(
+        long,
+        alias = "instance-id",
+        value_name = "ID",
+        env = "TROLL_INSTANCE",
+        hide_env_values = true
+    )]
+    pub instance: Option<String>,
+    /// Reserved IPs (labelled troll-DEPLOYMENT, attached to the instance) instead of additional IPv4 (vultr)
+    #[arg(long)]
+    pub reserved: bool,
+    /// The domain the host names live under; you publish their A records (aws)
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// The AWS region [default: the SDK's chain, or the instance metadata service]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

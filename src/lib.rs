@@ -9,6 +9,7 @@
 //! namespaces for `troll demo` and the tests.
 
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod dns;

@@ -33,6 +33,8 @@ pub struct State {
     /// The provider's instance id, if any.
     pub instance: Option<String>,
     pub region: Option<String>,
+    /// AWS: the domain the host names live under.
+    pub domain: Option<String>,
     /// Every cloud resource, recorded before the call that creates it.
     pub resources: Vec<Resource>,
     /// One target per family served.
@@ -399,6 +401,22 @@ impl Locked {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("cannot remove the state file", &self.path, e)),
         }
+    }
+}
+
+/// The state as a read-only journal (for provider status calls).
+#[derive(Debug)]
+pub struct ReadJournal<'a>(pub &'a State);
+
+impl troll_providers::Journal for ReadJournal<'_> {
+    fn resources(&self) -> Vec<Resource> {
+        self.0.resources.clone()
+    }
+
+    fn record(&mut self, _: Vec<Resource>) -> troll_providers::Result<()> {
+        Err(troll_providers::Error::Journal(
+            "the state is open read-only here".into(),
+        ))
     }
 }
 

@@ -25,9 +25,37 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
     let new_plan = input.as_ref().map(plan_message).transpose()?;
 
     let mut locked = ctx.store.lock(&ctx.deployment)?;
+    let needed = new_plan
+        .as_ref()
+        .or(locked.state.plan.as_ref())
+        .map(|p| p.addresses_needed());
     let kind = match args.provider {
         ProviderArg::Local => ProviderKind::Local,
         ProviderArg::Static => ProviderKind::Static,
+        ProviderArg::Vultr => ProviderKind::Vultr,
+        ProviderArg::Aws => ProviderKind::Aws,
+    };
+    let cloud = matches!(kind, ProviderKind::Vultr | ProviderKind::Aws);
+    // A family the deployment serves stays served by a later provision.
+    let ipv6 = args.ipv6
+        || locked
+            .state
+            .targets
+            .iter()
+            .any(|t| t.family() == Family::Ipv6);
+    if cloud && (!args.target.is_empty() || !args.hop_address.is_empty()) {
+        return Err(Error::Usage(format!(
+            "--target and --hop-address are for --provider static; {kind} allocates its own"
+        )));
+    }
+    let size = |held: usize| -> Result<usize> {
+        let count = args.ipv4.or(needed).ok_or_else(|| {
+            Error::Usage(
+                "no message to size the deployment; give --message TEXT, --file PATH or --ipv4 N, or run `troll set-message` first"
+                    .into(),
+            )
+        })?;
+        Ok(count.max(held))
     };
     if let Some(existing) = locked.state.provider.filter(|p| *p != kind) {
         return Err(Error::Usage(format!(
@@ -35,10 +63,6 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             ctx.deployment
         )));
     }
-    let needed = new_plan
-        .as_ref()
-        .or(locked.state.plan.as_ref())
-        .map(|p| p.addresses_needed());
 
     let (targets, addresses) = match kind {
         ProviderKind::Static => {
@@ -73,19 +97,13 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
                     "--target and --hop-address are for --provider static; the local provider picks its own".into(),
                 ));
             }
-            let count = args.ipv4.or(needed).ok_or_else(|| {
-                Error::Usage(
-                    "no message to size the deployment; give --message TEXT, --file PATH or --ipv4 N, or run `troll set-message` first"
-                        .into(),
-                )
-            })?;
             // Keep what the deployment holds; only add what is missing.
             let held = |family| {
                 let addresses = &locked.state.addresses;
                 addresses.iter().filter(|a| a.family() == family).count()
             };
-            let count = count.max(held(Family::Ipv4)).max(held(Family::Ipv6));
-            let families: &[Family] = if args.ipv6 {
+            let count = size(held(Family::Ipv4).max(held(Family::Ipv6)))?;
+            let families: &[Family] = if ipv6 {
                 &[Family::Ipv4, Family::Ipv6]
             } else {
                 &[Family::Ipv4]
@@ -93,12 +111,63 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             let mut provider = LocalProvider::new(families);
             let addresses = provider.allocate(AddressRequest {
                 ipv4: count,
-                ipv6: if args.ipv6 { count } else { 0 },
+                ipv6: if ipv6 { count } else { 0 },
             })?;
             (provider.targets(), addresses)
         }
-        ProviderKind::Vultr | ProviderKind::Aws => {
-            unreachable!("not offered by the command line yet")
+        ProviderKind::Vultr => {
+            let instance = args
+                .instance
+                .clone()
+                .or(locked.state.instance.clone())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "--provider vultr needs --instance ID (the instance troll serves on)"
+                            .into(),
+                    )
+                })?;
+            let held = locked
+                .state
+                .addresses
+                .iter()
+                .filter(|a| a.family() == Family::Ipv4)
+                .count();
+            let count = size(held)?;
+            // Record the instance before any call, so teardown can find it.
+            locked.state.provider = Some(kind);
+            locked.state.instance = Some(instance.clone());
+            locked.save()?;
+            let (targets, addresses) = crate::cloud::provision_vultr(
+                &mut locked,
+                &instance,
+                &ctx.deployment,
+                count,
+                ipv6,
+                args.reserved,
+            )?;
+            (targets, addresses)
+        }
+        ProviderKind::Aws => {
+            let domain = args.domain.clone().or(locked.state.domain.clone()).ok_or_else(|| {
+                Error::Usage(
+                    "--provider aws needs --domain DOMAIN: AWS sets a reverse name only when a forward A record under a domain you control points to the Elastic IP".into(),
+                )
+            })?;
+            let count = size(locked.state.addresses.len())?;
+            locked.state.provider = Some(kind);
+            locked.state.domain = Some(domain.clone());
+            locked.save()?;
+            let settings = troll_providers::aws::AwsSettings {
+                deployment: ctx.deployment.clone(),
+                domain,
+                instance_id: args.instance.clone().or(locked.state.instance.clone()),
+                region: args.region.clone().or(locked.state.region.clone()),
+            };
+            let (instance, region, targets, addresses) =
+                crate::cloud::provision_aws(&mut locked, settings, count)?;
+            locked.state.instance = Some(instance);
+            locked.state.region = Some(region);
+            (targets, addresses)
         }
     };
 

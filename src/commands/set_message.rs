@@ -48,6 +48,23 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
     let (hops, names) = (plan.hop_count(), plan.addresses_needed());
     store_message(&mut locked.state, &input, plan);
     locked.save()?;
+    // A cloud deployment publishes the names through its provider's API.
+    if !locked.state.targets.is_empty() {
+        if let Some(cloud) = crate::cloud::Cloud::of(&locked.state)? {
+            let records: Vec<troll_providers::PtrRecord> = locked
+                .state
+                .ptr_records()?
+                .into_iter()
+                .map(|p| troll_providers::PtrRecord {
+                    address: p.address,
+                    name: p.name,
+                })
+                .collect();
+            cloud.publish(&records, &mut locked)?;
+            locked.state.ptrs = locked.state.ptr_records()?;
+            locked.save()?;
+        }
+    }
     let (held, served) = (locked.state.addresses.len(), locked.state.serve_pid);
     drop(locked);
 

@@ -37,6 +37,9 @@ pub struct AddressStatus {
     /// What a resolver returns now (absent with --no-resolve).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Option<String>>,
+    /// What the cloud provider's API reports (cloud deployments only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +85,23 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
         })
         .transpose()?;
     let lookup = |addr: IpAddr| (!args.no_resolve).then(|| resolve::reverse(addr, resolver));
+    // What the provider's API says, for cloud deployments.
+    let reported: Vec<(IpAddr, Option<String>)> = match crate::cloud::Cloud::of(&state)? {
+        Some(cloud) if !state.targets.is_empty() => {
+            let mut addresses: Vec<IpAddr> = state.addresses.iter().map(|a| a.public).collect();
+            addresses.extend(state.targets.iter().map(|t| t.public));
+            cloud.reported(&addresses, &state)?
+        }
+        _ => Vec::new(),
+    };
+    let report = |addr: IpAddr| {
+        (!reported.is_empty()).then(|| {
+            reported
+                .iter()
+                .find(|(a, _)| *a == addr)
+                .and_then(|(_, n)| n.clone())
+        })
+    };
 
     let shows = if state.plan.is_some() && !state.targets.is_empty() {
         state.shows()?
@@ -97,6 +117,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
                 local: show.target.local,
                 wanted: show.target_name.clone(),
                 resolved: lookup(show.target.public),
+                reported: report(show.target.public),
             },
             hops: show
                 .hops
@@ -110,6 +131,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
                             local: address.local,
                             wanted: Some(name.clone()),
                             resolved: lookup(address.public),
+                            reported: report(address.public),
                         }),
                         Hop::Silent => None,
                     },
@@ -197,6 +219,11 @@ fn render(s: &Status) -> String {
         } else {
             String::new()
         };
+        let reported = match &a.reported {
+            None => String::new(),
+            Some(Some(name)) => format!("  api: {name}"),
+            Some(None) => "  api: none".to_string(),
+        };
         let resolved = match &a.resolved {
             None => String::new(),
             Some(Some(name)) if Some(name) == a.wanted.as_ref() => "  ok".to_string(),
@@ -204,7 +231,7 @@ fn render(s: &Status) -> String {
             Some(None) => "  no PTR yet".to_string(),
         };
         format!(
-            "{}{local}  {}{resolved}",
+            "{}{local}  {}{reported}{resolved}",
             a.address,
             a.wanted.as_deref().unwrap_or("(name kept)")
         )

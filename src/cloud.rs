@@ -1,0 +1,212 @@
+//! The bridge between the synchronous commands and the async cloud
+//! providers (Vultr's API, AWS's EC2): building a provider from a
+//! deployment's state, running its calls on a small runtime, and the few
+//! sentences each operation prints.
+
+use crate::error::{Error, Result};
+use crate::state::{Locked, State};
+use troll_providers::aws::{self, AwsProvider, AwsSettings, SystemResolver};
+use troll_providers::vultr::{self, Vultr};
+use troll_providers::{AddressPair, ProviderKind, PtrRecord};
+
+/// Runs one provider future to completion.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
+    Ok(runtime.block_on(future))
+}
+
+/// The cloud provider of a deployment, if it has one.
+#[derive(Debug)]
+pub enum Cloud {
+    Vultr(Vultr),
+    Aws(Box<AwsProvider>),
+}
+
+impl Cloud {
+    /// Builds the provider recorded in the state (credentials from the
+    /// environment); `None` for local and static deployments.
+    pub fn of(state: &State) -> Result<Option<Cloud>> {
+        let instance = || {
+            state.instance.clone().ok_or_else(|| Error::StateCorrupt {
+                path: state.deployment.clone().into(),
+                detail: "a cloud deployment without an instance id".into(),
+            })
+        };
+        match state.provider {
+            Some(ProviderKind::Vultr) => Ok(Some(Cloud::Vultr(Vultr::from_env(
+                &instance()?,
+                &state.deployment,
+            )?))),
+            Some(ProviderKind::Aws) => {
+                let settings = AwsSettings {
+                    deployment: state.deployment.clone(),
+                    domain: state.domain.clone().unwrap_or_default(),
+                    instance_id: Some(instance()?),
+                    region: state.region.clone(),
+                };
+                Ok(Some(Cloud::Aws(Box::new(block_on(
+                    AwsProvider::connect(settings),
+                )??))))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Publishes the deployment's PTR records and says what happened.
+    pub fn publish(&self, records: &[PtrRecord], locked: &mut Locked) -> Result<()> {
+        match self {
+            Cloud::Vultr(v) => {
+                let report = block_on(v.set_ptrs(locked, records))??;
+                println!(
+                    "Vultr: {} reverse name(s) set, {} already right. {}",
+                    report.changed.len(),
+                    report.unchanged.len(),
+                    report.note
+                );
+            }
+            Cloud::Aws(a) => {
+                let report = block_on(a.set_ptrs(records, &SystemResolver, locked))??;
+                for outcome in &report.outcomes {
+                    let what = match &outcome.action {
+                        aws::PtrAction::Sent { status } => {
+                            format!("sent ({})", status.as_deref().unwrap_or("accepted"))
+                        }
+                        aws::PtrAction::AlreadySet => "already set".into(),
+                        aws::PtrAction::AlreadyPending { status } => format!("already {status}"),
+                        aws::PtrAction::ForwardMissing { .. } => {
+                            "not sent: its A record does not point to the Elastic IP yet".into()
+                        }
+                        aws::PtrAction::Refused { reason } => format!("refused by AWS: {reason}"),
+                    };
+                    println!("  {}  {}  {what}", outcome.address, outcome.name);
+                }
+                let missing = report.missing_forward_records();
+                if !missing.is_empty() {
+                    println!(
+                        "Create these A records, then run `troll set-message` again (AWS sets a reverse name only when its forward record points to the Elastic IP):"
+                    );
+                    print!("{}", aws::zone_fragment(&missing, 300));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What the provider reports as each address's reverse name.
+    pub fn reported(
+        &self,
+        addresses: &[std::net::IpAddr],
+        locked_state: &State,
+    ) -> Result<Vec<(std::net::IpAddr, Option<String>)>> {
+        match self {
+            Cloud::Vultr(v) => Ok(block_on(v.ptr_status(addresses))??
+                .into_iter()
+                .map(|s| (s.address, s.reported))
+                .collect()),
+            Cloud::Aws(a) => {
+                let journal = crate::state::ReadJournal(locked_state);
+                Ok(block_on(a.status(&journal, &SystemResolver))??
+                    .into_iter()
+                    .map(|h| {
+                        let shown = match (&h.ptr, &h.update) {
+                            (_, Some(u)) if u.is_pending() => {
+                                Some(format!("{} ({})", u.value, u.status))
+                            }
+                            (ptr, _) => ptr.clone(),
+                        };
+                        (std::net::IpAddr::V4(h.public), shown)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Releases everything the deployment created at the provider.
+    pub fn teardown(&self, locked: &mut Locked) -> Result<String> {
+        match self {
+            Cloud::Vultr(v) => {
+                let r = block_on(v.teardown(locked))??;
+                Ok(format!(
+                    "Vultr: {} reverse name(s) reset, {} additional IPv4 deleted, {} reserved IP(s) deleted",
+                    r.ptrs_reset,
+                    r.ipv4_deleted.len(),
+                    r.reserved_deleted.len()
+                ))
+            }
+            Cloud::Aws(a) => {
+                let r = block_on(a.teardown(locked))??;
+                for w in &r.warnings {
+                    eprintln!("warning: {w}");
+                }
+                Ok(format!(
+                    "AWS: {} reverse name(s) reset, {} Elastic IP(s) released, {} private address(es) unassigned{}",
+                    r.ptrs_reset.len(),
+                    r.released.len(),
+                    r.unassigned.len(),
+                    if r.source_dest_check_restored.is_some() { ", source/dest check restored" } else { "" }
+                ))
+            }
+        }
+    }
+}
+
+/// Provisions at Vultr: `count` IPv4 (and as many IPv6 with `ipv6`).
+pub fn provision_vultr(
+    locked: &mut Locked,
+    instance: &str,
+    deployment: &str,
+    count: usize,
+    ipv6: bool,
+    reserved: bool,
+) -> Result<(Vec<AddressPair>, Vec<AddressPair>)> {
+    let v = Vultr::from_env(instance, deployment)?;
+    let request = vultr::ProvisionRequest {
+        ipv4: count,
+        ipv6: if ipv6 { count } else { 0 },
+        reserved,
+    };
+    let out = block_on(v.provision(locked, request))??;
+    if out.created + out.adopted > 0 {
+        println!(
+            "Vultr: {} address(es) created, {} found from an interrupted run.",
+            out.created, out.adopted
+        );
+    }
+    let mut targets = vec![out.target_v4];
+    if ipv6 {
+        targets.push(out.target_v6.ok_or_else(|| {
+            Error::Usage(format!(
+                "instance {instance} has no IPv6 network; enable IPv6 on it or drop --ipv6"
+            ))
+        })?);
+    }
+    Ok((targets, out.ipv4.into_iter().chain(out.ipv6).collect()))
+}
+
+/// Provisions at AWS: one Elastic IP per distinct line.
+pub fn provision_aws(
+    locked: &mut Locked,
+    settings: AwsSettings,
+    count: usize,
+) -> Result<(String, String, Vec<AddressPair>, Vec<AddressPair>)> {
+    let provider = block_on(AwsProvider::connect(settings))??;
+    let out = block_on(provider.provision(count, locked))??;
+    for note in &out.notes {
+        println!("AWS: {note}");
+    }
+    if !out.released.is_empty() {
+        println!(
+            "AWS: released {} Elastic IP(s) the message no longer needs.",
+            out.released.len()
+        );
+    }
+    Ok((
+        provider.instance_id().to_string(),
+        provider.region().to_string(),
+        vec![out.target],
+        out.hops,
+    ))
+}

@@ -1,0 +1,107 @@
+//! The AWS provider through the real CLI, against moto (with the providers
+//! crate's proxy in front for what moto lacks, reused here as it is):
+//! provision, set-message (forward records checked first), status and
+//! teardown, which must leave EC2 exactly as it was. No test reaches AWS.
+
+mod util;
+
+#[path = "../providers/tests/aws/mod.rs"]
+mod aws;
+
+use std::process::Command;
+use util::{run, troll};
+
+fn aws_troll(dir: &std::path::Path, env: &aws::Env) -> Command {
+    let mut cmd = troll(dir);
+    cmd.env("AWS_ENDPOINT_URL", env.proxy.url())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", aws::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+#[test]
+fn lifecycle_leaves_ec2_as_it_was() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(aws::Env::start());
+    let before = rt.block_on(env.snapshot());
+    let dir = tempfile::tempdir().unwrap();
+
+    let r =
+        run(aws_troll(dir.path(), &env)
+            .args(["set-message", "Hop One\nHop Two\n\nHop One\nThe End"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(aws_troll(dir.path(), &env).args([
+        "provision",
+        "--provider",
+        "aws",
+        "--instance-id",
+        &env.instance_id,
+        "--region",
+        aws::REGION,
+        "--domain",
+        aws::DOMAIN,
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        !rt.block_on(env.tagged("default")).is_empty(),
+        "Elastic IPs tagged with the deployment"
+    );
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("state/default.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["provider"], "aws");
+    assert_eq!(
+        state["addresses"].as_array().unwrap().len(),
+        2,
+        "one Elastic IP per distinct line"
+    );
+    let hop = &state["addresses"][0];
+    assert_ne!(
+        hop["public"], hop["local"],
+        "public Elastic IP, private local address"
+    );
+
+    // Again: nothing new.
+    let tagged = rt.block_on(env.tagged("default")).len();
+    let r = run(aws_troll(dir.path(), &env).args(["provision", "--provider", "aws"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(rt.block_on(env.tagged("default")).len(), tagged);
+
+    // No forward records exist for these names: reported, not sent.
+    let r =
+        run(aws_troll(dir.path(), &env)
+            .args(["set-message", "Hop One\nHop Two\n\nHop One\nThe End"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Create these A records"), "{}", r.stdout);
+    assert!(r.stdout.contains("Hop.One.example.com"), "{}", r.stdout);
+    assert!(
+        env.proxy.ptr_sets().is_empty(),
+        "nothing sent to AWS without its forward record"
+    );
+
+    let r = run(aws_troll(dir.path(), &env).args(["status", "--json", "--no-resolve"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(status["provider"], "aws");
+    assert_eq!(status["shows"][0]["hops"][0]["hop"]["wanted"], "Hop.One");
+
+    let r = run(aws_troll(dir.path(), &env).args(["teardown"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Elastic IP(s) released"), "{}", r.stdout);
+    assert_eq!(
+        rt.block_on(env.snapshot()),
+        before,
+        "teardown leaves EC2 as it was"
+    );
+}
+
+#[test]
+fn aws_needs_a_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(troll(dir.path()).args(["provision", "--provider", "aws", "--ipv4", "2"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--domain"), "{}", r.stderr);
+}

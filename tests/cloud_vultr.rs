@@ -1,0 +1,146 @@
+//! The Vultr provider through the real CLI: provision, set-message (PTRs
+//! through the API), status, teardown, against the stateful fake Vultr API
+//! of the providers crate's tests (reused here as it is), which must end
+//! exactly as it began. No test reaches the real API.
+
+mod util;
+
+#[path = "../providers/tests/vultr/fake.rs"]
+#[allow(dead_code)]
+mod fake;
+#[path = "../providers/tests/vultr/http.rs"]
+mod http;
+
+use util::{run, troll};
+
+const KEY: &str = "tk-cli-5b1e0c2d9a7f4e3b8c6d";
+
+fn vultr(dir: &std::path::Path, fake: &fake::Fake) -> std::process::Command {
+    let mut cmd = troll(dir);
+    cmd.env("VULTR_API_KEY", KEY)
+        .env("TROLL_VULTR_API_URL", fake.url());
+    cmd
+}
+
+#[test]
+fn lifecycle_leaves_the_account_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake::Fake::start(KEY);
+    let before = fake.world();
+
+    let r =
+        run(vultr(dir.path(), &fake)
+            .args(["set-message", "First Hop\nSecond\n\nFirst Hop\nThe End"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(vultr(dir.path(), &fake).args([
+        "provision",
+        "--provider",
+        "vultr",
+        "--instance",
+        fake::INSTANCE,
+        "--ipv6",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        fake.world().additional(fake::INSTANCE).len(),
+        before.additional(fake::INSTANCE).len() + 2
+    );
+    // Provisioning again allocates nothing.
+    let r = run(vultr(dir.path(), &fake).args(["provision", "--provider", "vultr"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        fake.world().additional(fake::INSTANCE).len(),
+        before.additional(fake::INSTANCE).len() + 2
+    );
+
+    // set-message on a provisioned deployment publishes the names.
+    let r =
+        run(vultr(dir.path(), &fake)
+            .args(["set-message", "First Hop\nSecond\n\nFirst Hop\nThe End"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("reverse name(s) set"), "{}", r.stdout);
+    assert!(r.stdout.contains("6 to 12 hours"), "{}", r.stdout);
+    let world = fake.world();
+    let names: Vec<String> = world.instances[fake::INSTANCE]
+        .ipv4
+        .values()
+        .map(|e| e.reverse.clone())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "First.Hop") && names.iter().any(|n| n == "Second"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n == "The.End"),
+        "the target's own name: {names:?}"
+    );
+    assert!(world.instances[fake::INSTANCE]
+        .v6_reverse
+        .values()
+        .any(|n| n == "First.Hop"));
+
+    let r = run(vultr(dir.path(), &fake).args(["status", "--json", "--no-resolve"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(status["provider"], "vultr");
+    assert_eq!(
+        status["shows"][0]["hops"][0]["hop"]["reported"], "First.Hop",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(status["shows"][0]["target"]["reported"], "The.End");
+
+    let state = std::fs::read_to_string(dir.path().join("state/default.json")).unwrap();
+    assert!(!state.contains(KEY), "the key is never stored");
+
+    let r = run(vultr(dir.path(), &fake).args(["teardown"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("additional IPv4 deleted"), "{}", r.stdout);
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains(KEY));
+    assert_eq!(
+        fake.world(),
+        before,
+        "teardown leaves the account as it was"
+    );
+    assert!(!dir.path().join("state/default.json").exists());
+}
+
+#[test]
+fn a_bad_key_is_one_sentence_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake::Fake::start(KEY);
+    let before = fake.world();
+    let r = run(troll(dir.path())
+        .env("VULTR_API_KEY", "wrong-key-0000000000")
+        .env("TROLL_VULTR_API_URL", fake.url())
+        .args([
+            "provision",
+            "--provider",
+            "vultr",
+            "--instance",
+            fake::INSTANCE,
+            "--ipv4",
+            "2",
+        ]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("VULTR_API_KEY"), "{}", r.stderr);
+    assert!(!r.stderr.contains("wrong-key"), "{}", r.stderr);
+    assert_eq!(fake.world(), before);
+    let missing = run(troll(dir.path())
+        .env("TROLL_VULTR_API_URL", fake.url())
+        .args([
+            "provision",
+            "--provider",
+            "vultr",
+            "--instance",
+            fake::INSTANCE,
+            "--ipv4",
+            "1",
+        ]));
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("VULTR_API_KEY"),
+        "{}",
+        missing.stderr
+    );
+}
