@@ -329,15 +329,22 @@ mod tests {
             }],
         );
         let text = describe(&rules);
-        assert!(text.contains(
-            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -p udp -m ttl --ttl-lt 6 -j DROP"
-        ), "{text}");
+        assert!(
+            text.contains(
+                "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 6 -j DROP"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             "iptables -w -t raw -A TROLL-O-lab -s 198.18.0.100/32 -p icmp --icmp-type port-unreachable -m mark ! --mark 0x7e11 -j DROP"
         ), "{text}");
         assert!(text.contains("-I PREROUTING 1 -j TROLL-I-lab"));
         assert!(text.contains("-I OUTPUT 1 -j TROLL-O-lab"));
-        assert_eq!(rules.iter().map(|r| r.rules.len()).sum::<usize>(), 4);
+        assert!(
+            text.contains("-d 198.18.0.100/32 -p tcp ! --syn -j RETURN"),
+            "{text}"
+        );
+        assert_eq!(rules.iter().map(|r| r.rules.len()).sum::<usize>(), 6);
     }
 
     #[test]
@@ -370,12 +377,15 @@ mod tests {
         );
         assert_eq!(rules.len(), 4, "two chains per family");
         let text = describe(&rules);
-        assert!(text.contains(
-            "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:19::1/128 -p udp -m hl --hl-lt 4 -j DROP"
-        ), "{text}");
+        assert!(
+            text.contains(
+                "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:19::1/128 -m hl --hl-lt 4 -j DROP"
+            ),
+            "{text}"
+        );
         assert!(text.contains("--icmpv6-type port-unreachable -m mark ! --mark 0x7e11"));
         assert!(text.contains(
-            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -p udp -m ttl --ttl-lt 3 -j DROP"
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 3 -j DROP"
         ));
     }
 

@@ -197,11 +197,18 @@ pub enum DropReason {
     NeighborDiscovery,
     /// IPv6 packet to a multicast address: a show's target is unicast.
     Multicast,
+    /// IPv4 header with options (source routes, record route, malformed
+    /// lengths...): no traceroute client sends them by default, and a
+    /// reply would quote whatever they hold.
+    IpOptions,
+    /// UDP length field below 8 or beyond the datagram: an impossible
+    /// length.
+    BadUdpLength,
 }
 
 impl DropReason {
     /// Every reason, in `index()` order (for counters).
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::BadHeaderLength,
@@ -220,6 +227,8 @@ impl DropReason {
         DropReason::BadExtensionHeader,
         DropReason::NeighborDiscovery,
         DropReason::Multicast,
+        DropReason::IpOptions,
+        DropReason::BadUdpLength,
     ];
 
     /// Stable snake_case name, used in logs and JSON.
@@ -243,6 +252,8 @@ impl DropReason {
             DropReason::BadExtensionHeader => "bad_extension_header",
             DropReason::NeighborDiscovery => "neighbor_discovery",
             DropReason::Multicast => "multicast",
+            DropReason::IpOptions => "ip_options",
+            DropReason::BadUdpLength => "bad_udp_length",
         }
     }
 
@@ -427,11 +438,14 @@ fn classify_v4<'a>(
     if is_bad_source_v4(source) {
         return Err(DropReason::BadSource);
     }
+    if header_len > Ipv4Header::MIN_LEN {
+        return Err(DropReason::IpOptions);
+    }
     let transport = probe.get(header_len..).ok_or(DropReason::Truncated)?;
 
     let kind = match ip.protocol() {
         IpNumber::ICMP => icmpv4_probe(transport)?,
-        IpNumber::UDP => udp_probe(transport)?,
+        IpNumber::UDP => udp_probe(transport, !ip.more_fragments())?,
         IpNumber::TCP => tcp_probe(transport)?,
         _ => Probe::Other,
     };
@@ -493,7 +507,8 @@ fn classify_v6<'a>(
 
     let kind = match protocol {
         IpNumber::IPV6_ICMP => icmpv6_probe(transport)?,
-        IpNumber::UDP => udp_probe(transport)?,
+        // A first fragment's length covers the datagram, not the fragment.
+        IpNumber::UDP => udp_probe(transport, false)?,
         IpNumber::TCP => tcp_probe(transport)?,
         _ => Probe::Other,
     };
@@ -560,9 +575,15 @@ fn follow_show(
     }
 }
 
-/// A UDP datagram: a probe to any port.
-fn udp_probe(transport: &[u8]) -> Result<Probe, DropReason> {
+/// A UDP datagram: a probe to any port. Its length field must cover at
+/// least the header and, when the datagram is `whole` (not the first
+/// fragment of a longer one), no more than the bytes that came.
+fn udp_probe(transport: &[u8], whole: bool) -> Result<Probe, DropReason> {
     let udp = UdpHeaderSlice::from_slice(transport).map_err(|_| DropReason::Truncated)?;
+    let length = usize::from(udp.length());
+    if length < etherparse::UdpHeader::LEN || (whole && length > transport.len()) {
+        return Err(DropReason::BadUdpLength);
+    }
     Ok(Probe::Udp {
         port: udp.destination_port(),
     })
@@ -1260,6 +1281,73 @@ mod tests {
         assert_eq!(names.len(), DropReason::ALL.len());
     }
 
+    /// An IPv4 UDP probe to the show's target at TTL 1, as a builder makes
+    /// it, with `edit` applied and the header checksum fixed.
+    fn edited_udp_probe(edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+        let mut p = Vec::new();
+        etherparse::PacketBuilder::ipv4([198, 19, 254, 1], [198, 19, 0, 1], 1)
+            .udp(40000, 33434)
+            .write(&mut p, &[0u8; 12])
+            .unwrap();
+        edit(&mut p);
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        p[10] = 0;
+        p[11] = 0;
+        let mut sum: u32 = p[..ihl]
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        p
+    }
+
+    fn new_reasons_table() -> Table {
+        Table::new([(
+            IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)),
+            vec![Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)))],
+        )])
+    }
+
+    #[test]
+    fn drop_ip_options() {
+        // Record route (7), length 7, pointer 4, one empty slot, then NOP.
+        let p = edited_udp_probe(|p| {
+            p.splice(20..20, [7u8, 7, 4, 0, 0, 0, 0, 1]);
+            p[0] = 0x47;
+            let len = p.len() as u16;
+            p[2..4].copy_from_slice(&len.to_be_bytes());
+        });
+        let mut out = [0u8; MAX_REPLY];
+        let d = decide(
+            &p,
+            &new_reasons_table(),
+            &|_: IpAddr, _: u16| false,
+            &mut out,
+        );
+        assert_eq!(d, Decision::Drop(DropReason::IpOptions));
+    }
+
+    #[test]
+    fn drop_bad_udp_length() {
+        let table = new_reasons_table();
+        let mut out = [0u8; MAX_REPLY];
+        for length in [0u16, 7, 1024] {
+            let p = edited_udp_probe(|p| p[24..26].copy_from_slice(&length.to_be_bytes()));
+            let d = decide(&p, &table, &|_: IpAddr, _: u16| false, &mut out);
+            assert_eq!(
+                d,
+                Decision::Drop(DropReason::BadUdpLength),
+                "length {length}"
+            );
+        }
+        let fine = edited_udp_probe(|_| {});
+        let d = decide(&fine, &table, &|_: IpAddr, _: u16| false, &mut out);
+        assert!(matches!(d, Decision::Reply { .. }), "{d:?}");
+    }
+
     #[test]
     fn drop_reason_indices_and_names_are_stable() {
         // Counters and logs keep these across versions: append only.
@@ -1282,6 +1370,8 @@ mod tests {
             "bad_extension_header",
             "neighbor_discovery",
             "multicast",
+            "ip_options",
+            "bad_udp_length",
         ];
         let names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names, expected);

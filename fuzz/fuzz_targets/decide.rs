@@ -1,0 +1,467 @@
+//! Fuzzes the responder's decision function: arbitrary bytes, behind a hop
+//! table and a port table built from the first bytes of the input.
+//!
+//! `decide` must never panic, and every reply it writes must be something
+//! we would put on the wire: an IPv4 or IPv6 packet that etherparse parses
+//! back, with correct IP and ICMP checksums, no longer than the family's
+//! limit (576 bytes on v4, 1280 on v6), sent to the probe's source from the
+//! right address, quoting the probe's first bytes unchanged, never more
+//! than twice the probe's size, and only for a probe DESIGN.md says gets an
+//! answer.
+//!
+//! Input layout (see `Input::parse`):
+//! ```text
+//! byte 0      flags: bit 0 the probe's own destination is the target,
+//!                    bit 1 every UDP port is open, bit 2 a second target
+//!                    of each family
+//! byte 1      number of fake hops N (0..=63)
+//! N bytes     hop i: 0 = silent; else an address of the packet's family
+//!             ending in b & 0x7f, or of the other family when b & 0x80
+//!             (such a hop must stay silent)
+//! 2 bytes     one open UDP port (big endian)
+//! rest        the packet, from its IP header on (version 6: IPv6)
+//! ```
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::{
+    checksum, icmpv4, icmpv6, Icmpv4Type, Icmpv6Type, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice,
+    NetSlice, SlicedPacket, TransportSlice,
+};
+use libfuzzer_sys::fuzz_target;
+use troll::responder::decide::{
+    decide, Decision, ReplyKind, Table, MAX_REPLY, MAX_REPLY_V4, MAX_REPLY_V6,
+};
+
+/// The targets when the input does not take the probe's destination.
+const TARGET_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+const TARGET_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+/// IP header (no options or extensions) plus the 8-byte ICMP header.
+const REPLY_HEADERS_V4: usize = 28;
+const REPLY_HEADERS_V6: usize = 48;
+
+fn hop_v4(b: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(198, 18, 0, b))
+}
+
+fn hop_v6(b: u8) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(b)))
+}
+
+struct Input<'a> {
+    v6: bool,
+    target: IpAddr,
+    hops: Vec<Option<IpAddr>>,
+    all_open: bool,
+    second_targets: bool,
+    open_port: u16,
+    packet: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn parse(data: &'a [u8]) -> Option<Input<'a>> {
+        let (&flags, rest) = data.split_first()?;
+        let (&n, rest) = rest.split_first()?;
+        let n = usize::from(n % 64);
+        if rest.len() < n + 2 {
+            return None;
+        }
+        let (hop_bytes, rest) = rest.split_at(n);
+        let (port, packet) = rest.split_at(2);
+        let v6 = packet.first().is_some_and(|b| b >> 4 == 6);
+        let hops = hop_bytes
+            .iter()
+            .map(|&b| {
+                let (low, other) = (b & 0x7f, b & 0x80 != 0);
+                (b != 0).then(|| {
+                    if v6 != other {
+                        hop_v6(low)
+                    } else {
+                        hop_v4(low)
+                    }
+                })
+            })
+            .collect();
+        let own_destination = flags & 1 != 0;
+        let target = if v6 {
+            match packet.get(24..40) {
+                Some(d) if own_destination => {
+                    IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(d).ok()?))
+                }
+                _ => IpAddr::V6(TARGET_V6),
+            }
+        } else {
+            match packet.get(16..20) {
+                Some(d) if own_destination => IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3])),
+                _ => IpAddr::V4(TARGET_V4),
+            }
+        };
+        Some(Input {
+            v6,
+            target,
+            hops,
+            all_open: flags & 2 != 0,
+            second_targets: flags & 4 != 0,
+            open_port: u16::from_be_bytes([port[0], port[1]]),
+            packet,
+        })
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some(input) = Input::parse(data) else {
+        return;
+    };
+    let mut entries = vec![(input.target, input.hops.clone())];
+    if input.second_targets {
+        // Other targets, so lookups must pick the right one.
+        entries.push((hop_v4(99), vec![None, Some(hop_v4(98))]));
+        entries.push((hop_v6(99), vec![None, Some(hop_v6(98))]));
+    }
+    let table = Table::new(entries);
+    let (all_open, open_port) = (input.all_open, input.open_port);
+    let ports = move |_: IpAddr, port: u16| all_open || port == open_port;
+    let mut out = [0u8; MAX_REPLY];
+    match decide(input.packet, &table, &ports, &mut out) {
+        Decision::Reply { len, to, kind } => {
+            assert!(len <= MAX_REPLY, "reply length {len}");
+            let reply = &out[..len];
+            if input.v6 {
+                check_reply_v6(&input, &table, &ports, reply, to, kind);
+            } else {
+                check_reply_v4(&input, &table, &ports, reply, to, kind);
+            }
+        }
+        Decision::Kernel => {
+            // Only packets for a target, past its fake hops, go to the kernel.
+            let (destination, ttl) = if input.v6 {
+                let ip = Ipv6HeaderSlice::from_slice(input.packet).expect("an IPv6 header");
+                (IpAddr::V6(ip.destination_addr()), ip.hop_limit())
+            } else {
+                let ip = Ipv4HeaderSlice::from_slice(input.packet).expect("an IPv4 header");
+                (IpAddr::V4(ip.destination_addr()), ip.ttl())
+            };
+            let hops = table
+                .hops(destination)
+                .expect("kernel packets are for a target");
+            assert!(
+                usize::from(ttl) > hops.len(),
+                "a fake hop's packet left to the kernel"
+            );
+        }
+        Decision::Drop(_) => {}
+    }
+});
+
+/// The hop that answers arrival TTL `ttl` for `target`, which the reply's
+/// kind and source must match.
+fn check_who_answers(
+    table: &Table,
+    ports: &impl Fn(IpAddr, u16) -> bool,
+    target: IpAddr,
+    ttl: u8,
+    kind: ReplyKind,
+    reply_source: IpAddr,
+    udp_port: Option<u16>,
+) {
+    let hops = table.hops(target).expect("replies only for targets");
+    let t = usize::from(ttl);
+    assert_ne!(t, 0, "answered TTL 0");
+    match kind {
+        ReplyKind::TimeExceeded => {
+            assert!(t <= hops.len(), "time exceeded past the fake hops");
+            let hop = hops[t - 1].expect("silent hops never answer");
+            assert_eq!(reply_source, hop, "time exceeded from the wrong hop");
+            assert_eq!(hop.is_ipv4(), target.is_ipv4(), "hop of the other family");
+        }
+        ReplyKind::PortUnreachable => {
+            assert!(t > hops.len(), "port unreachable from a fake hop");
+            assert_eq!(reply_source, target, "port unreachable not from the target");
+            let port = udp_port.expect("port unreachable for UDP only");
+            assert!(
+                !ports(target, port),
+                "port unreachable for open port {port}"
+            );
+        }
+    }
+}
+
+fn check_reply_v4(
+    input: &Input<'_>,
+    table: &Table,
+    ports: &impl Fn(IpAddr, u16) -> bool,
+    reply: &[u8],
+    to: IpAddr,
+    kind: ReplyKind,
+) {
+    let len = reply.len();
+    assert!(
+        (REPLY_HEADERS_V4..=MAX_REPLY_V4).contains(&len),
+        "v4 reply length {len}"
+    );
+
+    // The probe: a well-formed IPv4 packet the reply may answer.
+    let probe_hdr = Ipv4HeaderSlice::from_slice(input.packet).expect("answered probes parse");
+    let probe_len = usize::from(probe_hdr.total_len());
+    let probe = &input.packet[..probe_len];
+    let header_len = probe_hdr.slice().len();
+    assert_eq!(
+        ones_complement(probe_hdr.slice()),
+        0,
+        "answered a bad IP checksum"
+    );
+    assert_eq!(
+        probe_hdr.fragments_offset().value(),
+        0,
+        "answered a later fragment"
+    );
+    assert!(
+        probe_len >= header_len + 8,
+        "answered a probe without a transport header"
+    );
+    let src = probe_hdr.source_addr();
+    assert!(
+        !(src.is_multicast()
+            || src.is_loopback()
+            || src.octets()[0] == 0
+            || src.octets()[0] >= 240),
+        "answered a bad source {src}"
+    );
+    assert_eq!(to, IpAddr::V4(src), "reply not to the probe's source");
+    assert!(
+        len <= 2 * probe_len,
+        "reply {len} bytes for a {probe_len}-byte probe"
+    );
+
+    // The reply parses back and its headers are what we claim.
+    let sliced = SlicedPacket::from_ip(reply).expect("the reply parses");
+    let Some(NetSlice::Ipv4(ip)) = &sliced.net else {
+        panic!("a v4 probe got a non-v4 reply");
+    };
+    let hdr = ip.header();
+    assert_eq!(hdr.ihl(), 5, "reply with IP options");
+    assert_eq!(usize::from(hdr.total_len()), len, "reply total length");
+    assert_eq!(hdr.protocol(), IpNumber::ICMP);
+    assert_eq!(IpAddr::V4(hdr.destination_addr()), to);
+    assert_ne!(hdr.ttl(), 0);
+    assert!(!hdr.is_fragmenting_payload());
+    assert_eq!(ones_complement(&reply[..20]), 0, "IP header checksum");
+    assert_eq!(
+        hdr.header_checksum(),
+        hdr.to_header().calc_header_checksum()
+    );
+    let Some(TransportSlice::Icmpv4(icmp)) = &sliced.transport else {
+        panic!("the reply is not ICMP");
+    };
+    assert_eq!(ones_complement(&reply[20..]), 0, "ICMP checksum");
+    assert_eq!(
+        icmp.checksum(),
+        icmp.header().icmp_type.calc_checksum(icmp.payload())
+    );
+    assert_eq!(&reply[24..28], &[0u8; 4], "ICMP bytes 4..8 must be zero");
+    match kind {
+        ReplyKind::TimeExceeded => assert!(matches!(
+            icmp.header().icmp_type,
+            Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
+        )),
+        ReplyKind::PortUnreachable => assert!(matches!(
+            icmp.header().icmp_type,
+            Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
+        )),
+    }
+
+    // The quote: the probe's first bytes, byte for byte, as many as fit.
+    let quote = &reply[REPLY_HEADERS_V4..];
+    assert_eq!(
+        quote.len(),
+        probe_len.min(MAX_REPLY_V4 - REPLY_HEADERS_V4),
+        "quote length"
+    );
+    assert_eq!(
+        quote,
+        &probe[..quote.len()],
+        "the quote differs from the probe"
+    );
+
+    // Only probes get answers.
+    let transport = &probe[header_len..];
+    let protocol = probe_hdr.protocol();
+    match protocol {
+        IpNumber::ICMP => assert_eq!(transport[0], 8, "answered an ICMP non-echo"),
+        IpNumber::TCP => {
+            // SYN set; ACK, RST, FIN clear.
+            let flags = transport[13];
+            assert_eq!(flags & 0x17, 0x02, "answered TCP flags {flags:#04x}");
+        }
+        IpNumber::UDP => {}
+        other => panic!("answered protocol {other:?}"),
+    }
+    let udp_port =
+        (protocol == IpNumber::UDP).then(|| u16::from_be_bytes([transport[2], transport[3]]));
+    check_who_answers(
+        table,
+        ports,
+        IpAddr::V4(probe_hdr.destination_addr()),
+        probe_hdr.ttl(),
+        kind,
+        IpAddr::V4(hdr.source_addr()),
+        udp_port,
+    );
+}
+
+fn check_reply_v6(
+    input: &Input<'_>,
+    table: &Table,
+    ports: &impl Fn(IpAddr, u16) -> bool,
+    reply: &[u8],
+    to: IpAddr,
+    kind: ReplyKind,
+) {
+    let len = reply.len();
+    assert!(
+        (REPLY_HEADERS_V6..=MAX_REPLY_V6).contains(&len),
+        "v6 reply length {len}"
+    );
+
+    let probe_hdr = Ipv6HeaderSlice::from_slice(input.packet).expect("answered probes parse");
+    let probe_len = 40 + usize::from(probe_hdr.payload_length());
+    let probe = &input.packet[..probe_len];
+    assert!(
+        probe_len >= 48,
+        "answered a probe without a transport header"
+    );
+    let src = probe_hdr.source_addr();
+    assert!(
+        !(src.is_unspecified()
+            || src.is_loopback()
+            || src.is_multicast()
+            || src.to_ipv4_mapped().is_some()),
+        "answered a bad source {src}"
+    );
+    assert!(
+        !probe_hdr.destination_addr().is_multicast(),
+        "answered a multicast destination"
+    );
+    assert_eq!(to, IpAddr::V6(src), "reply not to the probe's source");
+    assert!(
+        len <= 2 * probe_len,
+        "reply {len} bytes for a {probe_len}-byte probe"
+    );
+
+    let sliced = SlicedPacket::from_ip(reply).expect("the reply parses");
+    let Some(NetSlice::Ipv6(ip)) = &sliced.net else {
+        panic!("a v6 probe got a non-v6 reply");
+    };
+    let hdr = ip.header();
+    assert_eq!(
+        usize::from(hdr.payload_length()) + 40,
+        len,
+        "reply payload length"
+    );
+    assert_eq!(
+        hdr.next_header(),
+        IpNumber::IPV6_ICMP,
+        "reply with extension headers"
+    );
+    assert_eq!(IpAddr::V6(hdr.destination_addr()), to);
+    assert_ne!(hdr.hop_limit(), 0);
+    let Some(TransportSlice::Icmpv6(icmp)) = &sliced.transport else {
+        panic!("the reply is not ICMPv6");
+    };
+    // The checksum covers the pseudo header (RFC 4443 2.3).
+    let sum = checksum::Sum16BitWords::new()
+        .add_16bytes(hdr.source())
+        .add_16bytes(hdr.destination())
+        .add_4bytes(((len - 40) as u32).to_be_bytes())
+        .add_4bytes([0, 0, 0, 58])
+        .add_slice(&reply[40..])
+        .ones_complement();
+    assert_eq!(sum, 0, "ICMPv6 checksum");
+    let expected = icmp
+        .header()
+        .icmp_type
+        .calc_checksum(hdr.source(), hdr.destination(), icmp.payload())
+        .expect("a checksum");
+    assert_eq!(icmp.checksum(), expected);
+    assert_eq!(&reply[44..48], &[0u8; 4], "ICMPv6 bytes 4..8 must be zero");
+    match kind {
+        ReplyKind::TimeExceeded => assert!(matches!(
+            icmp.header().icmp_type,
+            Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
+        )),
+        ReplyKind::PortUnreachable => assert!(matches!(
+            icmp.header().icmp_type,
+            Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
+        )),
+    }
+
+    let quote = &reply[REPLY_HEADERS_V6..];
+    assert_eq!(
+        quote.len(),
+        probe_len.min(MAX_REPLY_V6 - REPLY_HEADERS_V6),
+        "quote length"
+    );
+    assert_eq!(
+        quote,
+        &probe[..quote.len()],
+        "the quote differs from the probe"
+    );
+
+    // Without extension headers the probe kind is plain to see.
+    let transport = &probe[40..];
+    let next = probe_hdr.next_header();
+    let udp_port = match next {
+        IpNumber::IPV6_ICMP => {
+            assert_eq!(transport[0], 128, "answered an ICMPv6 non-echo");
+            None
+        }
+        IpNumber::TCP => {
+            let flags = transport[13];
+            assert_eq!(flags & 0x17, 0x02, "answered TCP flags {flags:#04x}");
+            None
+        }
+        IpNumber::UDP => Some(u16::from_be_bytes([transport[2], transport[3]])),
+        // An extension header chain: decide walked it.
+        _ => None,
+    };
+    let udp_port = match (kind, udp_port) {
+        // Behind extension headers the port is not at a fixed place.
+        (ReplyKind::PortUnreachable, None) => Some(upper_udp_port(next, transport)),
+        (_, port) => port,
+    };
+    check_who_answers(
+        table,
+        ports,
+        IpAddr::V6(probe_hdr.destination_addr()),
+        probe_hdr.hop_limit(),
+        kind,
+        IpAddr::V6(hdr.source_addr()),
+        udp_port,
+    );
+}
+
+/// The UDP destination port behind a chain of IPv6 extension headers
+/// (hop-by-hop, routing, fragment, destination options, authentication).
+fn upper_udp_port(mut next: IpNumber, mut rest: &[u8]) -> u16 {
+    loop {
+        let len = match next {
+            IpNumber::UDP => return u16::from_be_bytes([rest[2], rest[3]]),
+            IpNumber::IPV6_HEADER_HOP_BY_HOP
+            | IpNumber::IPV6_DESTINATION_OPTIONS
+            | IpNumber::IPV6_ROUTE_HEADER => (usize::from(rest[1]) + 1) * 8,
+            IpNumber::IPV6_FRAGMENTATION_HEADER => 8,
+            IpNumber::AUTHENTICATION_HEADER => (usize::from(rest[1]) + 2) * 4,
+            other => panic!("port unreachable for a probe whose upper layer is {other:?}"),
+        };
+        next = IpNumber(rest[0]);
+        rest = &rest[len..];
+    }
+}
+
+/// One's complement sum of 16-bit words; 0 over a block with a right checksum.
+fn ones_complement(bytes: &[u8]) -> u16 {
+    checksum::Sum16BitWords::new()
+        .add_slice(bytes)
+        .ones_complement()
+}
