@@ -95,6 +95,13 @@ pub enum Command {
     /// Install a systemd unit that runs `troll serve` for the deployment
     #[command(long_about = INSTALL_SERVICE_HELP)]
     InstallService(InstallServiceArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// Stop serving, remove every rule and forget the deployment
     #[command(long_about = TEARDOWN_HELP)]
     Teardown,
@@ -400,6 +407,15 @@ pub struct InstallServiceArgs {
     /// Where to write the unit
     #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
     pub unit_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
 }
 
 /// Settings every command needs, after flags, environment and config file

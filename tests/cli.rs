@@ -352,3 +352,45 @@ fn install_service_renders_a_unit_systemd_accepts() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(dir.path().join("units/troll-prod.service").exists());
 }
+
+#[test]
+fn completions_and_man_page_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let r = run(troll(dir.path()).args(["completions", shell]));
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        for command in [
+            "set-message",
+            "provision",
+            "serve",
+            "demo",
+            "teardown",
+            "status",
+        ] {
+            assert!(
+                r.stdout.contains(command),
+                "{shell} completions lack {command}"
+            );
+        }
+    }
+    let bash = run(troll(dir.path()).args(["completions", "bash"]));
+    let file = dir.path().join("troll.bash");
+    std::fs::write(&file, bash.stdout).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "bash completions parse");
+
+    let man = run(troll(dir.path()).arg("man"));
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(
+        man.stdout.contains(".TH troll 1"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    for command in ["set\\-message", "provision", "serve", "demo", "teardown"] {
+        assert!(man.stdout.contains(command), "the man page lacks {command}");
+    }
+}

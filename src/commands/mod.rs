@@ -2,6 +2,7 @@
 //! `Result`; printing the error and choosing the exit code is `main`'s job.
 
 pub mod demo;
+pub mod docs;
 pub mod install_service;
 pub mod preview;
 pub mod provision;
@@ -16,6 +17,12 @@ use crate::error::Result;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // These need no deployment, config or state.
+    match cli.command {
+        Command::Completions { shell } => return docs::completions(shell),
+        Command::Man => return docs::man(),
+        _ => {}
+    }
     let ctx = Context::new(&cli.global)?;
     match cli.command {
         Command::Preview(args) => preview::run(&ctx, &args),
@@ -27,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => status::run(&ctx, &args),
         Command::InstallService(args) => install_service::run(&ctx, &args),
         Command::Teardown => teardown::run(&ctx),
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }
 }
 
