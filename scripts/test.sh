@@ -12,3 +12,6 @@ scripts/setup-moto.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast -- --test-threads 2
+# The decision function under libFuzzer with ASan for a bounded time
+# (an hour by hand: scripts/fuzz.sh 3600).
+scripts/fuzz.sh "${TROLL_FUZZ_SECONDS:-120}"
