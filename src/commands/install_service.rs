@@ -7,10 +7,23 @@ use std::path::PathBuf;
 
 const TEMPLATE: &str = include_str!("../../templates/troll.service");
 
-/// The unit's text for `deployment`, running `exe serve ARGS`.
+/// The unit's text for `deployment`, running `exe serve ARGS`. It gets
+/// CAP_NET_RAW and CAP_NET_ADMIN, and CAP_NET_BIND_SERVICE only when
+/// `dns` listens on a privileged port.
 pub fn render(exe: &str, deployment: &str, serve_args: &[String]) -> String {
     let args: String = serve_args.iter().map(|a| format!(" {a}")).collect();
+    let dns_port = serve_args
+        .iter()
+        .position(|a| a == "--dns")
+        .and_then(|i| serve_args.get(i + 1))
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|port| port.parse::<u16>().ok());
+    let capabilities = match dns_port {
+        Some(port) if port < 1024 => "CAP_NET_RAW CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
+        _ => "CAP_NET_RAW CAP_NET_ADMIN",
+    };
     TEMPLATE
+        .replace("{{capabilities}}", capabilities)
         .replace("{{exe}}", exe)
         .replace("{{deployment}}", deployment)
         .replace("{{serve_args}}", &args)
@@ -61,7 +74,21 @@ mod tests {
         assert!(unit.contains(
             "ExecStart=/usr/local/bin/troll --state-dir /var/lib/troll --deployment prod serve --dns 0.0.0.0:53\n"
         ));
-        assert!(unit.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN"));
+        assert!(
+            unit.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN CAP_NET_BIND_SERVICE\n")
+        );
         assert!(unit.contains("NoNewPrivileges=yes"));
+    }
+
+    #[test]
+    fn grants_only_raw_and_admin_without_a_privileged_dns_port() {
+        for args in [vec![], vec!["--dns".to_string(), "[::]:5353".to_string()]] {
+            let unit = render("/usr/local/bin/troll", "prod", &args);
+            assert!(
+                unit.contains("\nCapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN\n"),
+                "{unit}"
+            );
+            assert!(unit.contains("\nAmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\n"));
+        }
     }
 }
