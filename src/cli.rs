@@ -141,12 +141,19 @@ Give a deployment the addresses its message needs.
 
 Names are then served by `troll serve --dns` or exported with `troll zone`.
 
+--print-user-data changes nothing: it prints cloud-init user data that makes
+a fresh or reinstalled instance serve the deployment as it is (its addresses
+as a static deployment, its message, a systemd service), downloading troll
+from --binary-url and checking it against --binary-sha256 (default: this
+binary's). The instance gets no API key; PTRs and leases stay here.
+
 Example:
   troll provision --provider static --target 203.0.113.10 \\
       --hop-address 198.51.100.1,198.51.100.2,198.51.100.3
   troll provision --provider local --message \"$(cat message.txt)\"
   VULTR_API_KEY=... troll provision --provider vultr --instance ID --ipv6
-  troll provision --provider aws --domain example.com";
+  troll provision --provider aws --domain example.com
+  troll provision --print-user-data --binary-url https://example.com/troll";
 
 const ZONE_HELP: &str = "\
 Print the reverse zone(s) of the deployment's addresses, with the PTR names
@@ -184,8 +191,9 @@ Example:
 const INSTALL_SERVICE_HELP: &str = "\
 Render templates/troll.service for the deployment and write it to
 /etc/systemd/system/troll-DEPLOYMENT.service: `troll serve` with only
-CAP_NET_RAW, CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (for --dns on port 53),
-NoNewPrivileges, a read-only system, and a restart on failure.
+CAP_NET_RAW and CAP_NET_ADMIN (and CAP_NET_BIND_SERVICE when --dns listens
+on a port below 1024), NoNewPrivileges, a read-only system, and a restart
+on failure.
 
 Example:
   troll install-service --dns 0.0.0.0:53
@@ -299,8 +307,13 @@ pub enum ProviderArg {
 #[derive(Debug, Args)]
 pub struct ProvisionArgs {
     /// Where the addresses come from
-    #[arg(long, value_enum, value_name = "PROVIDER")]
-    pub provider: ProviderArg,
+    #[arg(
+        long,
+        value_enum,
+        value_name = "PROVIDER",
+        required_unless_present = "print_user_data"
+    )]
+    pub provider: Option<ProviderArg>,
     /// The target: ADDR, or PUBLIC=LOCAL behind 1:1 NAT (static; one per family)
     #[arg(long, value_name = "ADDR")]
     pub target: Vec<String>,
@@ -337,6 +350,18 @@ pub struct ProvisionArgs {
     /// The AWS region [default: the SDK's chain, or the instance metadata service]
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// Print cloud-init user data that makes a fresh instance serve this deployment; changes nothing
+    #[arg(long)]
+    pub print_user_data: bool,
+    /// Where the instance downloads the troll binary (with --print-user-data)
+    #[arg(long, value_name = "URL", requires = "print_user_data")]
+    pub binary_url: Option<String>,
+    /// The binary's SHA-256 [default: this binary's]
+    #[arg(long, value_name = "HEX", requires = "print_user_data")]
+    pub binary_sha256: Option<String>,
+    /// The instance's service also answers PTR queries here (`troll serve --dns`)
+    #[arg(long, value_name = "ADDR:PORT", requires = "print_user_data")]
+    pub service_dns: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -354,6 +354,163 @@ fn install_service_renders_a_unit_systemd_accepts() {
 }
 
 #[test]
+fn user_data_passes_cloud_init_schema_and_reproduces_the_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = "Hop One\nDon't Panic \"quoted\" $HOME\n\nTarget";
+    let r = run(troll(dir.path()).args(["set-message", "--wrap", message]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(troll(dir.path()).args([
+        "provision",
+        "--provider",
+        "static",
+        "--target",
+        "203.0.113.10=10.0.0.10",
+        "--hop-address",
+        "198.51.100.7=10.0.0.7,198.51.100.8",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sha = "0123456789abcdef".repeat(4);
+    let r = run(troll(dir.path()).args([
+        "provision",
+        "--print-user-data",
+        "--binary-url",
+        "https://example.com/troll?v=1&x=2",
+        "--binary-sha256",
+        &sha,
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let user_data = r.stdout;
+    assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
+    assert!(user_data.contains(&format!("echo {sha}'  /usr/local/bin/troll.download'")));
+    assert!(!user_data.contains("{{"), "{user_data}");
+
+    // cloud-init's own validation (Debian package cloud-init).
+    let file = dir.path().join("user-data.yaml");
+    std::fs::write(&file, &user_data).unwrap();
+    let schema = std::process::Command::new("cloud-init")
+        .args(["schema", "--config-file"])
+        .arg(&file)
+        .output()
+        .expect("cloud-init is installed (Debian package cloud-init)");
+    assert!(
+        schema.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&schema.stdout),
+        String::from_utf8_lossy(&schema.stderr)
+    );
+
+    // What the instance runs: the written message file and the troll
+    // commands of runcmd, read back with the YAML parser cloud-init uses.
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; d = yaml.safe_load(open(sys.argv[1])); \
+             print(json.dumps({'files': d['write_files'], 'cmds': d['runcmd']}))",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python3 with yaml (a dependency of cloud-init)");
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let files = parsed["files"].as_array().unwrap();
+    assert_eq!(files[0]["path"], "/etc/troll/default.message");
+    assert_eq!(files[0]["content"], message, "the message survives YAML");
+    let instance = tempfile::tempdir().unwrap();
+    let message_file = instance.path().join("default.message");
+    std::fs::write(&message_file, message).unwrap();
+    let troll_cmds: Vec<Vec<String>> = parsed["cmds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())
+        .filter(|c| c[0] == "/usr/local/bin/troll")
+        .collect();
+    assert_eq!(
+        troll_cmds.len(),
+        3,
+        "provision, set-message, install-service"
+    );
+    for cmd in &troll_cmds {
+        assert_eq!(
+            &cmd[1..5],
+            ["--state-dir", "/var/lib/troll", "--deployment", "default"]
+        );
+        let args: Vec<std::ffi::OsString> = cmd[5..]
+            .iter()
+            .map(|a| match a.as_str() {
+                "/etc/troll/default.message" => message_file.clone().into_os_string(),
+                "/usr/local/bin/troll" => util::troll_bin().into_os_string(),
+                a => a.into(),
+            })
+            .collect();
+        let is_install = cmd[5] == "install-service";
+        let mut command = troll(instance.path());
+        command.args(&args);
+        if is_install {
+            command.arg("--dry-run");
+        }
+        let r = run(&mut command);
+        assert_eq!(r.code, 0, "{cmd:?}: {}", r.stderr);
+        if is_install {
+            assert!(r
+                .stdout
+                .contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\n"));
+        }
+    }
+    // The instance's deployment shows the same hops with the same names.
+    let here = run(troll(dir.path()).args(["zone", "--format", "bind"]));
+    let there = run(troll(instance.path()).args(["zone", "--format", "bind"]));
+    assert_eq!(here.code, 0, "{}", here.stderr);
+    assert_eq!(here.stdout, there.stdout);
+    let status = |d: &std::path::Path| {
+        let r = run(troll(d).args(["status", "--json", "--no-resolve"]));
+        let mut v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v["state_file"] = serde_json::Value::Null;
+        v["hops"].clone()
+    };
+    assert_eq!(status(dir.path()), status(instance.path()));
+
+    // Bad input names the problem.
+    for (args, wanted) in [
+        (
+            vec!["--binary-url", "https://x/a b"],
+            "not a plain http(s) URL",
+        ),
+        (vec![], "needs --binary-url"),
+        (
+            vec!["--binary-url", "https://x/t", "--binary-sha256", "12"],
+            "not a SHA-256",
+        ),
+    ] {
+        let r = run(troll(dir.path())
+            .args(["provision", "--print-user-data"])
+            .args(&args));
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(r.stderr.contains(wanted), "{args:?}: {}", r.stderr);
+    }
+    let r = run(troll(dir.path()).args([
+        "-d",
+        "nope",
+        "provision",
+        "--print-user-data",
+        "--binary-url",
+        "https://x/t",
+    ]));
+    assert!(
+        r.stderr.contains("deployment 'nope' does not exist"),
+        "{}",
+        r.stderr
+    );
+    let r = run(troll(dir.path()).args(["provision"]));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--provider"), "{}", r.stderr);
+}
+
+#[test]
 fn completions_and_man_page_cover_every_command() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {

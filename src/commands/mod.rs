@@ -10,6 +10,7 @@ pub mod serve;
 pub mod set_message;
 pub mod status;
 pub mod teardown;
+pub mod user_data;
 pub mod zone;
 
 use crate::cli::{Cli, Command, Context};

@@ -10,6 +10,12 @@ use troll_providers::{
 };
 
 pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
+    if args.print_user_data {
+        return super::user_data::run(ctx, args);
+    }
+    let Some(provider) = args.provider else {
+        return Err(Error::Usage("troll provision needs --provider".into()));
+    };
     // Everything is checked before the state is touched.
     let input = match (&args.message, &args.file) {
         (Some(text), _) => Some(encode_text(text.clone(), Default::default(), false)?),
@@ -29,7 +35,7 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
         .as_ref()
         .or(locked.state.plan.as_ref())
         .map(|p| p.addresses_needed());
-    let kind = match args.provider {
+    let kind = match provider {
         ProviderArg::Local => ProviderKind::Local,
         ProviderArg::Static => ProviderKind::Static,
         ProviderArg::Vultr => ProviderKind::Vultr,

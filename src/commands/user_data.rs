@@ -1,0 +1,234 @@
+//! `troll provision --print-user-data`: cloud-init user data, rendered from
+//! `templates/cloud-init.yaml`, that turns a fresh instance into the
+//! server of an existing deployment.
+//!
+//! The instance gets the deployment's show, not its cloud identity: its
+//! addresses are recorded there as a static deployment (the same public and
+//! local addresses, in the same order), so the instance needs no API key or
+//! IAM role, and the PTR records and address leases stay with the
+//! deployment that made them (`troll teardown` still releases them). Every
+//! value put into the YAML is a JSON string, which YAML reads unchanged;
+//! the download URL is also single-quoted for the shell.
+
+use crate::cli::{Context, ProvisionArgs};
+use crate::error::{Error, Result};
+use crate::state::State;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use troll_providers::{AddressPair, ProviderKind};
+
+const TEMPLATE: &str = include_str!("../../templates/cloud-init.yaml");
+/// Where the user data installs troll and keeps its state (the unit's
+/// `StateDirectory`).
+const EXE: &str = "/usr/local/bin/troll";
+const STATE_DIR: &str = "/var/lib/troll";
+
+/// What the operator chooses about the instance.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the instance downloads the troll binary (https or http).
+    pub binary_url: String,
+    /// Its SHA-256, 64 hex digits.
+    pub binary_sha256: String,
+    /// Passed to `troll serve --dns` through the unit.
+    pub dns: Option<String>,
+}
+
+pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
+    if args.provider.is_some()
+        || args.message.is_some()
+        || args.file.is_some()
+        || !args.target.is_empty()
+        || !args.hop_address.is_empty()
+        || args.ipv4.is_some()
+        || args.ipv6
+        || args.reserved
+    {
+        return Err(Error::Usage(
+            "--print-user-data describes the deployment as it is and changes nothing; run it without provisioning flags".into(),
+        ));
+    }
+    let binary_url = args.binary_url.clone().ok_or_else(|| {
+        Error::Usage(
+            "--print-user-data needs --binary-url URL: where the instance downloads this troll binary (upload target/release/troll somewhere it can reach)".into(),
+        )
+    })?;
+    let binary_sha256 = match &args.binary_sha256 {
+        Some(hex) => hex.to_ascii_lowercase(),
+        None => own_sha256()?,
+    };
+    let state = ctx.store.load(&ctx.deployment)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "deployment '{}' does not exist; run `troll provision` and `troll set-message` first",
+            ctx.deployment
+        ))
+    })?;
+    let options = Options {
+        binary_url,
+        binary_sha256,
+        dns: args.service_dns.clone(),
+    };
+    print!("{}", render(&state, &options)?);
+    Ok(())
+}
+
+/// The SHA-256 of the running binary: what an operator uploads is usually
+/// the binary they run.
+fn own_sha256() -> Result<String> {
+    let path =
+        std::env::current_exe().map_err(|e| Error::io("cannot find", "troll's own binary", e))?;
+    let mut file = std::fs::File::open(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("cannot read", &path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The user data for the instance that serves `state`.
+pub fn render(state: &State, options: &Options) -> Result<String> {
+    check_url(&options.binary_url)?;
+    if options.binary_sha256.len() != 64
+        || !options.binary_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::Usage(format!(
+            "--binary-sha256 '{}' is not a SHA-256; give the 64 hex digits `sha256sum` prints",
+            options.binary_sha256
+        )));
+    }
+    if state.provider == Some(ProviderKind::Local) {
+        return Err(Error::Usage(format!(
+            "deployment '{}' uses the local lab's addresses, which exist only on this machine; provision it with --provider vultr, aws or static first",
+            state.deployment
+        )));
+    }
+    if state.targets.is_empty() || state.addresses.is_empty() {
+        return Err(Error::Usage(format!(
+            "deployment '{}' has no addresses yet; run `troll provision` first",
+            state.deployment
+        )));
+    }
+    let message = state.message.as_deref().ok_or_else(|| {
+        Error::Usage(format!(
+            "deployment '{}' has no message; run `troll set-message` first",
+            state.deployment
+        ))
+    })?;
+
+    let troll = |command: &[&str]| -> Vec<String> {
+        let mut argv: Vec<String> = [EXE, "--state-dir", STATE_DIR, "--deployment"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.push(state.deployment.clone());
+        argv.extend(command.iter().map(|s| s.to_string()));
+        argv
+    };
+    let pairs = |pairs: &[AddressPair]| -> String {
+        pairs
+            .iter()
+            .map(|p| {
+                if p.public == p.local {
+                    p.public.to_string()
+                } else {
+                    format!("{}={}", p.public, p.local)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut provision = troll(&["provision", "--provider", "static"]);
+    for target in &state.targets {
+        provision.extend(["--target".to_string(), pairs(std::slice::from_ref(target))]);
+    }
+    provision.extend(["--hop-address".to_string(), pairs(&state.addresses)]);
+
+    let message_path = format!("/etc/troll/{}.message", state.deployment);
+    let mut set_message = troll(&["set-message", "--file", &message_path]);
+    if state.message_options.wrap {
+        set_message.push("--wrap".into());
+    }
+    if state.message_options.keep_target_name {
+        set_message.push("--keep-target-name".into());
+    }
+    let mut install = troll(&["install-service", "--exe", EXE]);
+    if let Some(dns) = &options.dns {
+        install.extend(["--dns".to_string(), dns.clone()]);
+    }
+
+    Ok(TEMPLATE
+        .replace("{{message}}", &json(message))
+        .replace("{{binary_url}}", &format!("'{}'", options.binary_url))
+        .replace("{{binary_sha256}}", &options.binary_sha256)
+        .replace("{{provision}}", &json(&provision))
+        .replace("{{set_message}}", &json(&set_message))
+        .replace("{{install_service}}", &json(&install))
+        .replace("{{deployment}}", &state.deployment))
+}
+
+/// A URL the instance can fetch with curl, safe inside single quotes.
+fn check_url(url: &str) -> Result<()> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let chars_ok = url
+        .chars()
+        .all(|c| c.is_ascii_graphic() && c != '\'' && c != '\\');
+    if scheme_ok && chars_ok && url.len() > "https://".len() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--binary-url '{url}' is not a plain http(s) URL; give one without spaces or quotes, like https://example.com/troll"
+        )))
+    }
+}
+
+/// A string or a list of strings as JSON, which YAML reads unchanged.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("strings and lists of strings serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            binary_url: "https://example.com/troll".into(),
+            binary_sha256: "ab".repeat(32),
+            dns: None,
+        }
+    }
+
+    #[test]
+    fn rejects_urls_the_shell_could_misread() {
+        for url in [
+            "ftp://x/troll",
+            "https://x/a b",
+            "https://x/'; rm -rf /",
+            "https://",
+        ] {
+            assert!(check_url(url).is_err(), "{url}");
+        }
+        assert!(check_url("https://example.com/t?x=1&y=2").is_ok());
+    }
+
+    #[test]
+    fn refuses_a_state_without_addresses() {
+        let state = State {
+            deployment: "prod".into(),
+            ..State::default()
+        };
+        let err = render(&state, &options()).unwrap_err().to_string();
+        assert!(err.contains("no addresses yet"), "{err}");
+    }
+}
