@@ -278,6 +278,9 @@ pub struct ServeArgs {
     /// Probes one source may send in a burst [default: 1000]
     #[arg(long, value_name = "N")]
     pub burst: Option<u32>,
+    /// How replies leave: straight back to the probe's link-layer sender (batched), or through the routing table
+    #[arg(long, value_enum, value_name = "MODE", default_value = "link")]
+    pub tx: crate::responder::socket::TxMode,
     /// Also answer PTR queries for the show's addresses on ADDR:PORT (UDP and TCP)
     #[arg(long, value_name = "ADDR:PORT")]
     pub dns: Option<String>,

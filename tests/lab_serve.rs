@@ -139,6 +139,23 @@ fn numeric_show_from_flags() {
     }
 }
 
+/// Replies through the routing table and OUTPUT (`--tx routed`) instead of
+/// straight back over the link: the same trace, UDP and ICMP.
+#[test]
+fn routed_replies_show_the_same_trace() {
+    let mut lab = Lab::new();
+    lab.serve(&["--target", TARGET, "--hops", HOPS, "--tx", "routed"]);
+    for args in [
+        ["-n", "-w", "3", "-m", "10", TARGET].as_slice(),
+        &["-n", "-I", "-w", "3", "-m", "10", TARGET],
+    ] {
+        for _ in 0..RUNS {
+            let out = lab.client_run("traceroute", args);
+            check_trace(&out, &NUMERIC, &[TARGET], 3);
+        }
+    }
+}
+
 #[test]
 fn back_to_back_traceroutes_see_the_target_on_every_probe() {
     let (lab, _) = lab_serving_flags();

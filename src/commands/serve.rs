@@ -203,7 +203,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         .clone()
         .or_else(|| serve_cfg.interface.clone());
     // Sockets first: without the privilege nothing must change.
-    let mut io = LinkIo::open(interface.as_deref(), MARK, Duration::from_millis(200)).map_err(|e| {
+    let mut io = LinkIo::open(
+        interface.as_deref(),
+        MARK,
+        Duration::from_millis(200),
+        args.tx,
+    )
+    .map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             Error::Privilege(
                 "troll serve needs root, or CAP_NET_RAW and CAP_NET_ADMIN, to read probes and send replies; run it with sudo".into(),

@@ -4,19 +4,22 @@
 //! `decide` is bytes in, bytes out, and is what the unit tests and the
 //! fuzzer hit; `socket` owns the sockets; this module is the loop between
 //! them, with the per-source rate limit and the counters. The loop does not
-//! allocate per packet: one receive buffer and one reply buffer are reused.
+//! allocate per packet: it reads a batch of probes, writes each reply
+//! straight into a send batch, and sends the batch with one call.
 
 pub mod decide;
 pub mod filter;
+pub mod local;
 pub mod ports;
 pub mod ratelimit;
 pub mod socket;
 
-use decide::{decide, Decision, DropReason, PortTable, ReplyKind, Table, MAX_REPLY};
+use decide::{decide, Decision, DropReason, PortTable, ReplyKind, Table};
 use ratelimit::RateLimiter;
 use serde::{Deserialize, Serialize};
-use socket::PacketIo;
+use socket::{Link, PacketIo, RxBatch, TxBatch, BATCH};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,15 +95,19 @@ pub struct Control {
 }
 
 /// The loop's state: the show table, port lookups, rate limit, counters
-/// and the two buffers.
+/// and the two batches.
 #[derive(Debug)]
 pub struct Responder<P: PortTable> {
     pub table: Table,
     ports: P,
     limiter: RateLimiter,
     pub counters: Counters,
-    buf: Box<[u8]>,
-    out: Box<[u8; MAX_REPLY]>,
+    /// The host's own and broadcast addresses (see `local`): never
+    /// answered, refreshed at every tick.
+    pub no_reply: Vec<IpAddr>,
+    rx: RxBatch,
+    tx: TxBatch,
+    kinds: [ReplyKind; BATCH],
 }
 
 impl<P: PortTable> Responder<P> {
@@ -110,36 +117,59 @@ impl<P: PortTable> Responder<P> {
             ports,
             limiter,
             counters: Counters::default(),
-            // Any IPv4 packet fits, so none is cut short and misjudged.
-            buf: vec![0u8; 65_536].into_boxed_slice(),
-            out: Box::new([0u8; MAX_REPLY]),
+            no_reply: local::addresses(),
+            rx: RxBatch::default(),
+            tx: TxBatch::default(),
+            kinds: [ReplyKind::TimeExceeded; BATCH],
         }
     }
 
-    /// Decides on and answers one received packet of `len` bytes.
-    fn handle(&mut self, len: usize, io: &mut impl PacketIo, now: Instant) {
+    /// Decides on received packet `i`; a reply goes into the send batch.
+    fn handle(&mut self, i: usize, now: Instant) {
         self.counters.received += 1;
-        let packet = &self.buf[..len];
-        match decide(packet, &self.table, &self.ports, &mut self.out) {
+        let packet = self.rx.packet(i);
+        let link: Link = *self.rx.link(i);
+        match decide(packet, &self.table, &self.ports, self.tx.next_slot()) {
             Decision::Kernel => self.counters.kernel += 1,
             Decision::Drop(reason) => self.counters.count_drop(reason),
             Decision::Reply { len, to, kind } => {
+                if self.no_reply.binary_search(&to).is_ok() {
+                    self.counters.count_drop(DropReason::BadSource);
+                    return;
+                }
                 if !self.limiter.allow(to, now) {
                     self.counters.rate_limited += 1;
                     return;
                 }
-                match io.send(&self.out[..len], to) {
-                    Ok(()) => match kind {
-                        ReplyKind::TimeExceeded => self.counters.time_exceeded += 1,
-                        ReplyKind::PortUnreachable => self.counters.port_unreachable += 1,
-                    },
-                    Err(e) => {
-                        self.counters.send_errors += 1;
-                        tracing::debug!("cannot send a reply to {to}: {e}");
+                self.kinds[self.tx.len()] = kind;
+                self.tx.push(len, to, link);
+            }
+        }
+    }
+
+    /// Sends the batched replies, counting each by kind or as an error.
+    fn flush(&mut self, io: &mut impl PacketIo) {
+        let mut at = 0;
+        while at < self.tx.len() {
+            match io.send(&self.tx, at) {
+                Ok(sent) => {
+                    let sent = sent.clamp(1, self.tx.len() - at);
+                    for kind in &self.kinds[at..at + sent] {
+                        match kind {
+                            ReplyKind::TimeExceeded => self.counters.time_exceeded += 1,
+                            ReplyKind::PortUnreachable => self.counters.port_unreachable += 1,
+                        }
                     }
+                    at += sent;
+                }
+                Err(e) => {
+                    self.counters.send_errors += 1;
+                    tracing::debug!("cannot send a reply to {}: {e}", self.tx.to(at));
+                    at += 1;
                 }
             }
         }
+        self.tx.clear();
     }
 
     /// Answers packets until `control.stop` is set. `tick` runs at least
@@ -153,20 +183,22 @@ impl<P: PortTable> Responder<P> {
         mut tick: impl FnMut(&mut Responder<P>),
     ) -> std::io::Result<()> {
         let mut last_tick = Instant::now();
-        let mut targets: Vec<std::net::IpAddr> = self.table.targets().collect();
+        let mut targets: Vec<IpAddr> = self.table.targets().collect();
         io.set_targets(&targets)?;
         while !control.stop.load(Ordering::Relaxed) {
-            let received = io.recv(&mut self.buf)?;
+            let received = io.recv(&mut self.rx)?;
             let now = Instant::now();
-            if let Some(len) = received {
-                self.handle(len, io, now);
+            for i in 0..received {
+                self.handle(i, now);
             }
+            self.flush(io);
             let signalled =
                 control.reload.load(Ordering::Relaxed) || control.dump.load(Ordering::Relaxed);
             if signalled || now.duration_since(last_tick) >= every {
+                self.no_reply = local::addresses();
                 tick(self);
                 last_tick = now;
-                let now_targets: Vec<std::net::IpAddr> = self.table.targets().collect();
+                let now_targets: Vec<IpAddr> = self.table.targets().collect();
                 if now_targets != targets {
                     targets = now_targets;
                     io.set_targets(&targets)?;
@@ -192,21 +224,36 @@ mod tests {
     }
 
     impl PacketIo for FakeIo {
-        fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
-            match self.incoming.pop_front() {
-                Some(p) => {
-                    buf[..p.len()].copy_from_slice(&p);
-                    Ok(Some(p.len()))
-                }
-                None => {
-                    self.stop.store(true, Ordering::Relaxed);
-                    Ok(None)
-                }
+        /// Three packets at a time, so batches of more than one are seen.
+        fn recv(&mut self, batch: &mut RxBatch) -> std::io::Result<usize> {
+            let mut n = 0;
+            while n < 3 {
+                let Some(p) = self.incoming.pop_front() else {
+                    break;
+                };
+                assert!(batch.set(n, &p, Link::default()));
+                n += 1;
             }
+            if n == 0 {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            Ok(n)
         }
-        fn send(&mut self, packet: &[u8], to: IpAddr) -> std::io::Result<()> {
-            self.sent.push((packet.to_vec(), to));
-            Ok(())
+        /// Sends two at a time, and fails every reply to 198.18.1.9.
+        fn send(&mut self, batch: &TxBatch, from: usize) -> std::io::Result<usize> {
+            let mut n = 0;
+            while from + n < batch.len() && n < 2 {
+                let to = batch.to(from + n);
+                if to == IpAddr::V4(Ipv4Addr::new(198, 18, 1, 9)) {
+                    if n == 0 {
+                        return Err(std::io::Error::other("unreachable"));
+                    }
+                    break;
+                }
+                self.sent.push((batch.packet(from + n).to_vec(), to));
+                n += 1;
+            }
+            Ok(n)
         }
     }
 
@@ -233,6 +280,8 @@ mod tests {
             vec![Some(IpAddr::V4(hop)), None],
         )]);
         let mut responder = Responder::new(table, NoPorts, RateLimiter::new(1, 3));
+        // A broadcast source: dropped before the limiter sees it.
+        responder.no_reply = vec![IpAddr::V4(Ipv4Addr::new(198, 18, 1, 255))];
         let a = Ipv4Addr::new(198, 18, 1, 1);
         let b = Ipv4Addr::new(198, 18, 1, 2);
         let mut incoming: VecDeque<Vec<u8>> = (0..5).map(|_| udp_probe(a, 1)).collect();
@@ -240,6 +289,8 @@ mod tests {
         incoming.push_back(udp_probe(b, 2)); // silent hop
         incoming.push_back(udp_probe(b, 3)); // past the show: port unreachable
         incoming.push_back(vec![0x45, 0, 0]); // garbage
+        incoming.push_back(udp_probe(Ipv4Addr::new(198, 18, 1, 9), 1)); // send fails
+        incoming.push_back(udp_probe(Ipv4Addr::new(198, 18, 1, 255), 1)); // no_reply
         let control = Control::default();
         let mut io = FakeIo {
             incoming,
@@ -250,15 +301,17 @@ mod tests {
             .run(&mut io, &control, Duration::from_secs(60), |_| {})
             .unwrap();
         let c = responder.counters.snapshot();
-        assert_eq!(c.received, 9);
+        assert_eq!(c.received, 11);
+        assert_eq!(c.dropped.get("bad_source"), Some(&1));
         assert_eq!(c.time_exceeded, 4, "3 from a (burst), 1 from b");
         assert_eq!(c.rate_limited, 2);
         assert_eq!(c.port_unreachable, 1);
-        assert_eq!(c.dropped.values().sum::<u64>(), 2, "{:?}", c.dropped);
+        assert_eq!(c.send_errors, 1);
+        assert_eq!(c.dropped.values().sum::<u64>(), 3, "{:?}", c.dropped);
         assert_eq!(io.sent.len(), 5);
         assert!(io.sent[..3]
             .iter()
             .all(|(p, to)| *to == a && p[12..16] == hop.octets()));
-        assert!(c.summary().starts_with("received=9 time_exceeded=4"));
+        assert!(c.summary().starts_with("received=11 time_exceeded=4"));
     }
 }

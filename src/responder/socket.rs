@@ -4,11 +4,25 @@
 //! Probes are read on a packet socket (AF_PACKET, SOCK_DGRAM, all
 //! protocols; only IPv4 and IPv6 are passed on): it sees packets before
 //! netfilter, so it still sees the probes that the `raw PREROUTING` rules
-//! hide from the kernel (DESIGN.md §3). Replies go out on raw sockets, one
-//! per family, that take the whole IP header from us (IPPROTO_RAW: the
-//! source address is the hop's, which need not be configured anywhere; the
-//! kernel checks nothing about it) and carry the fwmark that lets the
-//! OUTPUT rules tell the responder's port unreachables from the kernel's.
+//! hide from the kernel (DESIGN.md §3). A classic BPF filter lets only
+//! packets to a target through, and `recvmmsg` reads up to [`BATCH`] of
+//! them per system call.
+//!
+//! Replies go out one of two ways ([`TxMode`]):
+//! - `Link` (the default): on a second packet socket, straight back to the
+//!   link-layer address the probe came from, out of the interface it came
+//!   in on, up to [`BATCH`] per `sendmmsg`. This skips the route lookup and
+//!   the netfilter OUTPUT path for each reply, which cost most of the
+//!   responder's time, and answers along the path the probe took.
+//! - `Routed`: on raw sockets, one per family, that take the whole IP
+//!   header from us (IPPROTO_RAW) and go through the routing table and
+//!   OUTPUT like any local packet, for hosts whose replies must follow
+//!   policy routing.
+//!
+//! Either way the source address is the hop's, which need not be
+//! configured anywhere. Routed replies carry the fwmark that lets the
+//! OUTPUT rules tell the responder's port unreachables from the kernel's;
+//! link replies never pass OUTPUT.
 
 use std::io;
 use std::mem;
@@ -16,13 +30,145 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use super::decide::MAX_REPLY;
+
+/// Packets read or written per system call.
+pub const BATCH: usize = 32;
+/// Bytes kept of each received packet: a jumbo frame. A longer packet is
+/// cut short and judged `truncated` (only loopback carries such frames).
+pub const SLOT: usize = 9216;
+
+/// Where a received packet came from on the link: enough to send the
+/// answer straight back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: i32,
+    /// EtherType of the packet (host order).
+    pub protocol: u16,
+    pub halen: u8,
+    /// The sender's link-layer address (first `halen` bytes).
+    pub addr: [u8; 8],
+}
+
+/// Received packets, each starting at its IP header.
+#[derive(Debug)]
+pub struct RxBatch {
+    data: Box<[u8]>,
+    len: [usize; BATCH],
+    link: [Link; BATCH],
+}
+
+impl Default for RxBatch {
+    fn default() -> RxBatch {
+        RxBatch {
+            data: vec![0u8; BATCH * SLOT].into_boxed_slice(),
+            len: [0; BATCH],
+            link: [Link::default(); BATCH],
+        }
+    }
+}
+
+impl RxBatch {
+    pub fn packet(&self, i: usize) -> &[u8] {
+        &self.data[i * SLOT..i * SLOT + self.len[i].min(SLOT)]
+    }
+
+    pub fn link(&self, i: usize) -> &Link {
+        &self.link[i]
+    }
+
+    /// Stores packet `i` (for tests and fakes); returns false when it does
+    /// not fit.
+    pub fn set(&mut self, i: usize, packet: &[u8], link: Link) -> bool {
+        if i >= BATCH || packet.len() > SLOT {
+            return false;
+        }
+        self.data[i * SLOT..i * SLOT + packet.len()].copy_from_slice(packet);
+        self.len[i] = packet.len();
+        self.link[i] = link;
+        true
+    }
+}
+
+/// Replies waiting to be sent: each a complete IPv4 or IPv6 packet, its
+/// destination and the link the probe came in on.
+#[derive(Debug)]
+pub struct TxBatch {
+    data: Box<[u8]>,
+    len: [usize; BATCH],
+    to: [IpAddr; BATCH],
+    link: [Link; BATCH],
+    count: usize,
+}
+
+impl Default for TxBatch {
+    fn default() -> TxBatch {
+        TxBatch {
+            data: vec![0u8; BATCH * MAX_REPLY].into_boxed_slice(),
+            len: [0; BATCH],
+            to: [IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED); BATCH],
+            link: [Link::default(); BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl TxBatch {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count == BATCH
+    }
+
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// The buffer the next reply is written into.
+    pub fn next_slot(&mut self) -> &mut [u8; MAX_REPLY] {
+        let at = self.count * MAX_REPLY;
+        (&mut self.data[at..at + MAX_REPLY])
+            .try_into()
+            .expect("a slot is MAX_REPLY bytes")
+    }
+
+    /// Takes the `len` bytes just written into `next_slot` as a reply.
+    pub fn push(&mut self, len: usize, to: IpAddr, link: Link) {
+        assert!(self.count < BATCH && len <= MAX_REPLY);
+        self.len[self.count] = len;
+        self.to[self.count] = to;
+        self.link[self.count] = link;
+        self.count += 1;
+    }
+
+    pub fn packet(&self, i: usize) -> &[u8] {
+        &self.data[i * MAX_REPLY..i * MAX_REPLY + self.len[i]]
+    }
+
+    pub fn to(&self, i: usize) -> IpAddr {
+        self.to[i]
+    }
+
+    pub fn link(&self, i: usize) -> &Link {
+        &self.link[i]
+    }
+}
+
 /// What the responder loop needs from the network.
 pub trait PacketIo {
-    /// One packet starting at its IP header, or `Ok(None)` when the wait
-    /// timed out (so the loop can look at its signals).
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
-    /// Sends a complete IPv4 or IPv6 packet.
-    fn send(&mut self, packet: &[u8], to: IpAddr) -> io::Result<()>;
+    /// Reads up to [`BATCH`] IPv4 or IPv6 packets into `batch`, waiting
+    /// only for the first; returns how many, 0 when the wait timed out (so
+    /// the loop can look at its signals).
+    fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize>;
+    /// Sends replies `from..` of `batch`; returns how many were sent
+    /// (at least one), or the error of reply `from`.
+    fn send(&mut self, batch: &TxBatch, from: usize) -> io::Result<usize>;
     /// Tells the receiving side which addresses matter (a kernel filter
     /// drops the rest before it is copied); the default takes everything.
     fn set_targets(&mut self, _targets: &[IpAddr]) -> io::Result<()> {
@@ -30,10 +176,22 @@ pub trait PacketIo {
     }
 }
 
+/// How replies leave the host (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TxMode {
+    /// Back to the probe's link-layer sender, batched: the fast path.
+    #[default]
+    Link,
+    /// Through the routing table and netfilter OUTPUT, one per call.
+    Routed,
+}
+
 /// The real sockets.
 #[derive(Debug)]
 pub struct LinkIo {
     rx: OwnedFd,
+    /// The link-layer sending socket (`TxMode::Link`).
+    tx_link: Option<OwnedFd>,
     tx4: socket2::Socket,
     tx6: socket2::Socket,
 }
@@ -45,7 +203,12 @@ const ETH_P_IPV6: u16 = 0x86dd;
 impl LinkIo {
     /// Opens both sockets; `interface` limits receiving to one interface.
     /// Needs CAP_NET_RAW.
-    pub fn open(interface: Option<&str>, mark: u32, timeout: Duration) -> io::Result<LinkIo> {
+    pub fn open(
+        interface: Option<&str>,
+        mark: u32,
+        timeout: Duration,
+        mode: TxMode,
+    ) -> io::Result<LinkIo> {
         // SAFETY: plain socket(2) call; the fd is owned right away.
         let fd = unsafe {
             libc::socket(
@@ -124,8 +287,27 @@ impl LinkIo {
             tx.set_send_buffer_size(4 << 20)?;
             Ok(tx)
         };
+        let tx_link = match mode {
+            TxMode::Routed => None,
+            TxMode::Link => {
+                // Protocol 0: this socket sends and never receives.
+                // SAFETY: plain socket(2) call; the fd is owned right away.
+                let fd = unsafe {
+                    libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+                };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+                let tx = unsafe { OwnedFd::from_raw_fd(fd) };
+                setsockopt_int(&tx, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20)?;
+                setsockopt_int(&tx, libc::SOL_SOCKET, libc::SO_MARK, mark as i32)?;
+                Some(tx)
+            }
+        };
         Ok(LinkIo {
             rx,
+            tx_link,
             tx4: raw(socket2::Domain::IPV4)?,
             tx6: raw(socket2::Domain::IPV6)?,
         })
@@ -151,21 +333,33 @@ fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, value: i32) -> io::Result
 }
 
 impl PacketIo for LinkIo {
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
         loop {
-            // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
-            let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
-            let mut from_len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: buf is valid for writes of buf.len() bytes, `from`
-            // for from_len bytes.
+            // SAFETY: all of these are plain data; zeroed is a valid value.
+            let mut from: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
+            let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+            for i in 0..BATCH {
+                iov[i] = libc::iovec {
+                    iov_base: batch.data[i * SLOT..].as_mut_ptr().cast(),
+                    iov_len: SLOT,
+                };
+                msgs[i].msg_hdr.msg_name = (&raw mut from[i]).cast();
+                msgs[i].msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+                msgs[i].msg_hdr.msg_iov = &raw mut iov[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            // MSG_WAITFORONE: wait (up to SO_RCVTIMEO) for the first packet
+            // only, then take what is queued.
+            // SAFETY: every mmsghdr points at a live iovec over its own
+            // SLOT bytes of batch.data and at its own sockaddr_ll.
             let n = unsafe {
-                libc::recvfrom(
+                libc::recvmmsg(
                     self.rx.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    (&raw mut from).cast::<libc::sockaddr>(),
-                    &mut from_len,
+                    msgs.as_mut_ptr(),
+                    BATCH as u32,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
                 )
             };
             if n < 0 {
@@ -173,15 +367,83 @@ impl PacketIo for LinkIo {
                 return match err.kind() {
                     io::ErrorKind::WouldBlock
                     | io::ErrorKind::TimedOut
-                    | io::ErrorKind::Interrupted => Ok(None),
+                    | io::ErrorKind::Interrupted => Ok(0),
                     _ => Err(err),
                 };
             }
-            // ARP and the like are not ours to judge or count.
-            let protocol = u16::from_be(from.sll_protocol);
-            if protocol == ETH_P_IP || protocol == ETH_P_IPV6 {
-                return Ok(Some(n as usize));
+            // Keep IPv4 and IPv6, packed to the front; ARP and the like
+            // are not ours to judge or count.
+            let mut kept = 0;
+            for i in 0..n as usize {
+                let protocol = u16::from_be(from[i].sll_protocol);
+                if protocol != ETH_P_IP && protocol != ETH_P_IPV6 {
+                    continue;
+                }
+                if kept != i {
+                    batch.data.copy_within(
+                        i * SLOT..i * SLOT + (msgs[i].msg_len as usize).min(SLOT),
+                        kept * SLOT,
+                    );
+                }
+                batch.len[kept] = msgs[i].msg_len as usize;
+                batch.link[kept] = Link {
+                    ifindex: from[i].sll_ifindex,
+                    protocol,
+                    halen: from[i].sll_halen.min(8),
+                    addr: from[i].sll_addr,
+                };
+                kept += 1;
             }
+            if kept > 0 {
+                return Ok(kept);
+            }
+        }
+    }
+
+    fn send(&mut self, batch: &TxBatch, from: usize) -> io::Result<usize> {
+        let Some(tx) = &self.tx_link else {
+            // Routed: one sendto per reply, through the family's raw socket.
+            let to = batch.to(from);
+            let addr = socket2::SockAddr::from(SocketAddr::new(to, 0));
+            let tx = match to {
+                IpAddr::V4(_) => &self.tx4,
+                IpAddr::V6(_) => &self.tx6,
+            };
+            return tx.send_to(batch.packet(from), &addr).map(|_| 1);
+        };
+        let count = batch.len() - from;
+        // SAFETY: plain data; zeroed is a valid value.
+        let mut dest: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
+        let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        for i in 0..count {
+            let link = batch.link(from + i);
+            let packet = batch.packet(from + i);
+            let protocol = match batch.to(from + i) {
+                IpAddr::V4(_) => ETH_P_IP,
+                IpAddr::V6(_) => ETH_P_IPV6,
+            };
+            dest[i].sll_family = libc::AF_PACKET as u16;
+            dest[i].sll_protocol = protocol.to_be();
+            dest[i].sll_ifindex = link.ifindex;
+            dest[i].sll_halen = link.halen;
+            dest[i].sll_addr = link.addr;
+            iov[i] = libc::iovec {
+                iov_base: packet.as_ptr().cast_mut().cast(),
+                iov_len: packet.len(),
+            };
+            msgs[i].msg_hdr.msg_name = (&raw mut dest[i]).cast();
+            msgs[i].msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+            msgs[i].msg_hdr.msg_iov = &raw mut iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every mmsghdr points at a live iovec over a reply in
+        // `batch` (only read) and at its own sockaddr_ll.
+        let n = unsafe { libc::sendmmsg(tx.as_raw_fd(), msgs.as_mut_ptr(), count as u32, 0) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
         }
     }
 
@@ -210,14 +472,5 @@ impl PacketIo for LinkIo {
         } else {
             Err(io::Error::last_os_error())
         }
-    }
-
-    fn send(&mut self, packet: &[u8], to: IpAddr) -> io::Result<()> {
-        let addr = socket2::SockAddr::from(SocketAddr::new(to, 0));
-        let tx = match to {
-            IpAddr::V4(_) => &self.tx4,
-            IpAddr::V6(_) => &self.tx6,
-        };
-        tx.send_to(packet, &addr).map(|_| ())
     }
 }
