@@ -13,6 +13,12 @@
 #   BENCH_SECONDS  seconds per step (default 3)
 #   BENCH_TE_KIND  probe for (b): icmp (default, the same echo requests as
 #                  the reference with TTL 1) or udp
+#   BENCH_VETH     inline (default): a plain veth pair, where the receiving
+#                  side's stack runs inside the sender's system call, so
+#                  the responder's CPU time includes the client's work of
+#                  taking its replies in; threaded: GRO and threaded NAPI on
+#                  both ends (needs ethtool), so each side's receive work
+#                  runs in its own kernel thread, as on separate machines
 #   BENCH_NO_BUILD=1  use the binaries already built
 #   CARGO_TARGET_DIR  where cargo builds (default target/)
 #
@@ -25,7 +31,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "bench.sh: needs root (network namespaces, raw sockets)" >&2
     exit 1
 fi
-for tool in ip python3; do
+for tool in ip python3 $([ "${BENCH_VETH:-inline}" = threaded ] && echo ethtool); do
     command -v "$tool" >/dev/null || {
         echo "bench.sh: missing $tool" >&2
         exit 1
@@ -35,6 +41,7 @@ done
 RATES="${BENCH_RATES:-10000 25000 50000 100000 200000 400000 0}"
 SECONDS_PER_STEP="${BENCH_SECONDS:-3}"
 TE_KIND="${BENCH_TE_KIND:-icmp}"
+VETH_MODE="${BENCH_VETH:-inline}"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
@@ -90,6 +97,14 @@ for pair in "$CLIENT:$CLIENT_ADDR" "$SERVER:$SERVER_ADDR"; do
     ip -n "$ns" link set eth0 up
 done
 ip -n "$SERVER" addr add "$TARGET/32" dev eth0
+if [ "$VETH_MODE" = threaded ]; then
+    # Like a real NIC: each side's receive work runs in that side's own
+    # (NAPI) kernel thread, not inline in the sender's system call.
+    for ns in "$CLIENT" "$SERVER"; do
+        ip netns exec "$ns" ethtool -K eth0 gro on tso off >/dev/null
+        ip netns exec "$ns" sh -c 'echo 1 >/sys/class/net/eth0/threaded'
+    done
+fi
 ip -n "$CLIENT" route add default via "$SERVER_ADDR"
 ip -n "$SERVER" route add default via "$CLIENT_ADDR"
 # Resolve the neighbours once, so the first step does not measure ARP.
@@ -151,7 +166,7 @@ EOF
     done
 }
 
-echo "bench.sh: $(nproc) cores, $(uname -r), ${SECONDS_PER_STEP}s per step" >&2
+echo "bench.sh: $(nproc) cores, $(uname -r), ${SECONDS_PER_STEP}s per step, veth ${VETH_MODE}" >&2
 echo "(a) kernel echo replies from $SERVER_ADDR (no troll running)" >&2
 ladder kernel icmp 64 "$SERVER_ADDR"
 
@@ -183,8 +198,8 @@ ladder kernel_serving icmp 64 "$SERVER_ADDR"
 STATUS="$(cat "/proc/$SERVE_PID/status")"
 CLK_TCK="$(getconf CLK_TCK)"
 
-python3 - "$RESULTS" "$CLK_TCK" "$STATUS" <<'EOF'
-import json, sys
+BENCH_VETH="$VETH_MODE" python3 - "$RESULTS" "$CLK_TCK" "$STATUS" <<'EOF'
+import json, os, sys
 
 steps = [json.loads(l) for l in open(sys.argv[1])]
 clk_tck = int(sys.argv[2])
@@ -240,7 +255,9 @@ print(f"(d) responder CPU per probe: {cpu_all[0]:.2f} us overall "
       f"({cpu_all[1]} ticks of 1/{clk_tck} s for {cpu_all[2]} probes read; "
       f"user {cpu_all[3]:.2f} us, system {cpu_all[4]:.2f} us); "
       f"time exceeded {cpu_te[0]:.2f} us, final hop {cpu_final[0]:.2f} us")
-print(f"(e) responder memory: VmRSS {status.get('VmRSS', '?')}, VmHWM {status.get('VmHWM', '?')}")
+print(f"(e) responder memory: VmRSS {status.get('VmRSS', '?')}, VmHWM {status.get('VmHWM', '?')}"
+      f" (RssAnon {status.get('RssAnon', '?')}, its own heap and buffers; RssFile {status.get('RssFile', '?')},"
+      " pages of the mapped binary and libraries, shared with the page cache)")
 print(f"(f) (b)/(a) = {ratio(b['answered_pps'], a['answered_pps']):.3f}, "
       f"(c)/(a) = {ratio(c['answered_pps'], a['answered_pps']):.3f} (maxima); at the kernel's "
       f"saturation rate ({rate_name}): (b)/(a) = "
@@ -260,6 +277,9 @@ summary = {
     "cpu_us_per_probe_final_hop": round(cpu_final[0], 3),
     "vm_rss_kib": int(status.get("VmRSS", "0 kB").split()[0]),
     "vm_hwm_kib": int(status.get("VmHWM", "0 kB").split()[0]),
+    "rss_anon_kib": int(status.get("RssAnon", "0 kB").split()[0]),
+    "rss_file_kib": int(status.get("RssFile", "0 kB").split()[0]),
+    "veth": os.environ.get("BENCH_VETH", "inline"),
     "ratio_te_to_kernel": round(ratio(b["answered_pps"], a["answered_pps"]), 3),
     "ratio_final_to_kernel": round(ratio(c["answered_pps"], a["answered_pps"]), 3),
     "ratio_te_to_kernel_at_saturation": round(ratio(b_sat["answered_pps"], k_sat["answered_pps"]), 3),
