@@ -156,6 +156,22 @@ fn routed_replies_show_the_same_trace() {
     }
 }
 
+/// The server tracing its own target: probes and replies over loopback.
+#[test]
+fn the_server_traces_its_own_target() {
+    let (lab, _) = lab_serving_flags();
+    for args in [
+        ["-n", "-w", "3", "-m", "10", TARGET].as_slice(),
+        &["-n", "-I", "-w", "3", "-m", "10", TARGET],
+    ] {
+        let out = sh(std::process::Command::new("timeout")
+            .args(["60", "ip", "netns", "exec", &lab.server, "traceroute"])
+            .args(args));
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        check_trace(&out, &NUMERIC, &[TARGET], 3);
+    }
+}
+
 #[test]
 fn back_to_back_traceroutes_see_the_target_on_every_probe() {
     let (lab, _) = lab_serving_flags();

@@ -1,17 +1,19 @@
-//! The host's own IPv4 and IPv6 addresses and its subnets' broadcast
-//! addresses: a probe claiming one of them as its source gets no answer.
+//! The broadcast addresses of the host's IPv4 subnets: a probe claiming
+//! one of them as its source gets no answer.
 //!
 //! Routed replies never reached them anyway (the routing table knows a
-//! directed broadcast, and delivers to a local address locally), but link
-//! replies go straight to the sender's link-layer address, so the
-//! responder itself must not answer a spoofed broadcast source, which
-//! would make the next router broadcast it (an amplifier).
+//! directed broadcast), but link replies go straight to the sender's
+//! link-layer address, so the responder itself must not answer a spoofed
+//! broadcast source, which would make the next router broadcast it (an
+//! amplifier). The host's own unicast addresses are fine: a probe from the
+//! host itself came in on loopback, and the reply goes back there.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Every address of every interface of this network namespace, and each
-/// IPv4 subnet's broadcast address, sorted. Empty when they cannot be read.
-pub fn addresses() -> Vec<IpAddr> {
+/// Each IPv4 subnet's broadcast addresses (its own and the all-ones and
+/// all-zeros addresses of its prefix), sorted. Empty when they cannot be
+/// read.
+pub fn broadcasts() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below.
@@ -29,9 +31,6 @@ pub fn addresses() -> Vec<IpAddr> {
         // SAFETY: a non-null ifa_addr points at a sockaddr of the family
         // it names.
         let addr = unsafe { sockaddr_ip(ifa.ifa_addr) };
-        if let Some(addr) = addr {
-            out.push(addr);
-        }
         // The subnet's all-ones and all-zeros addresses, which the kernel
         // routes as broadcast whether or not the address has a `brd`.
         // SAFETY: as above, for the netmask.
@@ -44,10 +43,14 @@ pub fn addresses() -> Vec<IpAddr> {
                 out.push(IpAddr::V4(Ipv4Addr::from(a & m)));
             }
         }
+        // An explicit `brd`. glibc reports the address itself here when
+        // there is none, so that one is not a broadcast address.
         if ifa.ifa_flags & libc::IFF_BROADCAST as u32 != 0 {
             // SAFETY: with IFF_BROADCAST, ifa_ifu is the broadcast address.
             if let Some(IpAddr::V4(b)) = unsafe { sockaddr_ip(ifa.ifa_ifu) } {
-                out.push(IpAddr::V4(b));
+                if Some(IpAddr::V4(b)) != addr {
+                    out.push(IpAddr::V4(b));
+                }
             }
         }
         at = ifa.ifa_next;
@@ -88,10 +91,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_loopback_and_its_broadcast() {
-        let all = addresses();
-        assert!(all.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{all:?}");
+    fn lists_the_loopback_subnets_broadcasts_not_its_address() {
+        let all = broadcasts();
+        assert!(!all.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{all:?}");
         assert!(all.contains(&IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255))));
+        assert!(all.contains(&IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0))));
         assert!(all.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -102,8 +102,8 @@ pub struct Responder<P: PortTable> {
     ports: P,
     limiter: RateLimiter,
     pub counters: Counters,
-    /// The host's own and broadcast addresses (see `local`): never
-    /// answered, refreshed at every tick.
+    /// The broadcast addresses of the host's subnets (see `local`):
+    /// never answered, refreshed at every tick.
     pub no_reply: Vec<IpAddr>,
     rx: RxBatch,
     tx: TxBatch,
@@ -117,7 +117,7 @@ impl<P: PortTable> Responder<P> {
             ports,
             limiter,
             counters: Counters::default(),
-            no_reply: local::addresses(),
+            no_reply: local::broadcasts(),
             rx: RxBatch::default(),
             tx: TxBatch::default(),
             kinds: [ReplyKind::TimeExceeded; BATCH],
@@ -195,7 +195,7 @@ impl<P: PortTable> Responder<P> {
             let signalled =
                 control.reload.load(Ordering::Relaxed) || control.dump.load(Ordering::Relaxed);
             if signalled || now.duration_since(last_tick) >= every {
-                self.no_reply = local::addresses();
+                self.no_reply = local::broadcasts();
                 tick(self);
                 last_tick = now;
                 let now_targets: Vec<IpAddr> = self.table.targets().collect();

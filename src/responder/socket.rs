@@ -192,6 +192,9 @@ pub struct LinkIo {
     rx: OwnedFd,
     /// The link-layer sending socket (`TxMode::Link`).
     tx_link: Option<OwnedFd>,
+    /// The loopback interface: the host probing itself is answered through
+    /// the routing table, as the kernel would.
+    loopback: i32,
     tx4: socket2::Socket,
     tx6: socket2::Socket,
 }
@@ -305,9 +308,12 @@ impl LinkIo {
                 Some(tx)
             }
         };
+        // SAFETY: a valid NUL-terminated string.
+        let loopback = unsafe { libc::if_nametoindex(c"lo".as_ptr()) } as i32;
         Ok(LinkIo {
             rx,
             tx_link,
+            loopback,
             tx4: raw(socket2::Domain::IPV4)?,
             tx6: raw(socket2::Domain::IPV6)?,
         })
@@ -401,17 +407,24 @@ impl PacketIo for LinkIo {
     }
 
     fn send(&mut self, batch: &TxBatch, from: usize) -> io::Result<usize> {
-        let Some(tx) = &self.tx_link else {
-            // Routed: one sendto per reply, through the family's raw socket.
-            let to = batch.to(from);
-            let addr = socket2::SockAddr::from(SocketAddr::new(to, 0));
-            let tx = match to {
-                IpAddr::V4(_) => &self.tx4,
-                IpAddr::V6(_) => &self.tx6,
-            };
-            return tx.send_to(batch.packet(from), &addr).map(|_| 1);
+        let routed = |link: &Link| link.ifindex == self.loopback;
+        let tx = match &self.tx_link {
+            Some(tx) if !routed(batch.link(from)) => tx,
+            _ => {
+                // Routed: one sendto per reply, through the family's raw socket.
+                let to = batch.to(from);
+                let addr = socket2::SockAddr::from(SocketAddr::new(to, 0));
+                let tx = match to {
+                    IpAddr::V4(_) => &self.tx4,
+                    IpAddr::V6(_) => &self.tx6,
+                };
+                return tx.send_to(batch.packet(from), &addr).map(|_| 1);
+            }
         };
-        let count = batch.len() - from;
+        // Up to the next reply that goes out routed.
+        let count = (from..batch.len())
+            .take_while(|&i| !routed(batch.link(i)))
+            .count();
         // SAFETY: plain data; zeroed is a valid value.
         let mut dest: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
         let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
