@@ -345,9 +345,11 @@ impl PacketIo for LinkIo {
             let mut from: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
             let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+            let base = batch.data.as_mut_ptr();
             for i in 0..BATCH {
                 iov[i] = libc::iovec {
-                    iov_base: batch.data[i * SLOT..].as_mut_ptr().cast(),
+                    // SAFETY: slot i lies inside data (BATCH * SLOT bytes).
+                    iov_base: unsafe { base.add(i * SLOT) }.cast(),
                     iov_len: SLOT,
                 };
                 msgs[i].msg_hdr.msg_name = (&raw mut from[i]).cast();
