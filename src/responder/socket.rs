@@ -260,7 +260,10 @@ impl LinkIo {
         }
         // Our own replies must not come back to us.
         setsockopt_int(&rx, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
-        setsockopt_int(&rx, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20)?;
+        // A deep queue rides out the moments the responder is off the CPU
+        // under a flood; FORCE (CAP_NET_ADMIN) goes past net.core.rmem_max,
+        // which is 208 KiB on many hosts (a few milliseconds of a flood).
+        buffer_size(&rx, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 4 << 20)?;
         let tv = libc::timeval {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
@@ -287,7 +290,7 @@ impl LinkIo {
                 Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
             )?;
             tx.set_mark(mark)?;
-            tx.set_send_buffer_size(4 << 20)?;
+            buffer_size(&tx, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 4 << 20)?;
             Ok(tx)
         };
         let tx_link = match mode {
@@ -303,7 +306,7 @@ impl LinkIo {
                 }
                 // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
                 let tx = unsafe { OwnedFd::from_raw_fd(fd) };
-                setsockopt_int(&tx, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20)?;
+                buffer_size(&tx, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 4 << 20)?;
                 setsockopt_int(&tx, libc::SOL_SOCKET, libc::SO_MARK, mark as i32)?;
                 Some(tx)
             }
@@ -320,7 +323,14 @@ impl LinkIo {
     }
 }
 
-fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+/// Sets a socket buffer size with `force` (past the sysctl maximum; needs
+/// CAP_NET_ADMIN), or `plain` (capped at the maximum) when that is refused.
+fn buffer_size(fd: &impl AsRawFd, force: i32, plain: i32, bytes: i32) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_SOCKET, force, bytes)
+        .or_else(|_| setsockopt_int(fd, libc::SOL_SOCKET, plain, bytes))
+}
+
+fn setsockopt_int(fd: &impl AsRawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: value is a valid i32 and the length matches it.
     let rc = unsafe {
         libc::setsockopt(
