@@ -122,10 +122,6 @@ impl TxBatch {
         self.count == 0
     }
 
-    pub fn is_full(&self) -> bool {
-        self.count == BATCH
-    }
-
     pub fn clear(&mut self) {
         self.count = 0;
     }
