@@ -278,6 +278,12 @@ pub struct ServeArgs {
     /// Probes one source may send in a burst [default: 1000]
     #[arg(long, value_name = "N")]
     pub burst: Option<u32>,
+    /// How probes are read: from a ring of frames shared with the kernel, or from the socket's queue, a batch per system call
+    #[arg(long, value_enum, value_name = "MODE", default_value = "ring")]
+    pub rx: crate::responder::socket::RxMode,
+    /// Under load, let probes gather this many microseconds before reading them, like a network card's interrupt moderation: fewer wake-ups, at most this much added delay; 0 reads each at once
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub coalesce: u32,
     /// How replies leave: straight back to the probe's link-layer sender (batched), or through the routing table
     #[arg(long, value_enum, value_name = "MODE", default_value = "link")]
     pub tx: crate::responder::socket::TxMode,

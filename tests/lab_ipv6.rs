@@ -101,6 +101,23 @@ fn mtr6_tcp() {
     mtr_runs(&["-T"]);
 }
 
+/// Probes longer than a ring frame (1300 bytes, UDP and ICMPv6) come whole
+/// through the socket queue and get the same answers.
+#[test]
+fn traceroute6_long_probes() {
+    let lab = lab_serving_both();
+    for flags in [
+        ["-6", "-w", "3", "-m", "10"].as_slice(),
+        &["-6", "-I", "-w", "3", "-m", "10"],
+    ] {
+        let mut args = flags.to_vec();
+        args.extend([TARGET6, "1300"]);
+        let out = lab.client_run("traceroute", &args);
+        println!("traceroute {args:?}\n{out}");
+        check_trace(&out, &NAMED6, &TARGET6_NAMED, 3);
+    }
+}
+
 #[test]
 fn tracepath6() {
     let lab = lab_serving_both();

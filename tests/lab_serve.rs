@@ -139,15 +139,44 @@ fn numeric_show_from_flags() {
     }
 }
 
-/// Replies through the routing table and OUTPUT (`--tx routed`) instead of
-/// straight back over the link: the same trace, UDP and ICMP.
+/// The other two ways in and out: probes read from the socket's queue
+/// (`--rx queue`) instead of the ring, replies through the routing table
+/// and OUTPUT (`--tx routed`) instead of straight back over the link, no
+/// moderation: the same trace, UDP and ICMP.
 #[test]
 fn routed_replies_show_the_same_trace() {
     let mut lab = Lab::new();
-    lab.serve(&["--target", TARGET, "--hops", HOPS, "--tx", "routed"]);
+    lab.serve(&[
+        "--target",
+        TARGET,
+        "--hops",
+        HOPS,
+        "--rx",
+        "queue",
+        "--tx",
+        "routed",
+        "--coalesce",
+        "0",
+    ]);
     for args in [
         ["-n", "-w", "3", "-m", "10", TARGET].as_slice(),
         &["-n", "-I", "-w", "3", "-m", "10", TARGET],
+    ] {
+        for _ in 0..RUNS {
+            let out = lab.client_run("traceroute", args);
+            check_trace(&out, &NUMERIC, &[TARGET], 3);
+        }
+    }
+}
+
+/// Probes too long for a ring frame (1400 bytes, UDP and ICMP) reach the
+/// responder whole through the socket queue and get the same answers.
+#[test]
+fn long_probes_get_the_same_trace() {
+    let (lab, _) = lab_serving_flags();
+    for args in [
+        ["-n", "-w", "3", "-m", "10", TARGET, "1400"].as_slice(),
+        &["-n", "-I", "-w", "3", "-m", "10", TARGET, "1400"],
     ] {
         for _ in 0..RUNS {
             let out = lab.client_run("traceroute", args);

@@ -15,7 +15,7 @@ use crate::responder::decide::Table;
 use crate::responder::ports::ProcPorts;
 use crate::responder::ratelimit::{RateLimiter, DEFAULT_BURST, DEFAULT_RATE};
 use crate::responder::socket::LinkIo;
-use crate::responder::{Control, Counters, Responder};
+use crate::responder::{Control, Counters, Moderation, Responder};
 use crate::rules::{self, Target, MARK};
 use crate::state::{AppliedRule, State, Store};
 use std::net::{IpAddr, SocketAddr};
@@ -207,6 +207,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         interface.as_deref(),
         MARK,
         Duration::from_millis(200),
+        args.rx,
         args.tx,
     )
     .map_err(|e| {
@@ -287,7 +288,12 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     let counters_path = store.counters_path(deployment);
     let mut saved = Counters::default();
     let started = Instant::now();
-    let result = responder.run(&mut io, &control, Duration::from_secs(1), |r| {
+    // The moderation pause is short; the default timer slack (50 us)
+    // would double it.
+    // SAFETY: prctl with an integer argument; no memory is passed.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 5_000u64) };
+    let moderation = Moderation::new(Duration::from_micros(args.coalesce.into()));
+    let result = responder.run(&mut io, &control, Duration::from_secs(1), moderation, |r| {
         if control.dump.swap(false, Ordering::Relaxed) {
             tracing::info!(
                 "counters after {:?}: {}",

@@ -83,6 +83,39 @@ impl Counters {
     }
 }
 
+/// Interrupt moderation, as a network card does it: under load, the loop
+/// lets probes gather for a moment after each batch, so one wake-up (and
+/// one send call) serves several of them; a probe arriving alone is read
+/// at once. Under load a probe waits at most `window` longer.
+#[derive(Debug, Clone)]
+pub struct Moderation {
+    window: Duration,
+    /// When the last batch was read.
+    last: Option<Instant>,
+}
+
+impl Moderation {
+    /// `window` zero turns moderation off.
+    pub fn new(window: Duration) -> Moderation {
+        Moderation { window, last: None }
+    }
+
+    /// After reading `n` packets at `now`: how long to wait before reading
+    /// again. Nothing when the read timed out, when the batch was full
+    /// (more is waiting), or when probes come further apart than the window.
+    pub fn pause(&mut self, n: usize, now: Instant) -> Option<Duration> {
+        if self.window.is_zero() || n == 0 {
+            return None;
+        }
+        let busy = n >= 2
+            || self
+                .last
+                .is_some_and(|last| now.duration_since(last) < self.window);
+        self.last = Some(now);
+        (busy && n < BATCH).then_some(self.window)
+    }
+}
+
 /// Flags set from signal handlers and read by the loop.
 #[derive(Debug, Clone, Default)]
 pub struct Control {
@@ -180,6 +213,7 @@ impl<P: PortTable> Responder<P> {
         io: &mut impl PacketIo,
         control: &Control,
         every: Duration,
+        mut moderation: Moderation,
         mut tick: impl FnMut(&mut Responder<P>),
     ) -> std::io::Result<()> {
         let mut last_tick = Instant::now();
@@ -192,6 +226,9 @@ impl<P: PortTable> Responder<P> {
                 self.handle(i, now);
             }
             self.flush(io);
+            if let Some(pause) = moderation.pause(received, now) {
+                std::thread::sleep(pause);
+            }
             let signalled =
                 control.reload.load(Ordering::Relaxed) || control.dump.load(Ordering::Relaxed);
             if signalled || now.duration_since(last_tick) >= every {
@@ -273,6 +310,31 @@ mod tests {
     }
 
     #[test]
+    fn moderation_waits_only_under_load() {
+        let window = Duration::from_micros(50);
+        let t0 = Instant::now();
+        let at = |us| t0 + Duration::from_micros(us);
+        let mut m = Moderation::new(window);
+        // Probes 100 us apart, one per read: each is read at once.
+        assert_eq!(m.pause(1, at(0)), None);
+        assert_eq!(m.pause(1, at(100)), None);
+        assert_eq!(m.pause(1, at(200)), None);
+        // A timeout is not a batch.
+        assert_eq!(m.pause(0, at(210)), None);
+        // Two in one read, or one soon after the last: under load.
+        assert_eq!(m.pause(2, at(300)), Some(window));
+        assert_eq!(m.pause(1, at(330)), Some(window));
+        // A full batch: more is waiting, read again at once.
+        assert_eq!(m.pause(BATCH, at(340)), None);
+        // Quiet again.
+        assert_eq!(m.pause(1, at(1000)), None);
+        // Off.
+        let mut off = Moderation::new(Duration::ZERO);
+        assert_eq!(off.pause(5, at(0)), None);
+        assert_eq!(off.pause(5, at(1)), None);
+    }
+
+    #[test]
     fn answers_counts_and_rate_limits_per_source() {
         let hop = Ipv4Addr::new(198, 18, 0, 1);
         let table = Table::new([(
@@ -298,7 +360,13 @@ mod tests {
             stop: control.stop.clone(),
         };
         responder
-            .run(&mut io, &control, Duration::from_secs(60), |_| {})
+            .run(
+                &mut io,
+                &control,
+                Duration::from_secs(60),
+                Moderation::new(Duration::from_micros(20)),
+                |_| {},
+            )
             .unwrap();
         let c = responder.counters.snapshot();
         assert_eq!(c.received, 11);
