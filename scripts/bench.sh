@@ -19,6 +19,8 @@
 #                  taking its replies in; threaded: GRO and threaded NAPI on
 #                  both ends (needs ethtool), so each side's receive work
 #                  runs in its own kernel thread, as on separate machines
+#   BENCH_SERVE_FLAGS  extra flags for `troll serve`, e.g. "--rx queue" or
+#                  "--coalesce 0", to compare its read and send paths
 #   BENCH_NO_BUILD=1  use the binaries already built
 #   CARGO_TARGET_DIR  where cargo builds (default target/)
 #
@@ -166,14 +168,14 @@ EOF
     done
 }
 
-echo "bench.sh: $(nproc) cores, $(uname -r), ${SECONDS_PER_STEP}s per step, veth ${VETH_MODE}" >&2
+echo "bench.sh: $(nproc) cores, $(uname -r), ${SECONDS_PER_STEP}s per step, veth ${VETH_MODE}, serve flags: ${BENCH_SERVE_FLAGS:-none}" >&2
 echo "(a) kernel echo replies from $SERVER_ADDR (no troll running)" >&2
 ladder kernel icmp 64 "$SERVER_ADDR"
 
 mkdir -p "$WORK/state"
 TROLL_STATE_DIR="$WORK/state" XDG_CONFIG_HOME="$WORK" RUST_LOG=info \
     ip netns exec "$SERVER" "$TROLL" serve --target "$TARGET" --hops "$HOPS" \
-    --interface eth0 --rate 0 2>"$WORK/serve.log" &
+    --interface eth0 --rate 0 ${BENCH_SERVE_FLAGS:-} 2>"$WORK/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 100); do
     grep -q "ready: answering probes" "$WORK/serve.log" && break
@@ -255,6 +257,13 @@ print(f"(d) responder CPU per probe: {cpu_all[0]:.2f} us overall "
       f"({cpu_all[1]} ticks of 1/{clk_tck} s for {cpu_all[2]} probes read; "
       f"user {cpu_all[3]:.2f} us, system {cpu_all[4]:.2f} us); "
       f"time exceeded {cpu_te[0]:.2f} us, final hop {cpu_final[0]:.2f} us")
+def step_us(s):
+    return 1e6 * s["cpu_ticks"] / clk_tck / s["received"] if s["received"] else float("nan")
+print("    CPU per probe by offered rate (time exceeded / final hop): " + ", ".join(
+    f"{s['rate'] or 'max'}/s {step_us(s):.2f}/{step_us(f):.2f} us"
+    for s, f in zip(of("troll_te"), of("troll_final"))))
+print(f"    at the kernel's saturation rate ({rate_name}): time exceeded {step_us(b_sat):.2f} us, "
+      f"final hop {step_us(c_sat):.2f} us")
 print(f"(e) responder memory: VmRSS {status.get('VmRSS', '?')}, VmHWM {status.get('VmHWM', '?')}"
       f" (RssAnon {status.get('RssAnon', '?')}, its own heap and buffers; RssFile {status.get('RssFile', '?')},"
       " pages of the mapped binary and libraries, shared with the page cache)")
@@ -271,6 +280,8 @@ summary = {
     "troll_time_exceeded_pps": b["answered_pps"],
     "troll_final_hop_pps": c["answered_pps"],
     "cpu_us_per_probe": round(cpu_all[0], 3),
+    "cpu_us_per_probe_at_saturation_time_exceeded": round(step_us(b_sat), 3),
+    "cpu_us_per_probe_at_saturation_final_hop": round(step_us(c_sat), 3),
     "cpu_us_per_probe_user": round(cpu_all[3], 3),
     "cpu_us_per_probe_system": round(cpu_all[4], 3),
     "cpu_us_per_probe_time_exceeded": round(cpu_te[0], 3),
