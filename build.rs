@@ -11,9 +11,15 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // A glibc upgrade or downgrade runs ldconfig, which rewrites the cache.
+    println!("cargo:rerun-if-changed=/etc/ld.so.cache");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let target = std::env::var("TARGET").unwrap_or_default();
     let host = std::env::var("HOST").unwrap_or_default();
-    if target == host && target.ends_with("-linux-gnu") && glibc_at_least(2, 36) {
+    // A linker of the user's choice may be no cc driver (no -Wl,) or link
+    // against another glibc: leave it alone.
+    let own_linker = std::env::var_os("RUSTC_LINKER").is_some();
+    if target == host && !own_linker && target.ends_with("-linux-gnu") && glibc_at_least(2, 36) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }

@@ -185,6 +185,41 @@ fn long_probes_get_the_same_trace() {
     }
 }
 
+/// The interface serve reads on goes down and comes back: serve keeps
+/// running, says so, and answers again (ring and queue paths).
+#[test]
+fn an_interface_flap_does_not_stop_serving() {
+    for rx in ["ring", "queue"] {
+        let mut lab = Lab::new();
+        let serve = lab.serve(&[
+            "--target",
+            TARGET,
+            "--hops",
+            HOPS,
+            "--interface",
+            "eth0",
+            "--rx",
+            rx,
+        ]);
+        let ip = |args: &[&str]| sh_ok(lab.exec(&lab.server, "ip").args(args));
+        ip(&["link", "set", "eth0", "down"]);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        ip(&["link", "set", "eth0", "up"]);
+        // Going down took the server's default route with it.
+        let via = troll::lab::CLIENT_ADDR.to_string();
+        ip(&["route", "replace", "default", "via", &via]);
+        let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
+        check_trace(&out, &NUMERIC, &[TARGET], 3);
+        let log = lab.serve_log(serve);
+        assert!(log.contains("the interface went down"), "--rx {rx}:\n{log}");
+        assert!(
+            lab.stop(serve, libc::SIGTERM).success(),
+            "--rx {rx}:\n{}",
+            lab.serve_log(serve)
+        );
+    }
+}
+
 /// The server tracing its own target: probes and replies over loopback.
 #[test]
 fn the_server_traces_its_own_target() {

@@ -291,7 +291,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     // The moderation pause is short; the default timer slack (50 us)
     // would double it.
     // SAFETY: prctl with an integer argument; no memory is passed.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 5_000u64) };
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 5_000 as libc::c_ulong) };
     let moderation = Moderation::new(Duration::from_micros(args.coalesce.into()));
     let result = responder.run(&mut io, &control, Duration::from_secs(1), moderation, |r| {
         if control.dump.swap(false, Ordering::Relaxed) {

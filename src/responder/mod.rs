@@ -90,7 +90,7 @@ impl Counters {
 #[derive(Debug, Clone)]
 pub struct Moderation {
     window: Duration,
-    /// When the last batch was read.
+    /// When the last batch was read, or its pause ended.
     last: Option<Instant>,
 }
 
@@ -110,9 +110,12 @@ impl Moderation {
         let busy = n >= 2
             || self
                 .last
-                .is_some_and(|last| now.duration_since(last) < self.window);
-        self.last = Some(now);
-        (busy && n < BATCH).then_some(self.window)
+                .is_some_and(|last| now.saturating_duration_since(last) < self.window);
+        let pause = (busy && n < BATCH).then_some(self.window);
+        // Measured from the end of a pause, so the gap is what the next
+        // probe took to come, not the pause itself.
+        self.last = Some(now + pause.unwrap_or_default());
+        pause
     }
 }
 
@@ -323,9 +326,10 @@ mod tests {
         assert_eq!(m.pause(0, at(210)), None);
         // Two in one read, or one soon after the last: under load.
         assert_eq!(m.pause(2, at(300)), Some(window));
-        assert_eq!(m.pause(1, at(330)), Some(window));
+        // One probe 10 us after that pause ended: still under load.
+        assert_eq!(m.pause(1, at(360)), Some(window));
         // A full batch: more is waiting, read again at once.
-        assert_eq!(m.pause(BATCH, at(340)), None);
+        assert_eq!(m.pause(BATCH, at(420)), None);
         // Quiet again.
         assert_eq!(m.pause(1, at(1000)), None);
         // Off.

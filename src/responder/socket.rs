@@ -231,6 +231,16 @@ impl RxRing {
             tp_frame_nr: RING_FRAMES as u32,
         };
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        RxRing::map(fd).inspect_err(|_| {
+            // Take the ring down again, so packets go to the socket queue.
+            // SAFETY: zeroed is a valid tpacket_req (no blocks: no ring).
+            let none: libc::tpacket_req = unsafe { mem::zeroed() };
+            let _ = setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &none);
+        })
+    }
+
+    /// Maps the ring just set up on `fd`, with copies of long probes.
+    fn map(fd: &OwnedFd) -> io::Result<RxRing> {
         // A probe longer than a frame is queued whole on the socket too.
         setsockopt_int(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)?;
         let len = RING_FRAMES * RING_FRAME;
@@ -247,12 +257,7 @@ impl RxRing {
             )
         };
         if map == libc::MAP_FAILED {
-            let err = io::Error::last_os_error();
-            // Take the ring down again, so packets go to the socket queue.
-            // SAFETY: zeroed is a valid tpacket_req (no blocks: no ring).
-            let none: libc::tpacket_req = unsafe { mem::zeroed() };
-            let _ = setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &none);
-            return Err(err);
+            return Err(io::Error::last_os_error());
         }
         Ok(RxRing {
             map: map.cast(),
@@ -276,9 +281,9 @@ impl RxRing {
         }
     }
 
-    /// Frame `next` if the kernel has filled it: its status, link-layer
+    /// Frame `next` if the kernel has filled it: its header, link-layer
     /// sender and captured bytes. Valid until [`RxRing::release`].
-    fn ready(&self) -> Option<(u32, libc::sockaddr_ll, &[u8])> {
+    fn ready(&self) -> Option<(libc::tpacket2_hdr, libc::sockaddr_ll, &[u8])> {
         let status = self.status().load(Ordering::Acquire);
         if status & libc::TP_STATUS_USER == 0 {
             return None;
@@ -289,7 +294,8 @@ impl RxRing {
         // tp_net, snaplen bytes, inside the frame; both are checked.
         unsafe {
             let frame = self.map.add(self.next * RING_FRAME);
-            let hdr = frame.cast::<libc::tpacket2_hdr>().read();
+            let mut hdr = frame.cast::<libc::tpacket2_hdr>().read();
+            hdr.tp_status = status;
             let sll = frame
                 .add(libc::TPACKET_ALIGN(mem::size_of::<libc::tpacket2_hdr>()))
                 .cast::<libc::sockaddr_ll>()
@@ -297,7 +303,7 @@ impl RxRing {
             let start = usize::from(hdr.tp_net).min(RING_FRAME);
             let len = (hdr.tp_snaplen as usize).min(RING_FRAME - start);
             let data = std::slice::from_raw_parts(frame.add(start), len);
-            Some((status, sll, data))
+            Some((hdr, sll, data))
         }
     }
 
@@ -458,7 +464,8 @@ impl LinkIo {
         // SAFETY: a valid NUL-terminated string.
         let loopback = unsafe { libc::if_nametoindex(c"lo".as_ptr()) } as i32;
         let tick = match ring {
-            Some(_) => Some(interval_timer(timeout)?),
+            // A zero interval would disarm the timer.
+            Some(_) => Some(interval_timer(timeout.max(Duration::from_millis(1)))?),
             None => None,
         };
         Ok(LinkIo {
@@ -470,6 +477,67 @@ impl LinkIo {
             tx4: raw(socket2::Domain::IPV4)?,
             tx6: raw(socket2::Domain::IPV6)?,
         })
+    }
+}
+
+/// Reads the whole copy of a probe too long for its ring frame into
+/// `slot`; `len` is the probe's length the frame gives. Returns the
+/// length read, 0 when no copy is there. A copy of another length is one
+/// an earlier frame left behind (its read failed): it is dropped.
+fn read_copy(fd: i32, slot: &mut [u8], len: usize) -> usize {
+    for _ in 0..4 {
+        // MSG_TRUNC: the packet's own length, even past the slot.
+        // SAFETY: slot is slot.len() writable bytes.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                slot.as_mut_ptr().cast(),
+                slot.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(n) if n == len => return n,
+            Ok(_) => continue,
+            // EAGAIN: no copy. Another error was pending on the socket and
+            // is cleared by this read: try once more.
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => return 0,
+            Err(_) => continue,
+        }
+    }
+    0
+}
+
+/// An error from reading: the interface going down (the kernel reports
+/// it once, and the socket reads again when it comes back) is logged and
+/// read as "nothing came"; anything else ends the loop.
+fn transient(err: io::Error) -> io::Result<usize> {
+    if err.raw_os_error() == Some(libc::ENETDOWN) {
+        tracing::warn!("the interface went down; probes are read again when it comes back up");
+        Ok(0)
+    } else {
+        Err(err)
+    }
+}
+
+/// Reads (and so clears) the socket's pending error.
+fn socket_error(fd: &OwnedFd) -> io::Error {
+    let mut err: i32 = 0;
+    let mut len = mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: err and len are valid for the kernel to write an int into.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut err).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        io::Error::last_os_error()
+    } else {
+        io::Error::from_raw_os_error(err)
     }
 }
 
@@ -548,21 +616,15 @@ impl LinkIo {
             let mut kept = 0;
             let mut taken = 0;
             while taken < BATCH {
-                let Some((status, sll, data)) = ring.ready() else {
+                let Some((hdr, sll, data)) = ring.ready() else {
                     break;
                 };
                 taken += 1;
                 let protocol = u16::from_be(sll.sll_protocol);
                 let ours = protocol == ETH_P_IP || protocol == ETH_P_IPV6;
                 let slot = &mut batch.data[kept * SLOT..(kept + 1) * SLOT];
-                let len = if status & libc::TP_STATUS_COPY != 0 {
-                    // Too long for the frame: the whole packet is next on
-                    // the socket's queue (which holds nothing else).
-                    // SAFETY: slot is SLOT writable bytes.
-                    let n = unsafe {
-                        libc::recv(fd, slot.as_mut_ptr().cast(), SLOT, libc::MSG_DONTWAIT)
-                    };
-                    usize::try_from(n).unwrap_or(0)
+                let len = if hdr.tp_status & libc::TP_STATUS_COPY != 0 {
+                    read_copy(fd, slot, hdr.tp_len as usize)
                 } else {
                     0
                 };
@@ -615,6 +677,11 @@ impl LinkIo {
                     _ => Err(err),
                 };
             }
+            if pfd[0].revents & libc::POLLERR != 0 {
+                // A pending socket error would wake every poll at once;
+                // reading it clears it.
+                return transient(socket_error(&self.rx));
+            }
             if pfd[1].revents & libc::POLLIN != 0 {
                 let mut expirations = 0u64;
                 // SAFETY: reads the 8-byte expiration count into a u64.
@@ -666,7 +733,7 @@ impl PacketIo for LinkIo {
                     io::ErrorKind::WouldBlock
                     | io::ErrorKind::TimedOut
                     | io::ErrorKind::Interrupted => Ok(0),
-                    _ => Err(err),
+                    _ => transient(err),
                 };
             }
             // Keep IPv4 and IPv6, packed to the front; ARP and the like
