@@ -200,15 +200,21 @@ const RING_FRAME: usize = 256;
 pub const RING_FRAMES: usize = 2048;
 /// Bytes per ring block (the kernel's unit of allocation).
 const RING_BLOCK: usize = 64 << 10;
+/// Bytes of the whole ring, all of it mapped.
+const RING_BYTES: usize = RING_FRAMES * RING_FRAME;
 
-/// The receive ring: `frames` frames of [`RING_FRAME`] bytes, mapped from
-/// the packet socket. Frame `next` is the next the kernel fills.
+/// The receive ring: [`RING_FRAMES`] frames of [`RING_FRAME`] bytes,
+/// mapped from the packet socket. Frame `next` is the next the kernel
+/// fills.
 #[derive(Debug)]
 struct RxRing {
     map: *mut u8,
-    len: usize,
-    frames: usize,
     next: usize,
+    /// A timerfd that fires every `timeout`, so a wait on an empty ring
+    /// ends. `poll` with a timeout would arm and cancel a high-resolution
+    /// timer on every wait, which in a virtual machine costs a trap to the
+    /// hypervisor each time.
+    tick: OwnedFd,
 }
 
 // SAFETY: the mapping belongs to this value alone; the kernel is the only
@@ -216,8 +222,9 @@ struct RxRing {
 unsafe impl Send for RxRing {}
 
 impl RxRing {
-    /// Sets up and maps the ring on packet socket `fd` (before bind).
-    fn open(fd: &OwnedFd) -> io::Result<RxRing> {
+    /// Sets up and maps the ring on packet socket `fd` (before bind); a
+    /// wait on it ends after `timeout`.
+    fn open(fd: &OwnedFd, timeout: Duration) -> io::Result<RxRing> {
         setsockopt_int(
             fd,
             libc::SOL_PACKET,
@@ -226,12 +233,12 @@ impl RxRing {
         )?;
         let req = libc::tpacket_req {
             tp_block_size: RING_BLOCK as u32,
-            tp_block_nr: (RING_FRAMES * RING_FRAME / RING_BLOCK) as u32,
+            tp_block_nr: (RING_BYTES / RING_BLOCK) as u32,
             tp_frame_size: RING_FRAME as u32,
             tp_frame_nr: RING_FRAMES as u32,
         };
         setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-        RxRing::map(fd).inspect_err(|_| {
+        RxRing::map(fd, timeout).inspect_err(|_| {
             // Take the ring down again, so packets go to the socket queue.
             // SAFETY: zeroed is a valid tpacket_req (no blocks: no ring).
             let none: libc::tpacket_req = unsafe { mem::zeroed() };
@@ -240,16 +247,17 @@ impl RxRing {
     }
 
     /// Maps the ring just set up on `fd`, with copies of long probes.
-    fn map(fd: &OwnedFd) -> io::Result<RxRing> {
+    fn map(fd: &OwnedFd, timeout: Duration) -> io::Result<RxRing> {
         // A probe longer than a frame is queued whole on the socket too.
         setsockopt_int(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)?;
-        let len = RING_FRAMES * RING_FRAME;
+        // A zero interval would disarm the timer.
+        let tick = interval_timer(timeout.max(Duration::from_millis(1)))?;
         // SAFETY: a fresh shared mapping of the socket's ring, whose size
         // is exactly what was asked for above.
         let map = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                RING_BYTES,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
@@ -261,9 +269,8 @@ impl RxRing {
         }
         Ok(RxRing {
             map: map.cast(),
-            len,
-            frames: RING_FRAMES,
             next: 0,
+            tick,
         })
     }
 
@@ -311,14 +318,14 @@ impl RxRing {
     fn release(&mut self) {
         self.status()
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
-        self.next = (self.next + 1) % self.frames;
+        self.next = (self.next + 1) % RING_FRAMES;
     }
 }
 
 impl Drop for RxRing {
     fn drop(&mut self) {
-        // SAFETY: map and len are exactly what mmap returned and took.
-        unsafe { libc::munmap(self.map.cast(), self.len) };
+        // SAFETY: map and RING_BYTES are exactly what mmap returned and took.
+        unsafe { libc::munmap(self.map.cast(), RING_BYTES) };
     }
 }
 
@@ -338,11 +345,6 @@ pub struct LinkIo {
     rx: OwnedFd,
     /// The receive ring (`RxMode::Ring`).
     ring: Option<RxRing>,
-    /// With the ring: a timerfd that fires every `timeout`, so `recv`
-    /// returns when nothing comes. `poll` with a timeout would arm and
-    /// cancel a high-resolution timer on every wait, which in a virtual
-    /// machine costs a trap to the hypervisor each time.
-    tick: Option<OwnedFd>,
     /// The link-layer sending socket (`TxMode::Link`).
     tx_link: Option<OwnedFd>,
     /// The loopback interface: the host probing itself is answered through
@@ -395,7 +397,7 @@ impl LinkIo {
         // The ring goes in before bind: the copies of long probes must be
         // the only packets on the socket's queue.
         let ring = match rx_mode {
-            RxMode::Ring => match RxRing::open(&rx) {
+            RxMode::Ring => match RxRing::open(&rx, timeout) {
                 Ok(ring) => Some(ring),
                 Err(e) => {
                     tracing::warn!("no receive ring ({e}); reading probes from the socket queue");
@@ -426,11 +428,10 @@ impl LinkIo {
         // under a flood; FORCE (CAP_NET_ADMIN) goes past net.core.rmem_max,
         // which is 208 KiB on many hosts (a few milliseconds of a flood).
         buffer_size(&rx, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 4 << 20)?;
-        let tv = libc::timeval {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
-        };
-        setsockopt(&rx, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
+        if ring.is_none() {
+            // `recvmmsg` waits at most this long (the ring has its timer).
+            socket2::SockRef::from(&rx).set_read_timeout(Some(timeout))?;
+        }
 
         // IPPROTO_RAW implies IP_HDRINCL (and IPV6_HDRINCL).
         let raw = |domain| -> io::Result<socket2::Socket> {
@@ -463,15 +464,9 @@ impl LinkIo {
         };
         // SAFETY: a valid NUL-terminated string.
         let loopback = unsafe { libc::if_nametoindex(c"lo".as_ptr()) } as i32;
-        let tick = match ring {
-            // A zero interval would disarm the timer.
-            Some(_) => Some(interval_timer(timeout.max(Duration::from_millis(1)))?),
-            None => None,
-        };
         Ok(LinkIo {
             rx,
             ring,
-            tick,
             tx_link,
             loopback,
             tx4: raw(socket2::Domain::IPV4)?,
@@ -520,27 +515,6 @@ fn transient(err: io::Error) -> io::Result<usize> {
     }
 }
 
-/// Reads (and so clears) the socket's pending error.
-fn socket_error(fd: &OwnedFd) -> io::Error {
-    let mut err: i32 = 0;
-    let mut len = mem::size_of::<i32>() as libc::socklen_t;
-    // SAFETY: err and len are valid for the kernel to write an int into.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&raw mut err).cast(),
-            &raw mut len,
-        )
-    };
-    if rc != 0 {
-        io::Error::last_os_error()
-    } else {
-        io::Error::from_raw_os_error(err)
-    }
-}
-
 /// A non-blocking timerfd that fires every `every`.
 fn interval_timer(every: Duration) -> io::Result<OwnedFd> {
     // SAFETY: plain timerfd_create(2) call; the fd is owned right away.
@@ -584,7 +558,7 @@ fn setsockopt_int(fd: &impl AsRawFd, level: i32, name: i32, value: i32) -> io::R
 }
 
 /// setsockopt(2) with a plain C value (`T` must be the type the option
-/// takes: an int, a tpacket_req, a timeval, a sock_fprog).
+/// takes: an int, a tpacket_req, a sock_fprog).
 fn setsockopt<T>(fd: &impl AsRawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
     // SAFETY: value points at a live T and the length is T's size; the
     // kernel copies what it reads.
@@ -654,7 +628,7 @@ impl LinkIo {
             if taken > 0 {
                 continue;
             }
-            let tick = self.tick.as_ref().map_or(-1, |t| t.as_raw_fd());
+            let tick = ring.tick.as_raw_fd();
             let mut pfd = [
                 libc::pollfd {
                     fd,
@@ -668,7 +642,7 @@ impl LinkIo {
                 },
             ];
             // No timeout: the tick timer ends the wait (a signal does too).
-            // SAFETY: pfd is two valid pollfds (a negative fd is skipped).
+            // SAFETY: pfd is two valid pollfds.
             let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 2, -1) };
             if rc < 0 {
                 let err = io::Error::last_os_error();
@@ -680,7 +654,10 @@ impl LinkIo {
             if pfd[0].revents & libc::POLLERR != 0 {
                 // A pending socket error would wake every poll at once;
                 // reading it clears it.
-                return transient(socket_error(&self.rx));
+                return match socket2::SockRef::from(&self.rx).take_error() {
+                    Ok(None) => Ok(0),
+                    Ok(Some(err)) | Err(err) => transient(err),
+                };
             }
             if pfd[1].revents & libc::POLLIN != 0 {
                 let mut expirations = 0u64;
