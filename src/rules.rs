@@ -198,6 +198,19 @@ fn binary(family: Family) -> &'static str {
     }
 }
 
+/// A rule word as a shell reads it back: quoted when it holds characters
+/// the shell would take (u32 expressions have `>` and `&`).
+fn shell_word(word: &str) -> String {
+    if word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:!,=@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{word}'")
+    }
+}
+
 /// The exact commands `apply` runs, for `--dry-run`.
 pub fn describe(rules: &[AppliedRule]) -> String {
     let mut out = String::new();
@@ -208,7 +221,8 @@ pub fn describe(rules: &[AppliedRule]) -> String {
         let _ = writeln!(out, "{b} -w -t {t} -N {c}    # unless it exists");
         let _ = writeln!(out, "{b} -w -t {t} -F {c}");
         for rule in &chain.rules {
-            let _ = writeln!(out, "{b} -w -t {t} -A {c} {}", rule.join(" "));
+            let words: Vec<String> = rule.iter().map(|w| shell_word(w)).collect();
+            let _ = writeln!(out, "{b} -w -t {t} -A {c} {}", words.join(" "));
         }
         let _ = writeln!(
             out,
@@ -336,15 +350,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "iptables -w -t raw -A TROLL-O-lab -s 198.18.0.100/32 -p icmp --icmp-type port-unreachable -m mark ! --mark 0x7e11 -j DROP"
+            "iptables -w -t raw -A TROLL-O-lab -s 198.18.0.100/32 -p icmp --icmp-type port-unreachable -m u32 --u32 '0>>22&0x3C@14&0xFF=17' -m mark ! --mark 0x7e11 -j DROP"
         ), "{text}");
         assert!(text.contains("-I PREROUTING 1 -j TROLL-I-lab"));
         assert!(text.contains("-I OUTPUT 1 -j TROLL-O-lab"));
-        assert!(
-            text.contains("-d 198.18.0.100/32 -p tcp ! --syn -j RETURN"),
-            "{text}"
-        );
-        assert_eq!(rules.iter().map(|r| r.rules.len()).sum::<usize>(), 6);
+        // Every protocol is hidden below the first real TTL: TCP with any
+        // flags too (issue 16), only ICMP errors pass.
+        assert!(!text.contains("-p tcp"), "{text}");
+        assert_eq!(rules.iter().map(|r| r.rules.len()).sum::<usize>(), 5);
+        // The u32 expression is one word, unquoted, for iptables itself.
+        let out = rules.iter().find(|r| r.hook == "OUTPUT").unwrap();
+        assert!(out.rules[0].contains(&"0>>22&0x3C@14&0xFF=17".to_string()));
     }
 
     #[test]
@@ -383,7 +399,9 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("--icmpv6-type port-unreachable -m mark ! --mark 0x7e11"));
+        assert!(text.contains(
+            "--icmpv6-type port-unreachable -m u32 --u32 '51&0xFF=17' -m mark ! --mark 0x7e11"
+        ));
         assert!(text.contains(
             "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 3 -j DROP"
         ));

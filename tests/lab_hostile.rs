@@ -8,9 +8,11 @@
 //! expected reason in `<state>/default.counters.json`, and no ICMP answer
 //! may come back (a raw ICMP socket on the client sees every ICMP packet
 //! that reaches it). Valid probes sent before and after prove that the
-//! capture sees answers when there are some. TCP segments that come back
-//! (the target kernel's RSTs to non-SYN segments, which the rules let
-//! through so that real connections keep working) are printed, not judged.
+//! capture sees answers when there are some; so do the protocols a router
+//! answers at a fake hop (TCP with any flags, SCTP, UDP-Lite, DCCP, GRE,
+//! ESP, protocol 253: issue 16), and for them no TCP segment may come back
+//! (the kernel never sees them). TCP segments that come back for the other
+//! cases are printed, not judged.
 
 mod util;
 
@@ -433,16 +435,50 @@ fn battery() -> Vec<Case> {
             ),
             Dropped("truncated"),
         ),
-        // Not a probe protocol on a fake hop.
+        // Every protocol gets Time Exceeded at a fake hop, as from a
+        // router (issue 16): SCTP, UDP-Lite, DCCP, GRE, an unassigned
+        // number, ESP.
         case(
             "sctp_hop1",
             edited(udp(1), &[(9, 132)]),
-            Dropped("other_protocol"),
+            Answered("time_exceeded"),
+        ),
+        case(
+            "udplite_hop1",
+            edited(udp(1), &[(9, 136)]),
+            Answered("time_exceeded"),
+        ),
+        case(
+            "dccp_hop2",
+            edited(udp(2), &[(9, 33)]),
+            Answered("time_exceeded"),
+        ),
+        case(
+            "gre_hop4",
+            edited(udp(4), &[(9, 47)]),
+            Answered("time_exceeded"),
+        ),
+        case(
+            "protocol_253_hop1",
+            edited(udp(1), &[(9, 253)]),
+            Answered("time_exceeded"),
+        ),
+        case(
+            "esp_hop2",
+            edited(udp(2), &[(9, 50)]),
+            Answered("time_exceeded"),
+        ),
+        case(
+            "protocol_253_silent_hop3",
+            edited(udp(3), &[(9, 253)]),
+            Dropped("silent_hop"),
         ),
         // Silent hop.
         case("udp_silent_hop3", udp(3), Dropped("silent_hop")),
     ];
-    // TCP without a clean SYN on a fake hop.
+    // TCP with any flags on a fake hop: Time Exceeded, never the
+    // kernel's RST (a tracer probing with ACKs would see the target at
+    // hop 1).
     for (name, flags) in [
         ("tcp_ack_hop1", 0x10),
         ("tcp_fin_hop1", 0x01),
@@ -453,7 +489,7 @@ fn battery() -> Vec<Case> {
         ("tcp_syn_fin_hop1", 0x03),
         ("tcp_syn_rst_hop1", 0x06),
     ] {
-        cases.push(case(name, tcp(1, flags), Dropped("tcp_not_syn")));
+        cases.push(case(name, tcp(1, flags), Answered("time_exceeded")));
     }
     cases.push(case(
         "control_udp_hop1_again",
@@ -640,9 +676,17 @@ fn hostile_packets_are_counted_by_reason_and_never_answered() {
                 let counted = d.get(kind).copied().unwrap_or(0);
                 if counted != n || seen.icmp.len() as u64 != n {
                     problems.push(format!(
-                        "control: {counted} counted as {kind}, {} ICMP answers seen, {n} expected",
+                        "{counted} counted as {kind}, {} ICMP answers seen, {n} expected",
                         seen.icmp.len()
                     ));
+                }
+                let icmp_type = if kind == "time_exceeded" { 11 } else { 3 };
+                if seen.icmp.iter().any(|a| a["type"] != icmp_type) {
+                    problems.push(format!("answers of the wrong type: {:?}", seen.icmp));
+                }
+                // The kernel never saw it: no RST came back.
+                if !seen.tcp.is_empty() {
+                    problems.push(format!("the kernel answered too: {:?}", seen.tcp));
                 }
             }
             Expect::Unanswered | Expect::Filtered => {}

@@ -11,10 +11,12 @@
 //! The arrival TTL `t` is the IPv4 TTL or the IPv6 hop limit of the probe.
 //! With `N` fake hops for the destination:
 //! - `1 <= t <= N`: hop `t` answers with ICMP Time Exceeded from its address
-//!   (or stays silent); the kernel never sees these probes (a raw-table
-//!   rule drops them).
+//!   (or stays silent), whatever the protocol, as a router does; the kernel
+//!   never sees these probes (a raw-table rule drops them).
 //! - `t > N`: the target itself answers. The kernel does it for echo
-//!   requests, TCP and UDP to bound ports; the responder sends the port
+//!   requests, TCP, UDP to bound ports and every other protocol (UDP-Lite's
+//!   port unreachable, an unknown protocol's protocol unreachable, SCTP's
+//!   and DCCP's own answers); the responder sends the port
 //!   unreachable for UDP to closed ports, because the kernel rate-limits its
 //!   own (DESIGN.md §3).
 //!
@@ -180,9 +182,11 @@ pub enum DropReason {
     IcmpNotEcho,
     /// TCP with a data offset below 5.
     BadTcpHeader,
-    /// TCP without a clean SYN (ACK, RST, FIN, none...) on a fake hop.
+    /// Retired (issue 16): TCP without a clean SYN on a fake hop, which
+    /// now gets Time Exceeded like any probe. Kept so the indices stay.
     TcpNotSyn,
-    /// Neither ICMP, UDP nor TCP, on a fake hop.
+    /// Retired (issue 16): neither ICMP, UDP nor TCP on a fake hop, which
+    /// now gets Time Exceeded like any probe. Kept so the indices stay.
     OtherProtocol,
     /// The hop at this TTL is a blank line of the message.
     SilentHop,
@@ -373,15 +377,18 @@ struct AnswerV6<'a> {
 }
 
 /// Transport protocols a probe can use, after the checks that do not depend
-/// on the TTL.
+/// on the TTL. At a fake hop every one gets Time Exceeded; past the hops
+/// only UDP to a closed port is the responder's to answer.
 enum Probe {
     Echo,
     Udp {
         port: u16,
     },
-    TcpSyn,
-    /// TCP that is not a clean SYN: normal traffic to a real service.
-    TcpOther,
+    /// TCP with any flags (a SYN, an ACK probe, a real connection's
+    /// segment past the hops).
+    Tcp,
+    /// Any other protocol (UDP-Lite, DCCP, SCTP, GRE, ESP, unassigned...):
+    /// past the hops the kernel gives its normal answer.
     Other,
 }
 
@@ -542,12 +549,11 @@ fn follow_show(
 ) -> Result<Step, DropReason> {
     // hops[t - 1] exists exactly when 1 <= t <= N.
     match usize::from(ttl).checked_sub(1).and_then(|i| hops.get(i)) {
+        // A router answers a probe whose TTL runs out whatever its
+        // protocol (DESIGN.md §8): UDP-Lite, DCCP, SCTP, GRE, TCP with any
+        // flags... Only what the parsers refused before (ICMP errors and
+        // queries, later fragments, malformed headers) is never answered.
         Some(hop) => {
-            match kind {
-                Probe::Echo | Probe::Udp { .. } | Probe::TcpSyn => {}
-                Probe::TcpOther => return Err(DropReason::TcpNotSyn),
-                Probe::Other => return Err(DropReason::OtherProtocol),
-            }
             let from = hop.ok_or(DropReason::SilentHop)?;
             // Decreases with t so tracepath sees a symmetric path.
             let reply_ttl = REPLY_BASE_TTL.saturating_sub(ttl - 1).max(1);
@@ -589,17 +595,14 @@ fn udp_probe(transport: &[u8], whole: bool) -> Result<Probe, DropReason> {
     })
 }
 
-/// A TCP segment: a probe when it is a clean SYN.
+/// A TCP segment with a well-formed header, whatever its flags: a tracer
+/// may probe with SYN, ACK, FIN, or none at all.
 fn tcp_probe(transport: &[u8]) -> Result<Probe, DropReason> {
-    let tcp = TcpHeaderSlice::from_slice(transport).map_err(|e| match e {
+    TcpHeaderSlice::from_slice(transport).map_err(|e| match e {
         err::tcp::HeaderSliceError::Len(_) => DropReason::Truncated,
         err::tcp::HeaderSliceError::Content(_) => DropReason::BadTcpHeader,
     })?;
-    if tcp.syn() && !tcp.ack() && !tcp.rst() && !tcp.fin() {
-        Ok(Probe::TcpSyn)
-    } else {
-        Ok(Probe::TcpOther)
-    }
+    Ok(Probe::Tcp)
 }
 
 /// Sorts an ICMP message: echo requests are probes, everything else is
@@ -1497,20 +1500,6 @@ mod tests {
     }
 
     #[test]
-    fn drop_tcp_not_syn() {
-        // SYN|ACK, RST, FIN, NULL, XMAS (FIN|PSH|URG), ACK on a fake hop.
-        for flags in [0x12, 0x04, 0x01, 0x00, 0x29, 0x10, 0x03] {
-            assert_drop(&edited(TCP_TTL4, &[(33, flags)]), DropReason::TcpNotSyn);
-        }
-    }
-
-    #[test]
-    fn drop_other_protocol() {
-        // SCTP on hop 1.
-        assert_drop(&edited(UDP_TTL1, &[(9, 132)]), DropReason::OtherProtocol);
-    }
-
-    #[test]
     fn drop_silent_hop() {
         // Hop 3 is a blank line, whatever the protocol.
         for fixture in [UDP_TTL1, ICMP_TTL2, TCP_TTL4] {
@@ -2129,29 +2118,6 @@ mod tests {
     }
 
     #[test]
-    fn v6_drop_tcp_not_syn() {
-        for flags in [0x12, 0x04, 0x01, 0x00, 0x29, 0x10, 0x03] {
-            assert_drop(
-                &edited_v6(V6_TCP_HL4, &[(53, flags)]),
-                DropReason::TcpNotSyn,
-            );
-        }
-    }
-
-    #[test]
-    fn v6_drop_other_protocol() {
-        // SCTP, ESP, no next header, ICMPv4 on hop 1; SCTP behind options.
-        for next_header in [132, 50, 59, 1] {
-            let packet = edited_v6(V6_UDP_HL1, &[(6, next_header)]);
-            assert_drop(&packet, DropReason::OtherProtocol);
-        }
-        assert_drop(
-            &edited_v6(V6_DSTOPTS_HL1, &[(40, 132)]),
-            DropReason::OtherProtocol,
-        );
-    }
-
-    #[test]
     fn v6_drop_silent_hop() {
         for fixture in [V6_UDP_HL1, V6_ICMP_HL2, V6_TCP_HL4, V6_DSTOPTS_HL1] {
             assert_drop(&edited_v6(fixture, &[(7, 3)]), DropReason::SilentHop);
@@ -2160,6 +2126,162 @@ mod tests {
 
     // --- properties --------------------------------------------------------
 
+    // --- every protocol at a fake hop (issue 16) ---------------------------
+
+    /// Probes of protocols beyond UDP, ICMP echo and TCP SYN, with the
+    /// exact Time Exceeded a router sends for each (computed by an
+    /// independent script: IP/ICMP checksums, TTL 64 - (t - 1), the probe
+    /// quoted whole).
+    /// UDP-Lite (136) to port 53 (traceroute -UL), checksum coverage 8, TTL 1.
+    const UDPLITE_TTL1: &str = "4500003c1c40000001880fcac6120102c612000aa9e300350008c7fd404142434445464748494a4b4c4d4e4f50515253\
+        5455565758595a5b5c5d5e5f";
+    const UDPLITE_TTL1_REPLY: &str = "450000581c4000004001d133c612000bc61201020b008ddc000000004500003c1c40000001880fcac6120102c612000a\
+        a9e300350008c7fd404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+
+    /// The same over IPv6, hop limit 1.
+    const V6_UDPLITE_HL1: &str = "600fb4a10028880120010db800010000000000000000000220010db8000000000000000000000010a9e300350008f9a9\
+        404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+    const V6_UDPLITE_HL1_REPLY: &str = "6000000000583a4020010db800000000000000000000001120010db800010000000000000000000203000fb800000000\
+        600fb4a10028880120010db800010000000000000000000220010db8000000000000000000000010a9e300350008f9a9\
+        404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+
+    /// DCCP (33) Request to 33434 (traceroute -D), TTL 2.
+    const DCCP_TTL2: &str =
+        "450000281c41000002210f44c6120102c612000aa9e4829a0500c5be03001c2d3d2e1f0000000000";
+    const DCCP_TTL2_REPLY: &str = "450000441c4100003f01d245c612000cc61201020b00826600000000450000281c41000002210f44c6120102c612000a\
+        a9e4829a0500c5be03001c2d3d2e1f0000000000";
+
+    /// The same over IPv6, hop limit 2.
+    const V6_DCCP_HL2: &str = "600fb4a10014210220010db800010000000000000000000220010db8000000000000000000000010a9e4829a0500f76a\
+        03001c2d3d2e1f0000000000";
+    const V6_DCCP_HL2_REPLY: &str = "6000000000443a3f20010db800000000000000000000001220010db800010000000000000000000203006b6800000000\
+        600fb4a10014210220010db800010000000000000000000220010db8000000000000000000000010a9e4829a0500f76a\
+        03001c2d3d2e1f0000000000";
+
+    /// SCTP (132) INIT to 33434, CRC32c correct, TTL 4.
+    const SCTP_TTL4: &str = "450000341c42000004840cd4c6120102c612000aa9e5829a000000004a58837e010000145ac3b1e200010000000affff\
+        5ac3b1e2";
+    const SCTP_TTL4_REPLY: &str = "450000501c4200003d01d437c612000dc61201020b00e03d00000000450000341c42000004840cd4c6120102c612000a\
+        a9e5829a000000004a58837e010000145ac3b1e200010000000affff5ac3b1e2";
+
+    /// The same over IPv6, hop limit 4.
+    const V6_SCTP_HL4: &str = "600fb4a10020840420010db800010000000000000000000220010db8000000000000000000000010a9e5829a00000000\
+        4a58837e010000145ac3b1e200010000000affff5ac3b1e2";
+    const V6_SCTP_HL4_REPLY: &str = "6000000000503a3d20010db800000000000000000000001320010db8000100000000000000000002030097d000000000\
+        600fb4a10020840420010db800010000000000000000000220010db8000000000000000000000010a9e5829a00000000\
+        4a58837e010000145ac3b1e200010000000affff5ac3b1e2";
+
+    /// GRE (47), IPv4 payload type, 32 bytes, TTL 1.
+    const GRE_TTL1: &str = "450000381c430000012f1024c6120102c612000a00000800404142434445464748494a4b4c4d4e4f5051525354555657\
+        58595a5b5c5d5e5f";
+    const GRE_TTL1_REPLY: &str = "450000541c4300004001d134c612000bc61201020b00f7fa00000000450000381c430000012f1024c6120102c612000a\
+        00000800404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+
+    /// The same over IPv6, hop limit 1.
+    const V6_GRE_HL1: &str = "600fb4a100242f0120010db800010000000000000000000220010db80000000000000000000000100000080040414243\
+        4445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+    const V6_GRE_HL1_REPLY: &str = "6000000000543a4020010db800000000000000000000001120010db80001000000000000000000020300048b00000000\
+        600fb4a100242f0120010db800010000000000000000000220010db80000000000000000000000100000080040414243\
+        4445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+
+    /// Protocol 253 (experimental; traceroute -P 253), 40 zero bytes, TTL 2.
+    const PROTO253_TTL2: &str = "4500003c1c44000002fd0e51c6120102c612000a00000000000000000000000000000000000000000000000000000000\
+        000000000000000000000000";
+    const PROTO253_TTL2_REPLY: &str = "450000581c4400003f01d22ec612000cc61201020b00f4ff000000004500003c1c44000002fd0e51c6120102c612000a\
+        00000000000000000000000000000000000000000000000000000000000000000000000000000000";
+
+    /// The same over IPv6, hop limit 2.
+    const V6_PROTO253_HL2: &str = "600fb4a10028fd0220010db800010000000000000000000220010db80000000000000000000000100000000000000000\
+        0000000000000000000000000000000000000000000000000000000000000000";
+    const V6_PROTO253_HL2_REPLY: &str = "6000000000583a3f20010db800000000000000000000001220010db80001000000000000000000020300338500000000\
+        600fb4a10028fd0220010db800010000000000000000000220010db80000000000000000000000100000000000000000\
+        0000000000000000000000000000000000000000000000000000000000000000";
+
+    /// TCP ACK to port 80 (traceroute -T -O ack), DF, TTL 4.
+    const TCP_ACK_TTL4: &str =
+        "450000287f22400004066a7dc6120102c612000ab0f600504a3e29c1000000015010faf0026c0000";
+    const TCP_ACK_TTL4_REPLY: &str = "450000447f2200003d017163c612000dc61201020b00824b00000000450000287f22400004066a7dc6120102c612000a\
+        b0f600504a3e29c1000000015010faf0026c0000";
+
+    /// The same over IPv6, hop limit 4.
+    const V6_TCP_ACK_HL4: &str = "600fb4a10014060420010db800010000000000000000000220010db8000000000000000000000010b0f600504a3e29c1\
+        000000015010faf034180000";
+    const V6_TCP_ACK_HL4_REPLY: &str = "6000000000443a3d20010db800000000000000000000001320010db80001000000000000000000020300864a00000000\
+        600fb4a10014060420010db800010000000000000000000220010db8000000000000000000000010b0f600504a3e29c1\
+        000000015010faf034180000";
+
+    fn every_protocol_fixtures() -> [(&'static str, &'static str); 12] {
+        [
+            (UDPLITE_TTL1, UDPLITE_TTL1_REPLY),
+            (DCCP_TTL2, DCCP_TTL2_REPLY),
+            (SCTP_TTL4, SCTP_TTL4_REPLY),
+            (GRE_TTL1, GRE_TTL1_REPLY),
+            (PROTO253_TTL2, PROTO253_TTL2_REPLY),
+            (TCP_ACK_TTL4, TCP_ACK_TTL4_REPLY),
+            (V6_UDPLITE_HL1, V6_UDPLITE_HL1_REPLY),
+            (V6_DCCP_HL2, V6_DCCP_HL2_REPLY),
+            (V6_SCTP_HL4, V6_SCTP_HL4_REPLY),
+            (V6_GRE_HL1, V6_GRE_HL1_REPLY),
+            (V6_PROTO253_HL2, V6_PROTO253_HL2_REPLY),
+            (V6_TCP_ACK_HL4, V6_TCP_ACK_HL4_REPLY),
+        ]
+    }
+
+    #[test]
+    fn every_protocol_at_a_fake_hop_gets_the_exact_time_exceeded() {
+        for (probe, reply) in every_protocol_fixtures() {
+            let probe = hex(probe);
+            let (decision, out) = run(&probe);
+            let got = check_reply(&probe, decision, &out);
+            assert_eq!(got, hex(reply), "probe {}", probe.len());
+            let Decision::Reply { kind, .. } = decision else {
+                unreachable!()
+            };
+            assert_eq!(kind, ReplyKind::TimeExceeded);
+        }
+    }
+
+    #[test]
+    fn every_protocol_past_the_hops_gets_the_kernels_answer() {
+        // TTL / hop limit 5 > N = 4: UDP-Lite's port unreachable, DCCP's
+        // reset, SCTP's ABORT, an unknown protocol's protocol unreachable
+        // and TCP's RST all come from the kernel, unsuppressed.
+        for (probe, _) in every_protocol_fixtures() {
+            let mut probe = hex(probe);
+            if probe[0] >> 4 == 6 {
+                probe[7] = 5;
+            } else {
+                probe[8] = 5;
+                fix_ip_checksum(&mut probe);
+            }
+            assert_eq!(run(&probe).0, Decision::Kernel, "{probe:02x?}");
+        }
+    }
+
+    #[test]
+    fn tcp_with_any_flags_at_a_fake_hop_gets_time_exceeded() {
+        // SYN|ACK, RST, FIN, NULL, XMAS (FIN|PSH|URG), ACK, SYN|FIN.
+        for flags in [0x12, 0x04, 0x01, 0x00, 0x29, 0x10, 0x03] {
+            let probe = edited(TCP_TTL4, &[(33, flags)]);
+            let (decision, out) = run(&probe);
+            check_reply(&probe, decision, &out);
+            let probe = edited_v6(V6_TCP_HL4, &[(53, flags)]);
+            let (decision, out) = run(&probe);
+            check_reply(&probe, decision, &out);
+        }
+    }
+
+    #[test]
+    fn a_protocol_with_no_payload_at_all_is_still_answered() {
+        // Protocol 253 with nothing after the IP header: the quote is the
+        // header alone.
+        let mut probe = hex(PROTO253_TTL2)[..20].to_vec();
+        probe[3] = 20;
+        fix_ip_checksum(&mut probe);
+        let (decision, out) = run(&probe);
+        assert_eq!(check_reply(&probe, decision, &out).len(), 48);
+    }
+
     fn fixtures() -> Vec<Vec<u8>> {
         vec![
             hex(UDP_TTL1),
@@ -2167,6 +2289,12 @@ mod tests {
             hex(TCP_TTL4),
             hex(UDP_TTL5),
             tracepath_probe(),
+            hex(UDPLITE_TTL1),
+            hex(DCCP_TTL2),
+            hex(SCTP_TTL4),
+            hex(GRE_TTL1),
+            hex(PROTO253_TTL2),
+            hex(TCP_ACK_TTL4),
         ]
     }
 
@@ -2183,6 +2311,12 @@ mod tests {
             v6_later_fragment(),
             hex(V6_MLD_REPORT),
             hex(V6_NS_NUD),
+            hex(V6_UDPLITE_HL1),
+            hex(V6_DCCP_HL2),
+            hex(V6_SCTP_HL4),
+            hex(V6_GRE_HL1),
+            hex(V6_PROTO253_HL2),
+            hex(V6_TCP_ACK_HL4),
         ]
     }
 
