@@ -24,11 +24,13 @@ const TEMPLATE_V4: &str = include_str!("../templates/rules-v4.txt");
 const TEMPLATE_V6: &str = include_str!("../templates/rules-v6.txt");
 
 /// A target (local address) and its number of fake hops, as the rules
-/// need them.
+/// need them; or a hop address answering as a router interface
+/// (`hop_address`), whose traffic the kernel never sees at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     pub address: IpAddr,
     pub hops: usize,
+    pub hop_address: bool,
 }
 
 /// The chain names of a deployment: `TROLL-I-<name>` and `TROLL-O-<name>`,
@@ -60,6 +62,7 @@ pub fn render(deployment: &str, targets: &[Target]) -> Vec<AppliedRule> {
         let vars = [
             ("deployment", deployment.to_string()),
             ("target", target.address.to_string()),
+            ("hop_address", target.address.to_string()),
             ("hops", target.hops.to_string()),
             ("first_real_ttl", (target.hops + 1).to_string()),
             ("chain_in", chain_in.clone()),
@@ -69,6 +72,10 @@ pub fn render(deployment: &str, targets: &[Target]) -> Vec<AppliedRule> {
         for line in template.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // Target lines for targets, hop-address lines for those.
+            if line.contains("{{hop_address}}") != target.hop_address {
                 continue;
             }
             // A show without fake hops needs no TTL rule.
@@ -340,6 +347,7 @@ mod tests {
             &[Target {
                 address: "198.18.0.100".parse().unwrap(),
                 hops: 5,
+                hop_address: false,
             }],
         );
         let text = describe(&rules);
@@ -364,12 +372,58 @@ mod tests {
     }
 
     #[test]
+    fn hop_addresses_are_hidden_from_the_kernel_but_for_icmp_errors() {
+        let rules = render(
+            "lab",
+            &[
+                Target {
+                    address: "198.18.0.100".parse().unwrap(),
+                    hops: 3,
+                    hop_address: false,
+                },
+                Target {
+                    address: "198.18.0.1".parse().unwrap(),
+                    hops: 0,
+                    hop_address: true,
+                },
+                Target {
+                    address: "2001:db8:18::1".parse().unwrap(),
+                    hops: 2,
+                    hop_address: true,
+                },
+            ],
+        );
+        let text = describe(&rules);
+        assert!(
+            text.contains("iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -j DROP"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -p icmp --icmp-type time-exceeded -j RETURN"
+        ));
+        assert!(
+            text.contains("ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:18::1/128 -j DROP"),
+            "{text}"
+        );
+        // No target rule names a hop address, no OUTPUT rule is added.
+        assert!(!text.contains("-s 198.18.0.1/"), "{text}");
+        assert!(!text.contains("-d 198.18.0.1/32 -m ttl"), "{text}");
+        // v4 target 5, v4 hop address 4, v6 hop address 6 (with neighbour
+        // discovery's RETURN).
+        assert_eq!(
+            rules.iter().map(|r| r.rules.len()).sum::<usize>(),
+            5 + 4 + 6
+        );
+    }
+
+    #[test]
     fn no_fake_hops_means_no_ttl_rules_but_the_chains_stay() {
         let rules = render(
             "x",
             &[Target {
                 address: "198.18.0.100".parse().unwrap(),
                 hops: 0,
+                hop_address: false,
             }],
         );
         assert_eq!(rules.len(), 2);
@@ -384,10 +438,12 @@ mod tests {
                 Target {
                     address: "198.18.0.100".parse().unwrap(),
                     hops: 2,
+                    hop_address: false,
                 },
                 Target {
                     address: "2001:db8:19::1".parse().unwrap(),
                     hops: 3,
+                    hop_address: false,
                 },
             ],
         );

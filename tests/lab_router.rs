@@ -6,7 +6,10 @@
 //!   kernel below the final hop;
 //! - the final hop of a protocol troll does not answer itself gets the
 //!   kernel's normal answer, unsuppressed (UDP-Lite's port unreachable, an
-//!   unknown protocol's protocol unreachable).
+//!   unknown protocol's protocol unreachable);
+//! - a hop address answers like a router's interface: ping gets echo
+//!   replies from it, and a traceroute to hop address k shows the first
+//!   k - 1 lines, then the address's own name as the target.
 //!
 //! The final hop of a kernel-answered protocol is rate-limited by the
 //! kernel (burst 6, then 1/s per destination: DESIGN.md §3), so these
@@ -243,4 +246,93 @@ fn raw_tcp_prober_sees_every_hop_and_no_early_rst() {
             }
         }
     }
+}
+
+// --- hop addresses answer as router interfaces --------------------------
+
+/// The hop addresses traced: hop 1's (first line 1) and HOP_three's
+/// (first line 4, after a silent line 3), per family.
+fn hop_address_cases() -> [(&'static str, &'static str, usize, u8); 4] {
+    [
+        ("-4", "198.18.0.1", 0, 64),
+        ("-4", "198.18.0.3", 3, 61),
+        ("-6", "2001:db8:18::1", 0, 64),
+        ("-6", "2001:db8:18::3", 3, 61),
+    ]
+}
+
+fn name_of(address: &str) -> &'static str {
+    if address.ends_with(".1") || address.ends_with("::1") {
+        "Hop-One"
+    } else {
+        "HOP_three"
+    }
+}
+
+/// ping to a hop address: every echo request answered by that address,
+/// with a TTL that counts the lines before it.
+#[test]
+fn ping_a_hop_address() {
+    let lab = lab_serving_both();
+    for run in 0..RUNS {
+        for (family, address, _, ttl) in hop_address_cases() {
+            let out = lab.client_run(
+                "ping",
+                &[family, "-n", "-c", "3", "-i", "0.2", "-W", "2", address],
+            );
+            println!("run {run}: ping {family} {address}\n{out}");
+            assert!(out.contains("3 received"), "{out}");
+            let replies: Vec<&str> = out.lines().filter(|l| l.contains("bytes from")).collect();
+            assert_eq!(replies.len(), 3, "{out}");
+            for line in replies {
+                assert!(line.contains(&format!("from {address}: ")), "{out}");
+                assert!(line.contains(&format!("ttl={ttl} ")), "{out}");
+            }
+        }
+    }
+}
+
+/// traceroute (UDP and ICMP) to hop address k: the message's first k - 1
+/// lines, then the address with its own name as the target, every probe
+/// answered. A TCP SYN to a hop address is not answered (`* * *`).
+#[test]
+fn traceroute_to_a_hop_address() {
+    let lab = lab_serving_both();
+    for run in 0..RUNS {
+        for (family, address, before, _) in hop_address_cases() {
+            let hops = if family == "-4" { &NAMED4 } else { &NAMED6 };
+            for method in [None, Some("-I")] {
+                let mut args = vec![family];
+                args.extend(method);
+                args.extend(["-w", "3", "-m", "10", address]);
+                let out = lab.client_run("traceroute", &args);
+                println!("run {run}: traceroute {args:?}\n{out}");
+                check_router_trace(&out, &hops[..before], &[name_of(address), address], 3);
+            }
+        }
+    }
+    // Nothing else is answered: TCP to hop 1's address shows the first
+    // probe lost, and the kernel stays silent too.
+    let out = lab.client_run(
+        "traceroute",
+        &[
+            "-4",
+            "-n",
+            "-T",
+            "-w",
+            "1",
+            "-m",
+            "2",
+            "-q",
+            "1",
+            "198.18.0.1",
+        ],
+    );
+    println!("traceroute -T to a hop address:\n{out}");
+    let parsed = parse_traceroute(&out);
+    assert_eq!(parsed.len(), 2, "{out}");
+    assert!(
+        parsed.iter().all(|h| h.lost == 1 && h.answered == 0),
+        "{out}"
+    );
 }

@@ -15,7 +15,8 @@
 //! ```text
 //! byte 0      flags: bit 0 the probe's own destination is the target,
 //!                    bit 1 every UDP port is open, bit 2 a second target
-//!                    of each family
+//!                    of each family, bit 3 hop addresses answer as router
+//!                    interfaces (`Table::router`)
 //! byte 1      number of fake hops N (0..=63)
 //! N bytes     hop i: 0 = silent; else an address of the packet's family
 //!             ending in b & 0x7f, or of the other family when b & 0x80
@@ -63,6 +64,7 @@ struct Input<'a> {
     hops: Vec<Option<IpAddr>>,
     all_open: bool,
     second_targets: bool,
+    router: bool,
     open_port: u16,
     packet: &'a [u8],
 }
@@ -111,6 +113,7 @@ impl<'a> Input<'a> {
             hops,
             all_open: flags & 2 != 0,
             second_targets: flags & 4 != 0,
+            router: flags & 8 != 0,
             open_port: u16::from_be_bytes([port[0], port[1]]),
             packet,
         })
@@ -127,7 +130,11 @@ fuzz_target!(|data: &[u8]| {
         entries.push((hop_v4(99), vec![None, Some(hop_v4(98))]));
         entries.push((hop_v6(99), vec![None, Some(hop_v6(98))]));
     }
-    let table = Table::new(entries);
+    let table = if input.router {
+        Table::router(entries)
+    } else {
+        Table::new(entries)
+    };
     let (all_open, open_port) = (input.all_open, input.open_port);
     let ports = move |_: IpAddr, port: u16| all_open || port == open_port;
     let mut out = [0u8; MAX_REPLY];
@@ -176,6 +183,7 @@ fn check_who_answers(
     let hops = table.hops(target).expect("replies only for targets");
     let t = usize::from(ttl);
     assert_ne!(t, 0, "answered TTL 0");
+    let hop_address = table.is_hop_address(target);
     match kind {
         ReplyKind::TimeExceeded => {
             assert!(t <= hops.len(), "time exceeded past the fake hops");
@@ -187,10 +195,16 @@ fn check_who_answers(
             assert!(t > hops.len(), "port unreachable from a fake hop");
             assert_eq!(reply_source, target, "port unreachable not from the target");
             let port = udp_port.expect("port unreachable for UDP only");
+            // A hop address has no UDP service: the kernel never sees it.
             assert!(
-                !ports(target, port),
+                hop_address || !ports(target, port),
                 "port unreachable for open port {port}"
             );
+        }
+        ReplyKind::EchoReply => {
+            assert!(hop_address, "echo reply from a show's target");
+            assert!(t > hops.len(), "echo reply from below the hop address");
+            assert_eq!(reply_source, target, "echo reply not from the address");
         }
     }
 }
@@ -270,7 +284,9 @@ fn check_reply_v4(
         icmp.checksum(),
         icmp.header().icmp_type.calc_checksum(icmp.payload())
     );
-    assert_eq!(&reply[24..28], &[0u8; 4], "ICMP bytes 4..8 must be zero");
+    if kind != ReplyKind::EchoReply {
+        assert_eq!(&reply[24..28], &[0u8; 4], "ICMP bytes 4..8 must be zero");
+    }
     match kind {
         ReplyKind::TimeExceeded => assert!(matches!(
             icmp.header().icmp_type,
@@ -280,6 +296,24 @@ fn check_reply_v4(
             icmp.header().icmp_type,
             Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
         )),
+        ReplyKind::EchoReply => {
+            // The request mirrored whole: identifier, sequence and data,
+            // never longer than the request (no amplification).
+            assert!(matches!(icmp.header().icmp_type, Icmpv4Type::EchoReply(_)));
+            assert_eq!(probe_hdr.protocol(), IpNumber::ICMP);
+            assert_eq!(len, probe_len, "echo reply of another size");
+            assert_eq!(&reply[24..], &probe[header_len + 4..], "echo not mirrored");
+            check_who_answers(
+                table,
+                ports,
+                IpAddr::V4(probe_hdr.destination_addr()),
+                probe_hdr.ttl(),
+                kind,
+                IpAddr::V4(hdr.source_addr()),
+                None,
+            );
+            return;
+        }
     }
 
     // The quote: the probe's first bytes, byte for byte, as many as fit.
@@ -398,7 +432,9 @@ fn check_reply_v6(
         .calc_checksum(hdr.source(), hdr.destination(), icmp.payload())
         .expect("a checksum");
     assert_eq!(icmp.checksum(), expected);
-    assert_eq!(&reply[44..48], &[0u8; 4], "ICMPv6 bytes 4..8 must be zero");
+    if kind != ReplyKind::EchoReply {
+        assert_eq!(&reply[44..48], &[0u8; 4], "ICMPv6 bytes 4..8 must be zero");
+    }
     match kind {
         ReplyKind::TimeExceeded => assert!(matches!(
             icmp.header().icmp_type,
@@ -408,6 +444,27 @@ fn check_reply_v6(
             icmp.header().icmp_type,
             Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
         )),
+        ReplyKind::EchoReply => {
+            // The request's echo mirrored whole (its upper layer, behind any
+            // extension headers), never longer than the request.
+            assert!(matches!(icmp.header().icmp_type, Icmpv6Type::EchoReply(_)));
+            assert!(len <= probe_len, "echo reply longer than the request");
+            let echo = &reply[44..];
+            assert!(
+                probe.ends_with(echo),
+                "echo not mirrored"
+            );
+            check_who_answers(
+                table,
+                ports,
+                IpAddr::V6(probe_hdr.destination_addr()),
+                probe_hdr.hop_limit(),
+                kind,
+                IpAddr::V6(hdr.source_addr()),
+                None,
+            );
+            return;
+        }
     }
 
     let quote = &reply[REPLY_HEADERS_V6..];

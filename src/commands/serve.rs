@@ -156,19 +156,27 @@ impl DnsSettings {
     }
 }
 
+/// The rules for the shows' targets and for their hop addresses, which
+/// answer as router interfaces.
 fn render(deployment: &str, shows: &[WireShow]) -> Vec<AppliedRule> {
     let targets: Vec<Target> = shows
         .iter()
         .map(|s| Target {
             address: s.target,
             hops: s.hops.len(),
+            hop_address: false,
         })
+        .chain(table(shows).hop_addresses().map(|(address, hops)| Target {
+            address,
+            hops,
+            hop_address: true,
+        }))
         .collect();
     rules::render(deployment, &targets)
 }
 
 fn table(shows: &[WireShow]) -> Table {
-    Table::new(shows.iter().map(|s| (s.target, s.hops.clone())))
+    Table::router(shows.iter().map(|s| (s.target, s.hops.clone())))
 }
 
 /// Removes what an earlier serve recorded and left behind (after a crash

@@ -30,10 +30,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{
-    checksum, err, icmpv4, icmpv6, ip_number, Icmpv4Header, Icmpv4Slice, Icmpv4Type, Icmpv6Header,
-    Icmpv6Slice, Icmpv6Type, IpAuthHeaderSlice, IpNumber, Ipv4Header, Ipv4HeaderSlice,
-    Ipv6FlowLabel, Ipv6FragmentHeaderSlice, Ipv6Header, Ipv6HeaderSlice, Ipv6RawExtHeaderSlice,
-    TcpHeaderSlice, UdpHeaderSlice,
+    checksum, err, icmpv4, icmpv6, ip_number, IcmpEchoHeader, Icmpv4Header, Icmpv4Slice,
+    Icmpv4Type, Icmpv6Header, Icmpv6Slice, Icmpv6Type, IpAuthHeaderSlice, IpNumber, Ipv4Header,
+    Ipv4HeaderSlice, Ipv6FlowLabel, Ipv6FragmentHeaderSlice, Ipv6Header, Ipv6HeaderSlice,
+    Ipv6RawExtHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
 };
 
 /// Size of the reply buffer: the largest reply of either family, IP header
@@ -68,9 +68,15 @@ const REPLY_BASE_TTL: u8 = 64;
 
 /// Compiled shows for the responder: for each target address, the local
 /// source address of every fake hop. IPv4 and IPv6 targets share one table.
+///
+/// A table built with [`Table::router`] also holds each hop address as a
+/// destination of its own, answered as a router's interface is (DESIGN.md
+/// §8): the message up to the line before the address's first line, then
+/// the address itself as the target, which answers echo requests with echo
+/// replies and UDP with port unreachable, and nothing else.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
-    /// Sorted by target, one entry per target.
+    /// Sorted by destination, one entry per destination.
     entries: Vec<Entry>,
 }
 
@@ -80,6 +86,15 @@ struct Entry {
     /// `hops[t - 1]` answers arrival TTL `t`; `None` is a silent hop. Every
     /// address is of the target's family.
     hops: Box<[Option<IpAddr>]>,
+    /// A hop address answering as a router interface, not a show's target.
+    interface: bool,
+}
+
+/// A hop list with the hops of the other family than `target`'s silenced.
+fn same_family(target: IpAddr, hops: Vec<Option<IpAddr>>) -> Box<[Option<IpAddr>]> {
+    hops.into_iter()
+        .map(|hop| hop.filter(|hop| hop.is_ipv4() == target.is_ipv4()))
+        .collect()
 }
 
 impl Table {
@@ -95,13 +110,60 @@ impl Table {
                 .into_iter()
                 .map(|(target, hops)| Entry {
                     target,
-                    hops: hops
-                        .into_iter()
-                        .map(|hop| hop.filter(|hop| hop.is_ipv4() == target.is_ipv4()))
-                        .collect(),
+                    hops: same_family(target, hops),
+                    interface: false,
                 })
                 .collect(),
         }
+    }
+
+    /// Like [`Table::new`], and every named hop address also answers as a
+    /// router interface: a probe to hop address `H`, whose first line in
+    /// its show is `k`, meets hops `1..k-1` of that show and then `H`
+    /// itself. An address used by several shows follows the first one (in
+    /// target order); an address that is also a target stays a target.
+    pub fn router(entries: impl IntoIterator<Item = (IpAddr, Vec<Option<IpAddr>>)>) -> Table {
+        let targets = Table::new(entries);
+        let mut interfaces: BTreeMap<IpAddr, Box<[Option<IpAddr>]>> = BTreeMap::new();
+        for entry in &targets.entries {
+            for (i, hop) in entry.hops.iter().enumerate() {
+                let Some(hop) = *hop else { continue };
+                if targets.hops(hop).is_none() {
+                    interfaces
+                        .entry(hop)
+                        .or_insert_with(|| entry.hops[..i].into());
+                }
+            }
+        }
+        let mut all = targets.entries;
+        all.extend(interfaces.into_iter().map(|(target, hops)| Entry {
+            target,
+            hops,
+            interface: true,
+        }));
+        all.sort_by_key(|entry| entry.target);
+        Table { entries: all }
+    }
+
+    /// True when `addr` is a hop address answering as a router interface.
+    pub fn is_hop_address(&self, addr: IpAddr) -> bool {
+        self.entry(addr).is_some_and(|entry| entry.interface)
+    }
+
+    /// The hop addresses that answer as router interfaces, in ascending
+    /// order, with their number of hops before them.
+    pub fn hop_addresses(&self) -> impl Iterator<Item = (IpAddr, usize)> + '_ {
+        self.entries
+            .iter()
+            .filter(|entry| entry.interface)
+            .map(|entry| (entry.target, entry.hops.len()))
+    }
+
+    fn entry(&self, addr: IpAddr) -> Option<&Entry> {
+        self.entries
+            .binary_search_by_key(&addr, |entry| entry.target)
+            .ok()
+            .and_then(|i| self.entries.get(i))
     }
 
     /// True when the table has no target at all.
@@ -115,16 +177,14 @@ impl Table {
     }
 
     /// The hops of `target` (`hops[t - 1]` for arrival TTL `t`), or `None`
-    /// when `target` is not in the table.
+    /// when `target` is not in the table (a hop address is, in a router
+    /// table).
     pub fn hops(&self, target: IpAddr) -> Option<&[Option<IpAddr>]> {
-        self.entries
-            .binary_search_by_key(&target, |entry| entry.target)
-            .ok()
-            .and_then(|i| self.entries.get(i))
-            .map(|entry| &*entry.hops)
+        self.entry(target).map(|entry| &*entry.hops)
     }
 
-    /// The target addresses, in ascending order (IPv4 before IPv6).
+    /// Every destination the responder reads packets for, targets and hop
+    /// addresses, in ascending order (IPv4 before IPv6).
     pub fn targets(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.entries.iter().map(|entry| entry.target)
     }
@@ -208,11 +268,17 @@ pub enum DropReason {
     /// UDP length field below 8 or beyond the datagram: an impossible
     /// length.
     BadUdpLength,
+    /// Past the hops of a hop address, neither an echo request nor UDP: a
+    /// router's interface answers nothing else.
+    HopAddressOther,
+    /// An echo request to a hop address whose reply would not fit the
+    /// reply limit (576 bytes on IPv4, 1280 on IPv6), or a fragment of one.
+    EchoTooLong,
 }
 
 impl DropReason {
     /// Every reason, in `index()` order (for counters).
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::BadHeaderLength,
@@ -233,6 +299,8 @@ impl DropReason {
         DropReason::Multicast,
         DropReason::IpOptions,
         DropReason::BadUdpLength,
+        DropReason::HopAddressOther,
+        DropReason::EchoTooLong,
     ];
 
     /// Stable snake_case name, used in logs and JSON.
@@ -258,6 +326,8 @@ impl DropReason {
             DropReason::Multicast => "multicast",
             DropReason::IpOptions => "ip_options",
             DropReason::BadUdpLength => "bad_udp_length",
+            DropReason::HopAddressOther => "hop_address_other",
+            DropReason::EchoTooLong => "echo_too_long",
         }
     }
 
@@ -278,8 +348,11 @@ impl fmt::Display for DropReason {
 pub enum ReplyKind {
     /// ICMP Time Exceeded (v4 11/0, v6 3/0) from a fake hop.
     TimeExceeded,
-    /// ICMP Destination Unreachable, port (v4 3/3, v6 1/4), from the target.
+    /// ICMP Destination Unreachable, port (v4 3/3, v6 1/4), from the target
+    /// or from a hop address.
     PortUnreachable,
+    /// ICMP echo reply (v4 0, v6 129) from a hop address.
+    EchoReply,
 }
 
 impl ReplyKind {
@@ -288,6 +361,7 @@ impl ReplyKind {
         match self {
             ReplyKind::TimeExceeded => "time_exceeded",
             ReplyKind::PortUnreachable => "port_unreachable",
+            ReplyKind::EchoReply => "echo_reply",
         }
     }
 }
@@ -365,6 +439,8 @@ struct AnswerV4<'a> {
     identification: u16,
     /// The probe, exactly its IP total length.
     probe: &'a [u8],
+    /// The probe's transport bytes (an echo request, for an echo reply).
+    transport: &'a [u8],
 }
 
 struct AnswerV6<'a> {
@@ -374,6 +450,8 @@ struct AnswerV6<'a> {
     hop_limit: u8,
     /// The probe from its IPv6 header on, exactly its payload length.
     probe: &'a [u8],
+    /// The upper-layer bytes (an echo request, for an echo reply).
+    transport: &'a [u8],
 }
 
 /// Transport protocols a probe can use, after the checks that do not depend
@@ -431,8 +509,8 @@ fn classify_v4<'a>(
     }
     let probe = packet.get(..total_len).ok_or(DropReason::Truncated)?;
     let target = ip.destination_addr();
-    let hops = table
-        .hops(IpAddr::V4(target))
+    let entry = table
+        .entry(IpAddr::V4(target))
         .ok_or(DropReason::NotForTarget)?;
     if ip.fragments_offset().value() != 0 {
         return Err(DropReason::Fragment);
@@ -457,7 +535,18 @@ fn classify_v4<'a>(
         _ => Probe::Other,
     };
 
-    match follow_show(ttl, kind, IpAddr::V4(target), hops, ports)? {
+    let step = follow_show(ttl, kind, IpAddr::V4(target), entry, ports)?;
+    if matches!(
+        step,
+        Step::Answer {
+            kind: ReplyKind::EchoReply,
+            ..
+        }
+    ) && (ip.more_fragments() || Ipv4Header::MIN_LEN + transport.len() > MAX_REPLY_V4)
+    {
+        return Err(DropReason::EchoTooLong);
+    }
+    match step {
         Step::Kernel => Ok(Verdict::Kernel),
         Step::Answer {
             kind,
@@ -470,6 +559,7 @@ fn classify_v4<'a>(
             ttl,
             identification: ip.identification(),
             probe,
+            transport,
         }))),
         // Table::new keeps only hop addresses of the target's family.
         Step::Answer { .. } => Err(DropReason::SilentHop),
@@ -498,11 +588,15 @@ fn classify_v6<'a>(
     if target.is_multicast() {
         return Err(DropReason::Multicast);
     }
-    let hops = table
-        .hops(IpAddr::V6(target))
+    let entry = table
+        .entry(IpAddr::V6(target))
         .ok_or(DropReason::NotForTarget)?;
     let payload = probe.get(Ipv6Header::LEN..).ok_or(DropReason::Truncated)?;
-    let (protocol, transport) = upper_layer(ip.next_header(), payload)?;
+    let UpperLayer {
+        protocol,
+        bytes: transport,
+        fragment,
+    } = upper_layer(ip.next_header(), payload)?;
     let hop_limit = ip.hop_limit();
     if hop_limit == 0 {
         return Err(DropReason::TtlZero);
@@ -520,7 +614,19 @@ fn classify_v6<'a>(
         _ => Probe::Other,
     };
 
-    match follow_show(hop_limit, kind, IpAddr::V6(target), hops, ports)? {
+    let step = follow_show(hop_limit, kind, IpAddr::V6(target), entry, ports)?;
+    // An echo behind a fragment header is one piece of a longer request.
+    if matches!(
+        step,
+        Step::Answer {
+            kind: ReplyKind::EchoReply,
+            ..
+        }
+    ) && (fragment || Ipv6Header::LEN + transport.len() > MAX_REPLY_V6)
+    {
+        return Err(DropReason::EchoTooLong);
+    }
+    match step {
         Step::Kernel => Ok(Verdict::Kernel),
         Step::Answer {
             kind,
@@ -532,6 +638,7 @@ fn classify_v6<'a>(
             to: source,
             hop_limit: ttl,
             probe,
+            transport,
         }))),
         // Table::new keeps only hop addresses of the target's family.
         Step::Answer { .. } => Err(DropReason::SilentHop),
@@ -539,14 +646,15 @@ fn classify_v6<'a>(
 }
 
 /// The show's rule for a probe that arrived with TTL (hop limit) `ttl >= 1`
-/// for `target`, whose fake hops are `hops`.
+/// for `target` (a show's target or a hop address), whose entry is `entry`.
 fn follow_show(
     ttl: u8,
     kind: Probe,
     target: IpAddr,
-    hops: &[Option<IpAddr>],
+    entry: &Entry,
     ports: &impl PortTable,
 ) -> Result<Step, DropReason> {
+    let hops = &*entry.hops;
     // hops[t - 1] exists exactly when 1 <= t <= N.
     match usize::from(ttl).checked_sub(1).and_then(|i| hops.get(i)) {
         // A router answers a probe whose TTL runs out whatever its
@@ -563,21 +671,31 @@ fn follow_show(
                 ttl: reply_ttl,
             })
         }
-        None => match kind {
-            Probe::Udp { port } if !ports.udp_open(target, port) => {
-                // Keeps decreasing after the last fake hop.
-                let reply_ttl = usize::from(REPLY_BASE_TTL)
-                    .saturating_sub(hops.len())
-                    .max(1);
-                let reply_ttl = u8::try_from(reply_ttl).unwrap_or(REPLY_BASE_TTL);
+        None => {
+            // Keeps decreasing after the last fake hop.
+            let reply_ttl = usize::from(REPLY_BASE_TTL)
+                .saturating_sub(hops.len())
+                .max(1);
+            let ttl = u8::try_from(reply_ttl).unwrap_or(REPLY_BASE_TTL);
+            let answer = |kind| {
                 Ok(Step::Answer {
-                    kind: ReplyKind::PortUnreachable,
+                    kind,
                     from: target,
-                    ttl: reply_ttl,
+                    ttl,
                 })
+            };
+            match kind {
+                // A hop address is a router's interface: the kernel never
+                // sees its traffic, and it has no UDP service.
+                Probe::Echo if entry.interface => answer(ReplyKind::EchoReply),
+                Probe::Udp { .. } if entry.interface => answer(ReplyKind::PortUnreachable),
+                _ if entry.interface => Err(DropReason::HopAddressOther),
+                Probe::Udp { port } if !ports.udp_open(target, port) => {
+                    answer(ReplyKind::PortUnreachable)
+                }
+                _ => Ok(Step::Kernel),
             }
-            _ => Ok(Step::Kernel),
-        },
+        }
     }
 }
 
@@ -684,9 +802,10 @@ const TYPE_MULTICAST_ROUTER_TERMINATION: u8 = 153;
 /// `Ipv6ExtensionsSlice`'s: it must stop at the fragment header of a later
 /// fragment, whose following bytes are the middle of the datagram, not
 /// headers.
-fn upper_layer(mut next: IpNumber, payload: &[u8]) -> Result<(IpNumber, &[u8]), DropReason> {
+fn upper_layer(mut next: IpNumber, payload: &[u8]) -> Result<UpperLayer<'_>, DropReason> {
     let mut rest = payload;
     let mut first = true;
+    let mut fragment = false;
     loop {
         let (len, following) = match next {
             // RFC 8200 4.1: only right after the IPv6 header.
@@ -702,6 +821,7 @@ fn upper_layer(mut next: IpNumber, payload: &[u8]) -> Result<(IpNumber, &[u8]), 
                 if fragment_offset(&header) != 0 {
                     return Err(DropReason::Fragment);
                 }
+                fragment = true;
                 (header.slice().len(), header.next_header())
             }
             ip_number::AUTH => {
@@ -711,12 +831,26 @@ fn upper_layer(mut next: IpNumber, payload: &[u8]) -> Result<(IpNumber, &[u8]), 
                 })?;
                 (header.slice().len(), header.next_header())
             }
-            _ => return Ok((next, rest)),
+            _ => {
+                return Ok(UpperLayer {
+                    protocol: next,
+                    bytes: rest,
+                    fragment,
+                })
+            }
         };
         rest = rest.get(len..).ok_or(DropReason::Truncated)?;
         next = following;
         first = false;
     }
+}
+
+/// The upper layer of an IPv6 packet.
+struct UpperLayer<'a> {
+    protocol: IpNumber,
+    bytes: &'a [u8],
+    /// Behind a fragment header (of a first fragment).
+    fragment: bool,
 }
 
 /// Fragment offset of an IPv6 fragment header, in 8-byte units: the top 13
@@ -748,19 +882,40 @@ fn is_bad_source_v6(source: Ipv6Addr) -> bool {
         || source.to_ipv4_mapped().is_some()
 }
 
+/// The identifier and sequence number of an echo request (its ICMP bytes
+/// 4..8), for the reply.
+fn echo_header(transport: &[u8]) -> IcmpEchoHeader {
+    match transport {
+        [_, _, _, _, a, b, c, d, ..] => IcmpEchoHeader {
+            id: u16::from_be_bytes([*a, *b]),
+            seq: u16::from_be_bytes([*c, *d]),
+        },
+        _ => IcmpEchoHeader { id: 0, seq: 0 },
+    }
+}
+
 /// Writes an IPv4 reply into `out` and returns its length: IP header, ICMP
-/// header, then the probe quoted byte for byte up to `MAX_REPLY_V4`.
+/// header, then the probe quoted byte for byte up to `MAX_REPLY_V4` (an
+/// echo reply: the request's data, whose size decide checked).
 fn write_reply_v4(answer: &AnswerV4<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
-    let quote = &answer.probe[..answer.probe.len().min(MAX_QUOTE_V4)];
-    let icmp_type = match answer.kind {
-        ReplyKind::TimeExceeded => {
-            Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
-        }
-        ReplyKind::PortUnreachable => {
-            Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
+    let (icmp_type, quote) = match answer.kind {
+        ReplyKind::TimeExceeded => (
+            Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit),
+            &answer.probe[..answer.probe.len().min(MAX_QUOTE_V4)],
+        ),
+        ReplyKind::PortUnreachable => (
+            Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port),
+            &answer.probe[..answer.probe.len().min(MAX_QUOTE_V4)],
+        ),
+        ReplyKind::EchoReply => {
+            let data = answer.transport.get(8..).unwrap_or_default();
+            (
+                Icmpv4Type::EchoReply(echo_header(answer.transport)),
+                &data[..data.len().min(MAX_QUOTE_V4)],
+            )
         }
     };
-    // Both types leave bytes 4..8 zero: no RFC 4884 length, nothing unused set.
+    // Errors leave bytes 4..8 zero: no RFC 4884 length, nothing unused set.
     let icmp = Icmpv4Header::with_checksum(icmp_type, quote).to_bytes();
     let len = REPLY_HEADERS_LEN_V4 + quote.len();
     let mut ip = Ipv4Header {
@@ -789,13 +944,21 @@ fn write_reply_v4(answer: &AnswerV4<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
 /// Writes an IPv6 reply into `out` and returns its length: IPv6 header,
 /// ICMPv6 header, then the probe quoted byte for byte up to `MAX_REPLY_V6`.
 fn write_reply_v6(answer: &AnswerV6<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
-    let quote = &answer.probe[..answer.probe.len().min(MAX_QUOTE_V6)];
-    let icmp_type = match answer.kind {
-        ReplyKind::TimeExceeded => {
-            Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
-        }
-        ReplyKind::PortUnreachable => {
-            Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
+    let (icmp_type, quote) = match answer.kind {
+        ReplyKind::TimeExceeded => (
+            Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded),
+            &answer.probe[..answer.probe.len().min(MAX_QUOTE_V6)],
+        ),
+        ReplyKind::PortUnreachable => (
+            Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port),
+            &answer.probe[..answer.probe.len().min(MAX_QUOTE_V6)],
+        ),
+        ReplyKind::EchoReply => {
+            let data = answer.transport.get(8..).unwrap_or_default();
+            (
+                Icmpv6Type::EchoReply(echo_header(answer.transport)),
+                &data[..data.len().min(MAX_QUOTE_V6)],
+            )
         }
     };
     let from = answer.from.octets();
@@ -976,6 +1139,7 @@ mod tests {
         let expected_type = match kind {
             ReplyKind::TimeExceeded => (11, 0),
             ReplyKind::PortUnreachable => (3, 3),
+            ReplyKind::EchoReply => panic!("echo replies have tests of their own"),
         };
         assert_eq!((icmp.type_u8(), icmp.code_u8()), expected_type);
         assert_eq!(icmp.bytes5to8(), [0; 4]);
@@ -1025,6 +1189,7 @@ mod tests {
         let expected_type = match kind {
             ReplyKind::TimeExceeded => (3, 0),
             ReplyKind::PortUnreachable => (1, 4),
+            ReplyKind::EchoReply => panic!("echo replies have tests of their own"),
         };
         assert_eq!((icmp.type_u8(), icmp.code_u8()), expected_type);
         assert_eq!(icmp.bytes5to8(), [0; 4]);
@@ -1375,6 +1540,8 @@ mod tests {
             "multicast",
             "ip_options",
             "bad_udp_length",
+            "hop_address_other",
+            "echo_too_long",
         ];
         let names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names, expected);
@@ -2280,6 +2447,201 @@ mod tests {
         fix_ip_checksum(&mut probe);
         let (decision, out) = run(&probe);
         assert_eq!(check_reply(&probe, decision, &out).len(), 48);
+    }
+
+    // --- hop addresses answer as router interfaces (issue 16) ---------------
+
+    /// ping (56 data bytes, DF) to hop 4's address with TTL 4, and the echo
+    /// reply from it: id, sequence and data mirrored, TTL 64 - 3.
+    const PING_HOP4_TTL4: &str = "450000543a1140000401af64c6120102c612000d080033290c010001101112131415161718191a1b1c1d1e1f20212223\
+        2425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f4041424344454647";
+    const PING_HOP4_TTL4_REPLY: &str = "450000543a1100003d01b664c612000dc612010200003b290c010001101112131415161718191a1b1c1d1e1f20212223\
+        2425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f4041424344454647";
+    /// ping -6 to hop 1's address, hop limit 64, and the echo reply.
+    const V6_PING_HOP1_HL64: &str = "6000a1b200403a4020010db800010000000000000000000220010db800000000000000000000001180005f210c020007\
+        101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\
+        4041424344454647";
+    const V6_PING_HOP1_HL64_REPLY: &str = "6000000000403a4020010db800000000000000000000001120010db800010000000000000000000281005e210c020007\
+        101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\
+        4041424344454647";
+
+    fn run_router(packet: &[u8]) -> (Decision, [u8; MAX_REPLY]) {
+        let router = Table::router([
+            entry(TARGET, vec![Some(HOP1), Some(HOP2), None, Some(HOP4)]),
+            entry(
+                V6_TARGET,
+                vec![Some(V6_HOP1), Some(V6_HOP2), None, Some(V6_HOP4)],
+            ),
+        ]);
+        let mut out = [0u8; MAX_REPLY];
+        let decision = decide(packet, &router, &ports, &mut out);
+        (decision, out)
+    }
+
+    /// A probe fixture sent to another destination (IPv4 offset 16, IPv6
+    /// 24), IP checksum fixed.
+    fn to(fixture: &str, destination: IpAddr) -> Vec<u8> {
+        let mut packet = hex(fixture);
+        match destination {
+            IpAddr::V4(d) => {
+                packet[16..20].copy_from_slice(&d.octets());
+                fix_ip_checksum(&mut packet);
+            }
+            IpAddr::V6(d) => packet[24..40].copy_from_slice(&d.octets()),
+        }
+        packet
+    }
+
+    #[test]
+    fn router_table_lists_each_hop_address_with_the_lines_before_its_first() {
+        let a = IpAddr::V4(HOP1);
+        let b = IpAddr::V4(HOP2);
+        let router = Table::router([(IpAddr::V4(TARGET), vec![Some(a), Some(b), None, Some(a)])]);
+        assert_eq!(router.hops(a), Some(&[][..]), "a's first line is line 1");
+        assert_eq!(router.hops(b), Some(&[Some(a)][..]));
+        assert!(router.is_hop_address(a) && !router.is_hop_address(IpAddr::V4(TARGET)));
+        assert_eq!(
+            router.hop_addresses().collect::<Vec<_>>(),
+            vec![(a, 0), (b, 1)]
+        );
+        assert_eq!(router.targets().count(), 3);
+        // An address that is also a show's target stays a target.
+        let both = Table::router([(IpAddr::V4(TARGET), vec![Some(a)]), (a, vec![Some(b)])]);
+        assert!(!both.is_hop_address(a));
+        assert_eq!(both.hops(a), Some(&[Some(b)][..]));
+        // Table::new knows no hop addresses.
+        assert_eq!(table().hops(IpAddr::V4(HOP1)), None);
+    }
+
+    #[test]
+    fn echo_request_to_a_hop_address_gets_the_exact_echo_reply_from_it() {
+        for (probe, reply, from) in [
+            (PING_HOP4_TTL4, PING_HOP4_TTL4_REPLY, IpAddr::V4(HOP4)),
+            (
+                V6_PING_HOP1_HL64,
+                V6_PING_HOP1_HL64_REPLY,
+                IpAddr::V6(V6_HOP1),
+            ),
+        ] {
+            let probe = hex(probe);
+            let (decision, out) = run_router(&probe);
+            let Decision::Reply { len, to, kind } = decision else {
+                panic!("{decision:?}");
+            };
+            assert_eq!(kind, ReplyKind::EchoReply);
+            assert_eq!(to.is_ipv4(), from.is_ipv4());
+            assert_eq!(&out[..len], &hex(reply)[..]);
+        }
+    }
+
+    #[test]
+    fn a_trace_to_hop_address_k_meets_the_first_k_minus_1_lines_then_the_address() {
+        let hop4 = IpAddr::V4(HOP4);
+        // UDP: hops 1, 2, silent 3, then hop 4's address answers as the
+        // destination (port unreachable), even to a port open on the target.
+        for (ttl, expect) in [
+            (1, Some((HOP1, 11))),
+            (2, Some((HOP2, 11))),
+            (3, None),
+            (4, Some((HOP4, 3))),
+            (9, Some((HOP4, 3))),
+        ] {
+            let mut probe = to(UDP_TTL1, hop4);
+            probe[8] = ttl;
+            probe[22..24].copy_from_slice(&OPEN_PORT.to_be_bytes());
+            fix_ip_checksum(&mut probe);
+            let (decision, out) = run_router(&probe);
+            match expect {
+                Some((from, icmp_type)) => {
+                    let reply = check_reply(&probe, decision, &out);
+                    assert_eq!(reply[12..16], from.octets(), "ttl {ttl}");
+                    assert_eq!(reply[20], icmp_type, "ttl {ttl}");
+                    // TTLs keep decreasing: 64, 63, (62), 61.
+                    assert_eq!(reply[8], 64 - (ttl.min(4) - 1), "ttl {ttl}");
+                }
+                None => assert_eq!(decision, Decision::Drop(DropReason::SilentHop)),
+            }
+        }
+        // ICMP echo at TTL 2 meets hop 2; any protocol below the address
+        // meets its hop.
+        let mut echo = hex(PING_HOP4_TTL4);
+        echo[8] = 2;
+        fix_ip_checksum(&mut echo);
+        let (decision, out) = run_router(&echo);
+        assert_eq!(check_reply(&echo, decision, &out)[12..16], HOP2.octets());
+        let (decision, out) = run_router(&to(SCTP_TTL4, IpAddr::V4(HOP4)));
+        assert_eq!(decision, Decision::Drop(DropReason::HopAddressOther));
+        let sctp = to(GRE_TTL1, hop4);
+        let (decision, out2) = run_router(&sctp);
+        assert_eq!(check_reply(&sctp, decision, &out2)[12..16], HOP1.octets());
+        let _ = out;
+        // IPv6: hop 1's address is the destination from hop limit 1 on.
+        let probe = to(V6_UDP_HL1, IpAddr::V6(V6_HOP1));
+        let (decision, out) = run_router(&probe);
+        let reply = check_reply(&probe, decision, &out);
+        assert_eq!(reply[8..24], V6_HOP1.octets());
+        assert_eq!(reply[40], 1, "port unreachable");
+    }
+
+    #[test]
+    fn nothing_else_to_a_hop_address_is_answered() {
+        // TCP (SYN or ACK), SCTP, protocol 253 past the lines before it.
+        for (fixture, dst) in [
+            (TCP_TTL4, IpAddr::V4(HOP2)),
+            (TCP_ACK_TTL4, IpAddr::V4(HOP1)),
+            (SCTP_TTL4, IpAddr::V4(HOP2)),
+            (PROTO253_TTL2, IpAddr::V4(HOP1)),
+            (V6_TCP_HL4, IpAddr::V6(V6_HOP2)),
+            (V6_PROTO253_HL2, IpAddr::V6(V6_HOP1)),
+        ] {
+            assert_eq!(
+                run_router(&to(fixture, dst)).0,
+                Decision::Drop(DropReason::HopAddressOther),
+                "{fixture}"
+            );
+        }
+        // ICMP errors and non-echo queries: as for a target.
+        let mut timestamp = hex(PING_HOP4_TTL4);
+        timestamp[20] = 13;
+        fix_ip_checksum(&mut timestamp);
+        assert_eq!(
+            run_router(&timestamp).0,
+            Decision::Drop(DropReason::IcmpNotEcho)
+        );
+    }
+
+    #[test]
+    fn echo_replies_never_exceed_the_reply_limit_or_answer_fragments() {
+        // 600-byte echo request to hop 4: its reply would pass 576 bytes.
+        let mut big = hex(PING_HOP4_TTL4);
+        big.resize(600, 0x55);
+        big[2..4].copy_from_slice(&600u16.to_be_bytes());
+        fix_ip_checksum(&mut big);
+        assert_eq!(run_router(&big).0, Decision::Drop(DropReason::EchoTooLong));
+        // 576 bytes fit: the reply is exactly as long as the request.
+        let mut fits = big[..576].to_vec();
+        fits[2..4].copy_from_slice(&576u16.to_be_bytes());
+        fix_ip_checksum(&mut fits);
+        let Decision::Reply { len, .. } = run_router(&fits).0 else {
+            panic!("a 576-byte echo is answered");
+        };
+        assert_eq!(len, 576);
+        // The first fragment of a longer request.
+        let mut first = hex(PING_HOP4_TTL4);
+        first[6] = 0x20;
+        fix_ip_checksum(&mut first);
+        assert_eq!(
+            run_router(&first).0,
+            Decision::Drop(DropReason::EchoTooLong)
+        );
+        // IPv6: 1280 bytes fit, 1281 do not.
+        for (size, answered) in [(1280usize, true), (1281, false)] {
+            let mut v6 = hex(V6_PING_HOP1_HL64);
+            v6.resize(size, 0x55);
+            fix_payload_len(&mut v6);
+            let answered_now = matches!(run_router(&v6).0, Decision::Reply { .. });
+            assert_eq!(answered_now, answered, "{size}");
+        }
     }
 
     fn fixtures() -> Vec<Vec<u8>> {

@@ -30,6 +30,9 @@ pub struct Counters {
     pub received: u64,
     pub time_exceeded: u64,
     pub port_unreachable: u64,
+    /// Echo replies from hop addresses (router interfaces).
+    #[serde(default)]
+    pub echo_reply: u64,
     /// Left to the kernel: final-hop echo and TCP, services on the target.
     pub kernel: u64,
     /// Would have been answered, but the source was over its rate limit.
@@ -58,7 +61,7 @@ impl Counters {
     }
 
     pub fn answered(&self) -> u64 {
-        self.time_exceeded + self.port_unreachable
+        self.time_exceeded + self.port_unreachable + self.echo_reply
     }
 
     /// One log line.
@@ -71,10 +74,11 @@ impl Counters {
         };
         let drops: Vec<String> = s.dropped.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
-            "received={} time_exceeded={} port_unreachable={} kernel={} rate_limited={} send_errors={} dropped: {}",
+            "received={} time_exceeded={} port_unreachable={} echo_reply={} kernel={} rate_limited={} send_errors={} dropped: {}",
             s.received,
             s.time_exceeded,
             s.port_unreachable,
+            s.echo_reply,
             s.kernel,
             s.rate_limited,
             s.send_errors,
@@ -194,6 +198,7 @@ impl<P: PortTable> Responder<P> {
                         match kind {
                             ReplyKind::TimeExceeded => self.counters.time_exceeded += 1,
                             ReplyKind::PortUnreachable => self.counters.port_unreachable += 1,
+                            ReplyKind::EchoReply => self.counters.echo_reply += 1,
                         }
                     }
                     at += sent;
