@@ -259,6 +259,38 @@ pub struct PreviewArgs {
 pub struct SetMessageArgs {
     #[command(flatten)]
     pub message: MessageArgs,
+    #[command(flatten)]
+    pub delays: DelayArgs,
+}
+
+/// Round-trip times of the show's replies.
+#[derive(Debug, Args, Default)]
+pub struct DelayArgs {
+    /// Delay hop t's reply by t x MS milliseconds, so times grow like a real path's (at most 2000 per reply); with --line-delay, replaces the stored delays
+    #[arg(long, value_name = "MS", value_parser = |s: &str| crate::responder::settings::parse_ms("--hop-delay", s))]
+    pub hop_delay: Option<u32>,
+    /// Delay one line's replies by MS milliseconds (repeatable; at most 2000), e.g. --line-delay 3=150
+    #[arg(long, value_name = "LINE=MS", value_parser = crate::responder::settings::parse_line_delay)]
+    pub line_delay: Vec<(usize, u32)>,
+}
+
+impl DelayArgs {
+    /// The settings the flags give, or `None` when none was given.
+    pub fn settings(&self) -> Option<crate::responder::settings::DelaySettings> {
+        if self.hop_delay.is_none() && self.line_delay.is_empty() {
+            return None;
+        }
+        let mut lines = self.line_delay.clone();
+        lines.sort_by_key(|(line, _)| *line);
+        // The last one given for a line wins.
+        lines.reverse();
+        lines.dedup_by_key(|(line, _)| *line);
+        lines.reverse();
+        Some(crate::responder::settings::DelaySettings {
+            hop_ms: self.hop_delay.unwrap_or(0),
+            lines,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +328,8 @@ pub struct ServeArgs {
     /// Name of this name server in the zones' SOA and NS records [default: localhost.]
     #[arg(long, value_name = "NAME", requires = "dns")]
     pub dns_nameserver: Option<String>,
+    #[command(flatten)]
+    pub delays: DelayArgs,
     /// Print the exact firewall commands and exit
     #[arg(long)]
     pub dry_run: bool,

@@ -56,6 +56,10 @@ pub struct State {
     pub notes: Vec<(String, String)>,
     /// The pid of the `troll serve` answering for this deployment, if any.
     pub serve_pid: Option<u32>,
+    /// Round-trip delays of the replies (`set-message --hop-delay`,
+    /// `--line-delay`).
+    #[serde(default)]
+    pub delays: crate::responder::settings::DelaySettings,
     /// The namespaces of a local lab (`troll demo`), removed on teardown.
     pub lab: Option<LabNames>,
 }

@@ -176,6 +176,62 @@ fn set_message_stores_and_preview_reuses_it() {
 }
 
 #[test]
+fn delays_are_stored_kept_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = || {
+        Store::new(dir.path().join("state"))
+            .load("lab")
+            .unwrap()
+            .unwrap()
+    };
+    let r = run(troll(dir.path()).args([
+        "-d",
+        "lab",
+        "set-message",
+        SAMPLE,
+        "--hop-delay",
+        "20",
+        "--line-delay",
+        "2=150",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("round-trip delays: 20 ms per hop, line 2: 150 ms"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(state().delays.hop_ms, 20);
+    assert_eq!(state().delays.lines, vec![(2, 150)]);
+    // A new message without delay flags keeps them.
+    let r = run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(state().delays.hop_ms, 20);
+    // Over the cap, or a line the message does not have: usage errors
+    // that say so, and the stored delays stay.
+    let big =
+        run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE, "--hop-delay", "2500"]));
+    assert_eq!(big.code, 2);
+    assert!(big.stderr.contains("capped at 2000 ms"), "{}", big.stderr);
+    let line =
+        run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE, "--line-delay", "40=10"]));
+    assert_eq!(line.code, 2);
+    assert!(
+        line.stderr.contains("--line-delay 40=...: the message has"),
+        "{}",
+        line.stderr
+    );
+    let serve = run(troll(dir.path()).args(["serve", "--hop-delay", "9999", "--dry-run"]));
+    assert_eq!(serve.code, 2);
+    assert!(
+        serve.stderr.contains("capped at 2000 ms"),
+        "{}",
+        serve.stderr
+    );
+    assert_eq!(state().delays.lines, vec![(2, 150)]);
+}
+
+#[test]
 fn config_file_and_environment_precedence() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("troll.toml");

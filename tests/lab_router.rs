@@ -336,3 +336,134 @@ fn traceroute_to_a_hop_address() {
         "{out}"
     );
 }
+
+// --- round-trip times ------------------------------------------------------
+
+/// The times a traceroute line shows, in ms.
+fn traceroute_times(out: &str, ttl: usize) -> Vec<f64> {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&ttl.to_string()))
+        .unwrap_or_else(|| panic!("no hop {ttl}:\n{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[1] == "ms")
+        .filter_map(|w| w[0].parse().ok())
+        .collect()
+}
+
+/// mtr's report row for hop `ttl`: (Best, Worst) in ms.
+fn mtr_best_worst(out: &str, ttl: usize) -> (f64, f64) {
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{ttl}.|--")))
+        .unwrap_or_else(|| panic!("no hop {ttl}:\n{out}"));
+    // ... Loss% Snt Last Avg Best Wrst StDev
+    let w: Vec<&str> = row.split_whitespace().collect();
+    let n = w.len();
+    (w[n - 3].parse().unwrap(), w[n - 2].parse().unwrap())
+}
+
+fn assert_between(times: &[f64], low: f64, high: f64, what: &str, out: &str) {
+    assert!(!times.is_empty(), "{what}: no times\n{out}");
+    // Never early: the delay is a floor, whatever the load.
+    for t in times {
+        assert!(*t >= low, "{what}: {t} ms below {low}:\n{out}");
+    }
+    // The median within the slack: a single probe may meet a scheduler
+    // delay of the client or the responder on a loaded machine (measured:
+    // up to +60 ms with other builds running on 2 cores).
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    assert!(
+        median <= high,
+        "{what}: median {median} ms above {high}:\n{out}"
+    );
+}
+
+/// `--hop-delay 20`: hop 4 reads at least 80 ms and at most 80 + 15 ms in
+/// traceroute and mtr, over IPv4 and IPv6, 5 runs each; then a
+/// `--line-delay 2=300` stored by set-message is followed live (SIGHUP).
+#[test]
+fn hop_delay_shapes_the_round_trip_times() {
+    let mut lab = Lab::new();
+    sh_ok(lab.troll().args([
+        "provision",
+        "--provider",
+        "local",
+        "--ipv6",
+        "--message",
+        MESSAGE,
+    ]));
+    let stored = sh_ok(
+        lab.troll()
+            .args(["set-message", MESSAGE, "--hop-delay", "20"]),
+    );
+    assert!(
+        stored.contains("round-trip delays: 20 ms per hop"),
+        "{stored}"
+    );
+    lab.serve_with_dns();
+    for target in [TARGET, TARGET6] {
+        for run in 0..RUNS {
+            let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", target]);
+            println!("run {run} traceroute {target}:\n{out}");
+            assert_between(
+                &traceroute_times(&out, 4),
+                80.0,
+                95.0,
+                "traceroute hop 4",
+                &out,
+            );
+            assert_between(
+                &traceroute_times(&out, 1),
+                20.0,
+                35.0,
+                "traceroute hop 1",
+                &out,
+            );
+            let out = lab.client_run(
+                "mtr",
+                &["-n", "-r", "-w", "-c", "3", "-i", "0.2", "-m", "10", target],
+            );
+            println!("run {run} mtr {target}:\n{out}");
+            let (best, worst) = mtr_best_worst(&out, 4);
+            assert!(best >= 80.0, "mtr hop 4 best {best} ms below 80:\n{out}");
+            assert!(
+                best <= 95.0,
+                "mtr hop 4 best {best} ms above 95 (worst {worst}):\n{out}"
+            );
+        }
+    }
+    // A line of its own, followed live.
+    let stored = sh_ok(lab.troll().args([
+        "set-message",
+        MESSAGE,
+        "--hop-delay",
+        "20",
+        "--line-delay",
+        "2=300",
+    ]));
+    assert!(stored.contains("line 2: 300 ms"), "{stored}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
+        let hop2 = traceroute_times(&out, 2);
+        if hop2.iter().all(|t| (300.0..=315.0).contains(t)) && !hop2.is_empty() {
+            assert_between(
+                &traceroute_times(&out, 4),
+                80.0,
+                95.0,
+                "hop 4 after reload",
+                &out,
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload was not followed:\n{out}"
+        );
+    }
+}

@@ -27,6 +27,7 @@
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 use etherparse::{
     checksum, icmpv4, icmpv6, Icmpv4Type, Icmpv6Type, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice,
@@ -42,6 +43,11 @@ use libfuzzer_sys::fuzz_target;
 mod decide;
 
 use decide::{decide, Decision, ReplyKind, Table, MAX_REPLY, MAX_REPLY_V4, MAX_REPLY_V6};
+
+// The delay queue and per-line delays (std only), compiled in the same way.
+#[path = "../../src/responder/delay.rs"]
+#[allow(dead_code)]
+mod delay;
 
 /// The targets when the input does not take the probe's destination.
 const TARGET_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -139,9 +145,15 @@ fuzz_target!(|data: &[u8]| {
     let ports = move |_: IpAddr, port: u16| all_open || port == open_port;
     let mut out = [0u8; MAX_REPLY];
     match decide(input.packet, &table, &ports, &mut out) {
-        Decision::Reply { len, to, kind } => {
+        Decision::Reply {
+            len,
+            to,
+            kind,
+            line,
+        } => {
             assert!(len <= MAX_REPLY, "reply length {len}");
             let reply = &out[..len];
+            check_line_and_delay(&input, &table, reply, kind, line);
             if input.v6 {
                 check_reply_v6(&input, &table, &ports, reply, to, kind);
             } else {
@@ -168,6 +180,59 @@ fuzz_target!(|data: &[u8]| {
         Decision::Drop(_) => {}
     }
 });
+
+/// The line a reply is counted for, and what the delay queue does with it:
+/// the per-line delay the input's settings give (hop delay from the open
+/// port, one line's own from flags and the hop count), never over 2000 ms;
+/// a queued reply is kept whole, refused when the queue is full, not
+/// released before it is due and released exactly then.
+fn check_line_and_delay(input: &Input<'_>, table: &Table, reply: &[u8], kind: ReplyKind, line: u8) {
+    let (destination, ttl) = if input.v6 {
+        let ip = Ipv6HeaderSlice::from_slice(input.packet).expect("an IPv6 header");
+        (IpAddr::V6(ip.destination_addr()), ip.hop_limit())
+    } else {
+        let ip = Ipv4HeaderSlice::from_slice(input.packet).expect("an IPv4 header");
+        (IpAddr::V4(ip.destination_addr()), ip.ttl())
+    };
+    let hops = table.hops(destination).expect("replies only for targets");
+    let expected = match kind {
+        ReplyKind::TimeExceeded => ttl,
+        _ => u8::try_from(hops.len() + 1).unwrap_or(u8::MAX),
+    };
+    assert_eq!(line, expected, "reply counted for the wrong line");
+
+    let hop_ms = u32::from(input.open_port);
+    let lines = [(
+        usize::from(input.hops.len() as u8 & 0x3f),
+        u32::from(input.open_port >> 5),
+    )];
+    let delays = delay::Delays::new(hop_ms, &lines);
+    let wait = delays.of_line(line);
+    let ms = delay::delay_of_line(hop_ms, &lines, usize::from(line));
+    assert!(ms <= delay::MAX_DELAY_MS, "delay {ms} ms over the cap");
+    assert_eq!(
+        wait,
+        Duration::from_millis(ms.into()),
+        "per-line table disagrees"
+    );
+
+    let t0 = Instant::now();
+    let mut queue = delay::DelayQueue::new(1);
+    assert!(queue.push(t0 + wait, reply, line));
+    assert!(!queue.push(t0, reply, line), "a full queue took a reply");
+    if let Some(early) = (t0 + wait).checked_sub(Duration::from_nanos(1)) {
+        if !wait.is_zero() {
+            assert!(!queue.pop_due(early, |_, _| ()), "released early");
+        }
+    }
+    let mut released = false;
+    assert!(queue.pop_due(t0 + wait, |bytes, l| {
+        assert_eq!(bytes, reply, "the queue changed the reply");
+        assert_eq!(l, line);
+        released = true;
+    }));
+    assert!(released && queue.is_empty());
+}
 
 /// The hop that answers arrival TTL `ttl` for `target`, which the reply's
 /// kind and source must match.
@@ -450,10 +515,7 @@ fn check_reply_v6(
             assert!(matches!(icmp.header().icmp_type, Icmpv6Type::EchoReply(_)));
             assert!(len <= probe_len, "echo reply longer than the request");
             let echo = &reply[44..];
-            assert!(
-                probe.ends_with(echo),
-                "echo not mirrored"
-            );
+            assert!(probe.ends_with(echo), "echo not mirrored");
             check_who_answers(
                 table,
                 ports,

@@ -14,6 +14,7 @@ use crate::plan::Hop;
 use crate::responder::decide::Table;
 use crate::responder::ports::ProcPorts;
 use crate::responder::ratelimit::{RateLimiter, DEFAULT_BURST, DEFAULT_RATE};
+use crate::responder::settings::DelaySettings;
 use crate::responder::socket::LinkIo;
 use crate::responder::{Control, Counters, Moderation, Responder};
 use crate::rules::{self, Target, MARK};
@@ -175,6 +176,15 @@ fn render(deployment: &str, shows: &[WireShow]) -> Vec<AppliedRule> {
     rules::render(deployment, &targets)
 }
 
+/// The round-trip delays to serve: the flags' if given, else the
+/// deployment's stored ones.
+fn delay_settings(args: &ServeArgs, state: Option<&State>) -> DelaySettings {
+    args.delays
+        .settings()
+        .or_else(|| state.map(|s| s.delays.clone()))
+        .unwrap_or_default()
+}
+
 fn table(shows: &[WireShow]) -> Table {
     Table::router(shows.iter().map(|s| (s.target, s.hops.clone())))
 }
@@ -276,6 +286,9 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         ProcPorts::new(),
         RateLimiter::new(rate, burst),
     );
+    let delays = delay_settings(args, state.as_ref());
+    responder.delays = delays.delays();
+    tracing::info!("round-trip delays: {}", delays.describe());
     for show in &shows {
         let named = show.hops.iter().flatten().count();
         tracing::info!(
@@ -369,6 +382,7 @@ fn reload(
         locked.state.rules = rules;
         locked.save()?;
         responder.table = table(&shows);
+        responder.delays = delay_settings(args, state.as_ref()).delays();
         if let (Some((server, _)), Some(zone)) = (dns, zone) {
             server.update(zone);
         }

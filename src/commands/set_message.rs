@@ -39,6 +39,15 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
     // Read and check everything before touching the state: a bad message
     // must leave the deployment exactly as it was.
     let input = args.message.read(&ctx.config)?;
+    let delays = args.delays.settings();
+    if let Some(delays) = &delays {
+        let lines = input.encoded.lines.len();
+        if let Some((line, _)) = delays.lines.iter().find(|(line, _)| *line > lines) {
+            return Err(crate::error::Error::Usage(format!(
+                "--line-delay {line}=...: the message has {lines} line(s); give a line from 1 to {lines}"
+            )));
+        }
+    }
     let plan = plan_message(&input)?;
     let mut locked = ctx.store.lock(&ctx.deployment)?;
     for target in &locked.state.targets {
@@ -47,6 +56,11 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
     }
     let (hops, names) = (plan.hop_count(), plan.addresses_needed());
     store_message(&mut locked.state, &input, plan);
+    // Delay flags replace the stored delays; without them they stay.
+    if let Some(delays) = delays {
+        locked.state.delays = delays;
+    }
+    let delays = locked.state.delays.describe();
     locked.save()?;
     // A cloud deployment publishes the names through its provider's API.
     if !locked.state.targets.is_empty() {
@@ -69,7 +83,7 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
     drop(locked);
 
     println!(
-        "deployment '{}': message stored, {hops} fake hop(s), {names} distinct name(s).",
+        "deployment '{}': message stored, {hops} fake hop(s), {names} distinct name(s); round-trip delays: {delays}.",
         ctx.deployment
     );
     if held == 0 {

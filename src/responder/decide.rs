@@ -378,6 +378,10 @@ pub enum Decision {
         len: usize,
         to: IpAddr,
         kind: ReplyKind,
+        /// The message line that answers (1-based): `t` for hop `t`'s
+        /// Time Exceeded, `N + 1` for the target's own answer (a hop
+        /// address's own line). Round-trip delays are per line.
+        line: u8,
     },
     /// Not ours to answer: the kernel answers it (`t > N` TCP, `t > N` ICMP
     /// echo, UDP to an open port on the target, other protocols past the
@@ -410,11 +414,13 @@ pub fn decide(
             len: write_reply_v4(&answer, out),
             to: IpAddr::V4(answer.to),
             kind: answer.kind,
+            line: answer.line,
         },
         Ok(Verdict::Answer(Answer::V6(answer))) => Decision::Reply {
             len: write_reply_v6(&answer, out),
             to: IpAddr::V6(answer.to),
             kind: answer.kind,
+            line: answer.line,
         },
         Err(reason) => Decision::Drop(reason),
     }
@@ -433,6 +439,7 @@ enum Answer<'a> {
 
 struct AnswerV4<'a> {
     kind: ReplyKind,
+    line: u8,
     from: Ipv4Addr,
     to: Ipv4Addr,
     ttl: u8,
@@ -445,6 +452,7 @@ struct AnswerV4<'a> {
 
 struct AnswerV6<'a> {
     kind: ReplyKind,
+    line: u8,
     from: Ipv6Addr,
     to: Ipv6Addr,
     hop_limit: u8,
@@ -477,6 +485,7 @@ enum Step {
         kind: ReplyKind,
         from: IpAddr,
         ttl: u8,
+        line: u8,
     },
 }
 
@@ -552,8 +561,10 @@ fn classify_v4<'a>(
             kind,
             from: IpAddr::V4(from),
             ttl,
+            line,
         } => Ok(Verdict::Answer(Answer::V4(AnswerV4 {
             kind,
+            line,
             from,
             to: source,
             ttl,
@@ -632,8 +643,10 @@ fn classify_v6<'a>(
             kind,
             from: IpAddr::V6(from),
             ttl,
+            line,
         } => Ok(Verdict::Answer(Answer::V6(AnswerV6 {
             kind,
+            line,
             from,
             to: source,
             hop_limit: ttl,
@@ -669,6 +682,7 @@ fn follow_show(
                 kind: ReplyKind::TimeExceeded,
                 from,
                 ttl: reply_ttl,
+                line: ttl,
             })
         }
         None => {
@@ -677,11 +691,15 @@ fn follow_show(
                 .saturating_sub(hops.len())
                 .max(1);
             let ttl = u8::try_from(reply_ttl).unwrap_or(REPLY_BASE_TTL);
+            // The table holds at most u8::MAX - 1 hops where it matters
+            // (63); a longer one saturates.
+            let line = u8::try_from(hops.len() + 1).unwrap_or(u8::MAX);
             let answer = |kind| {
                 Ok(Step::Answer {
                     kind,
                     from: target,
                     ttl,
+                    line,
                 })
             };
             match kind {
@@ -1118,7 +1136,7 @@ mod tests {
     }
 
     fn check_reply_v4(probe: &[u8], decision: Decision, out: &[u8; MAX_REPLY]) -> Vec<u8> {
-        let Decision::Reply { len, to, kind } = decision else {
+        let Decision::Reply { len, to, kind, .. } = decision else {
             panic!("expected a reply, got {decision:?}");
         };
         assert!(len <= MAX_REPLY_V4);
@@ -1169,7 +1187,7 @@ mod tests {
     }
 
     fn check_reply_v6(probe: &[u8], decision: Decision, out: &[u8; MAX_REPLY]) -> Vec<u8> {
-        let Decision::Reply { len, to, kind } = decision else {
+        let Decision::Reply { len, to, kind, .. } = decision else {
             panic!("expected a reply, got {decision:?}");
         };
         assert!(len <= MAX_REPLY_V6);
@@ -1242,7 +1260,8 @@ mod tests {
             Decision::Reply {
                 len: 88,
                 to: IpAddr::V4(CLIENT),
-                kind: ReplyKind::TimeExceeded
+                kind: ReplyKind::TimeExceeded,
+                line: 1,
             }
         );
     }
@@ -1285,7 +1304,8 @@ mod tests {
             Decision::Reply {
                 len: 88,
                 to: IpAddr::V4(CLIENT),
-                kind: ReplyKind::PortUnreachable
+                kind: ReplyKind::PortUnreachable,
+                line: 5,
             }
         );
         // From 198.18.0.10 with TTL 64 - N = 60.
@@ -1810,7 +1830,8 @@ mod tests {
             Decision::Reply {
                 len: 128,
                 to: IpAddr::V6(V6_CLIENT),
-                kind: ReplyKind::TimeExceeded
+                kind: ReplyKind::TimeExceeded,
+                line: 1,
             }
         );
         // From 2001:db8::11, hop limit 64, ICMPv6 3/0.
@@ -1869,7 +1890,8 @@ mod tests {
             Decision::Reply {
                 len: 128,
                 to: IpAddr::V6(V6_CLIENT),
-                kind: ReplyKind::PortUnreachable
+                kind: ReplyKind::PortUnreachable,
+                line: 5,
             }
         );
         // From 2001:db8::10 with hop limit 64 - N = 60, ICMPv6 1/4.
@@ -2525,7 +2547,7 @@ mod tests {
         ] {
             let probe = hex(probe);
             let (decision, out) = run_router(&probe);
-            let Decision::Reply { len, to, kind } = decision else {
+            let Decision::Reply { len, to, kind, .. } = decision else {
                 panic!("{decision:?}");
             };
             assert_eq!(kind, ReplyKind::EchoReply);

@@ -8,13 +8,16 @@
 //! straight into a send batch, and sends the batch with one call.
 
 pub mod decide;
+pub mod delay;
 pub mod filter;
 pub mod local;
 pub mod ports;
 pub mod ratelimit;
+pub mod settings;
 pub mod socket;
 
 use decide::{decide, Decision, DropReason, PortTable, ReplyKind, Table};
+use delay::{DelayQueue, Delays};
 use ratelimit::RateLimiter;
 use serde::{Deserialize, Serialize};
 use socket::{Link, PacketIo, RxBatch, TxBatch, BATCH};
@@ -38,6 +41,12 @@ pub struct Counters {
     /// Would have been answered, but the source was over its rate limit.
     pub rate_limited: u64,
     pub send_errors: u64,
+    /// Replies held back for their round-trip delay.
+    #[serde(default)]
+    pub delayed: u64,
+    /// Delayed replies dropped because the delay queue was full.
+    #[serde(default)]
+    pub delay_queue_full: u64,
     /// Dropped without an answer, by reason.
     pub dropped: BTreeMap<String, u64>,
     #[serde(skip)]
@@ -74,7 +83,7 @@ impl Counters {
         };
         let drops: Vec<String> = s.dropped.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
-            "received={} time_exceeded={} port_unreachable={} echo_reply={} kernel={} rate_limited={} send_errors={} dropped: {}",
+            "received={} time_exceeded={} port_unreachable={} echo_reply={} kernel={} rate_limited={} send_errors={} delayed={} delay_queue_full={} dropped: {}",
             s.received,
             s.time_exceeded,
             s.port_unreachable,
@@ -82,6 +91,8 @@ impl Counters {
             s.kernel,
             s.rate_limited,
             s.send_errors,
+            s.delayed,
+            s.delay_queue_full,
             if drops.is_empty() { "none".to_string() } else { drops.join(" ") }
         )
     }
@@ -123,6 +134,14 @@ impl Moderation {
     }
 }
 
+/// What a delayed reply needs besides its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    to: IpAddr,
+    link: Link,
+    kind: ReplyKind,
+}
+
 /// Flags set from signal handlers and read by the loop.
 #[derive(Debug, Clone, Default)]
 pub struct Control {
@@ -145,6 +164,9 @@ pub struct Responder<P: PortTable> {
     /// The broadcast addresses of the host's subnets (see `local`):
     /// never answered, refreshed at every tick.
     pub no_reply: Vec<IpAddr>,
+    /// Round-trip delay per line; replaced on reload.
+    pub delays: Delays,
+    queue: DelayQueue<Pending>,
     rx: RxBatch,
     tx: TxBatch,
     kinds: [ReplyKind; BATCH],
@@ -158,6 +180,8 @@ impl<P: PortTable> Responder<P> {
             limiter,
             counters: Counters::default(),
             no_reply: local::broadcasts(),
+            delays: Delays::default(),
+            queue: DelayQueue::new(delay::QUEUE_SLOTS),
             rx: RxBatch::default(),
             tx: TxBatch::default(),
             kinds: [ReplyKind::TimeExceeded; BATCH],
@@ -172,7 +196,12 @@ impl<P: PortTable> Responder<P> {
         match decide(packet, &self.table, &self.ports, self.tx.next_slot()) {
             Decision::Kernel => self.counters.kernel += 1,
             Decision::Drop(reason) => self.counters.count_drop(reason),
-            Decision::Reply { len, to, kind } => {
+            Decision::Reply {
+                len,
+                to,
+                kind,
+                line,
+            } => {
                 if self.no_reply.binary_search(&to).is_ok() {
                     self.counters.count_drop(DropReason::BadSource);
                     return;
@@ -181,8 +210,40 @@ impl<P: PortTable> Responder<P> {
                     self.counters.rate_limited += 1;
                     return;
                 }
-                self.kinds[self.tx.len()] = kind;
-                self.tx.push(len, to, link);
+                let wait = self.delays.of_line(line);
+                if wait.is_zero() {
+                    self.kinds[self.tx.len()] = kind;
+                    self.tx.push(len, to, link);
+                    return;
+                }
+                // The reply was written into the next send slot; the
+                // queue keeps a copy, and the slot is reused.
+                let reply = &self.tx.next_slot()[..len];
+                let pending = Pending { to, link, kind };
+                if self.queue.push(now + wait, reply, pending) {
+                    self.counters.delayed += 1;
+                } else {
+                    self.counters.delay_queue_full += 1;
+                }
+            }
+        }
+    }
+
+    /// Moves the delayed replies due at `now` into the send batch, sending
+    /// whenever it fills.
+    fn release_due(&mut self, io: &mut impl PacketIo, now: Instant) {
+        loop {
+            if self.tx.len() == BATCH {
+                self.flush(io);
+            }
+            let (tx, kinds) = (&mut self.tx, &mut self.kinds);
+            let released = self.queue.pop_due(now, |bytes, pending| {
+                tx.next_slot()[..bytes.len()].copy_from_slice(bytes);
+                kinds[tx.len()] = pending.kind;
+                tx.push(bytes.len(), pending.to, pending.link);
+            });
+            if !released {
+                break;
             }
         }
     }
@@ -232,6 +293,11 @@ impl<P: PortTable> Responder<P> {
             let now = Instant::now();
             for i in 0..received {
                 self.handle(i, now);
+            }
+            if !self.queue.is_empty() {
+                self.release_due(io, Instant::now());
+                // One timer for the whole queue: the earliest due reply.
+                io.wake_at(self.queue.next_due())?;
             }
             self.flush(io);
             if let Some(pause) = moderation.pause(received, now) {
@@ -390,5 +456,64 @@ mod tests {
             .iter()
             .all(|(p, to)| *to == a && p[12..16] == hop.octets()));
         assert!(c.summary().starts_with("received=11 time_exceeded=4"));
+    }
+
+    #[test]
+    fn delayed_replies_wait_in_the_queue_and_leave_when_due() {
+        let hop = Ipv4Addr::new(198, 18, 0, 1);
+        let table = Table::new([(
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            vec![Some(IpAddr::V4(hop)), Some(IpAddr::V4(hop))],
+        )]);
+        let mut responder = Responder::new(table, NoPorts, RateLimiter::new(0, 0));
+        responder.no_reply.clear();
+        responder.delays = Delays::new(20, &[(2, 0)]);
+        let control = Control::default();
+        let mut io = FakeIo {
+            incoming: VecDeque::new(),
+            sent: Vec::new(),
+            stop: control.stop.clone(),
+        };
+        let src = Ipv4Addr::new(198, 18, 1, 1);
+        let t0 = Instant::now();
+        // Hop 1 waits 20 ms; hop 2 has its own delay of 0; the target
+        // (line 3) waits 60 ms.
+        for (i, ttl) in [1u8, 2, 3].into_iter().enumerate() {
+            assert!(responder.rx.set(i, &udp_probe(src, ttl), Link::default()));
+            responder.handle(i, t0);
+        }
+        responder.flush(&mut io);
+        assert_eq!(io.sent.len(), 1, "only hop 2 at once");
+        assert_eq!(responder.counters.delayed, 2);
+        assert_eq!(
+            responder.queue.next_due(),
+            Some(t0 + Duration::from_millis(20))
+        );
+        responder.release_due(&mut io, t0 + Duration::from_millis(19));
+        assert_eq!(responder.tx.len(), 0);
+        responder.release_due(&mut io, t0 + Duration::from_millis(20));
+        responder.flush(&mut io);
+        assert_eq!(io.sent.len(), 2);
+        assert_eq!(io.sent[1].0[20], 11, "hop 1's time exceeded");
+        responder.release_due(&mut io, t0 + Duration::from_millis(60));
+        responder.flush(&mut io);
+        assert_eq!(io.sent.len(), 3);
+        assert_eq!(io.sent[2].0[20], 3, "the target's port unreachable");
+        let c = responder.counters.snapshot();
+        assert_eq!((c.time_exceeded, c.port_unreachable), (2, 1));
+        // A full queue drops and counts the excess.
+        let mut small = Responder::new(Table::default(), NoPorts, RateLimiter::new(0, 0));
+        small.queue = DelayQueue::new(1);
+        small.table = responder.table.clone();
+        small.no_reply.clear();
+        small.delays = responder.delays.clone();
+        for i in 0..3 {
+            assert!(small.rx.set(i, &udp_probe(src, 1), Link::default()));
+            small.handle(i, t0);
+        }
+        assert_eq!(
+            (small.counters.delayed, small.counters.delay_queue_full),
+            (1, 2)
+        );
     }
 }

@@ -178,6 +178,12 @@ pub trait PacketIo {
     fn set_targets(&mut self, _targets: &[IpAddr]) -> io::Result<()> {
         Ok(())
     }
+    /// Makes `recv` return (with 0 packets) at `at` at the latest, for
+    /// the delayed replies due then; `None` cancels. The default does
+    /// nothing (`recv` returns often enough in tests).
+    fn wake_at(&mut self, _at: Option<std::time::Instant>) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How probes are read (see the module documentation).
@@ -352,6 +358,11 @@ pub struct LinkIo {
     loopback: i32,
     tx4: socket2::Socket,
     tx6: socket2::Socket,
+    /// One-shot timerfd for the delay queue's earliest reply; `recv`
+    /// waits on it beside the socket.
+    delay_timer: OwnedFd,
+    /// What `delay_timer` is armed for.
+    armed: Option<std::time::Instant>,
 }
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -471,6 +482,8 @@ impl LinkIo {
             loopback,
             tx4: raw(socket2::Domain::IPV4)?,
             tx6: raw(socket2::Domain::IPV6)?,
+            delay_timer: one_shot_timer()?,
+            armed: None,
         })
     }
 }
@@ -544,6 +557,53 @@ fn interval_timer(every: Duration) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
+}
+
+/// A non-blocking one-shot timerfd, disarmed.
+fn one_shot_timer() -> io::Result<OwnedFd> {
+    // SAFETY: plain timerfd_create(2) call; the fd is owned right away.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Arms `timer` to fire once after `after` (at least 1 ns: zero disarms),
+/// or disarms it.
+fn arm(timer: &OwnedFd, after: Option<Duration>) -> io::Result<()> {
+    let value = after.map_or(Duration::ZERO, |d| d.max(Duration::from_nanos(1)));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: value.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(value.subsec_nanos() as i32),
+        },
+    };
+    // SAFETY: spec is a valid itimerspec; the old value is not wanted.
+    let rc = unsafe {
+        libc::timerfd_settime(timer.as_raw_fd(), 0, &raw const spec, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads a fired timerfd's count, so it stops being readable.
+fn drain_timer(fd: i32) {
+    let mut expirations = 0u64;
+    // SAFETY: reads the 8-byte expiration count into a u64.
+    unsafe { libc::read(fd, (&raw mut expirations).cast(), 8) };
 }
 
 /// Sets a socket buffer size with `force` (past the sysctl maximum; needs
@@ -629,6 +689,7 @@ impl LinkIo {
                 continue;
             }
             let tick = ring.tick.as_raw_fd();
+            let delay = self.delay_timer.as_raw_fd();
             let mut pfd = [
                 libc::pollfd {
                     fd,
@@ -640,10 +701,16 @@ impl LinkIo {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: delay,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
-            // No timeout: the tick timer ends the wait (a signal does too).
-            // SAFETY: pfd is two valid pollfds.
-            let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 2, -1) };
+            // No timeout: the tick timer ends the wait, the delay timer
+            // when a delayed reply is due (a signal does too).
+            // SAFETY: pfd is three valid pollfds.
+            let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 3, -1) };
             if rc < 0 {
                 let err = io::Error::last_os_error();
                 return match err.kind() {
@@ -659,10 +726,13 @@ impl LinkIo {
                     Ok(Some(err)) | Err(err) => transient(err),
                 };
             }
+            if pfd[2].revents & libc::POLLIN != 0 {
+                drain_timer(delay);
+                self.armed = None;
+                return Ok(0);
+            }
             if pfd[1].revents & libc::POLLIN != 0 {
-                let mut expirations = 0u64;
-                // SAFETY: reads the 8-byte expiration count into a u64.
-                unsafe { libc::read(tick, (&raw mut expirations).cast(), 8) };
+                drain_timer(tick);
                 return Ok(0);
             }
         }
@@ -673,6 +743,32 @@ impl PacketIo for LinkIo {
     fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
         if self.ring.is_some() {
             return self.recv_ring(batch);
+        }
+        if self.armed.is_some() {
+            // recvmmsg cannot wait on the timer: poll both first, at most
+            // as long as the socket's read timeout.
+            let delay = self.delay_timer.as_raw_fd();
+            let mut pfd = [
+                libc::pollfd {
+                    fd: self.rx.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: delay,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: pfd is two valid pollfds.
+            let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 2, 200) };
+            if rc <= 0 || pfd[0].revents & libc::POLLIN == 0 {
+                if pfd[1].revents & libc::POLLIN != 0 {
+                    drain_timer(delay);
+                    self.armed = None;
+                }
+                return Ok(0);
+            }
         }
         loop {
             // SAFETY: all of these are plain data; zeroed is a valid value.
@@ -794,6 +890,19 @@ impl PacketIo for LinkIo {
         } else {
             Ok(n as usize)
         }
+    }
+
+    fn wake_at(&mut self, at: Option<std::time::Instant>) -> io::Result<()> {
+        if at == self.armed {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        arm(
+            &self.delay_timer,
+            at.map(|at| at.saturating_duration_since(now)),
+        )?;
+        self.armed = at;
+        Ok(())
     }
 
     fn set_targets(&mut self, targets: &[IpAddr]) -> io::Result<()> {
