@@ -21,6 +21,9 @@
 #                  runs in its own kernel thread, as on separate machines
 #   BENCH_SERVE_FLAGS  extra flags for `troll serve`, e.g. "--rx queue" or
 #                  "--coalesce 0", to compare its read and send paths
+#   BENCH_DELAY_MS  after the undelayed ladders, serve again with
+#                  `--hop-delay BENCH_DELAY_MS` and repeat (b) and (c), so
+#                  replies go through the delay queue (default 1; 0 skips)
 #   BENCH_NO_BUILD=1  use the binaries already built
 #   CARGO_TARGET_DIR  where cargo builds (default target/)
 #
@@ -173,22 +176,32 @@ echo "(a) kernel echo replies from $SERVER_ADDR (no troll running)" >&2
 ladder kernel icmp 64 "$SERVER_ADDR"
 
 mkdir -p "$WORK/state"
-TROLL_STATE_DIR="$WORK/state" XDG_CONFIG_HOME="$WORK" RUST_LOG=info \
-    ip netns exec "$SERVER" "$TROLL" serve --target "$TARGET" --hops "$HOPS" \
-    --interface eth0 --rate 0 ${BENCH_SERVE_FLAGS:-} 2>"$WORK/serve.log" &
-SERVE_PID=$!
-for _ in $(seq 100); do
-    grep -q "ready: answering probes" "$WORK/serve.log" && break
-    kill -0 "$SERVE_PID" 2>/dev/null || {
+# start_serve EXTRA_FLAGS...: troll serve in the server namespace, ready.
+start_serve() {
+    TROLL_STATE_DIR="$WORK/state" XDG_CONFIG_HOME="$WORK" RUST_LOG=info \
+        ip netns exec "$SERVER" "$TROLL" serve --target "$TARGET" --hops "$HOPS" \
+        --interface eth0 --rate 0 ${BENCH_SERVE_FLAGS:-} "$@" 2>"$WORK/serve.log" &
+    SERVE_PID=$!
+    for _ in $(seq 100); do
+        grep -q "ready: answering probes" "$WORK/serve.log" && break
+        kill -0 "$SERVE_PID" 2>/dev/null || {
+            cat "$WORK/serve.log" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
+    grep -q "ready: answering probes" "$WORK/serve.log" || {
         cat "$WORK/serve.log" >&2
         exit 1
     }
-    sleep 0.1
-done
-grep -q "ready: answering probes" "$WORK/serve.log" || {
-    cat "$WORK/serve.log" >&2
-    exit 1
 }
+stop_serve() {
+    kill -TERM "$SERVE_PID"
+    wait "$SERVE_PID" 2>/dev/null || true
+    SERVE_PID=""
+    rm -f "$WORK/state/default.counters.json"
+}
+start_serve
 
 echo "(b) troll Time Exceeded ($TE_KIND, TTL 1 -> hop 1 of 3)" >&2
 ladder troll_te "$TE_KIND" 1 "$TARGET"
@@ -199,16 +212,30 @@ ladder kernel_serving icmp 64 "$SERVER_ADDR"
 
 STATUS="$(cat "/proc/$SERVE_PID/status")"
 CLK_TCK="$(getconf CLK_TCK)"
+DELAY_MS="${BENCH_DELAY_MS:-1}"
+STATUS_DELAY=""
+if [ "$DELAY_MS" != 0 ]; then
+    stop_serve
+    start_serve --hop-delay "$DELAY_MS"
+    echo "(g) the same with --hop-delay $DELAY_MS: every reply waits in the delay queue" >&2
+    ladder troll_te_delay "$TE_KIND" 1 "$TARGET"
+    ladder troll_final_delay udp 64 "$TARGET"
+    STATUS_DELAY="$(cat "/proc/$SERVE_PID/status")"
+    grep -o "delayed=[0-9]* delay_queue_full=[0-9]*" "$WORK/serve.log" | tail -n 1 >&2 || true
+fi
 
-BENCH_VETH="$VETH_MODE" python3 - "$RESULTS" "$CLK_TCK" "$STATUS" <<'EOF'
+BENCH_VETH="$VETH_MODE" BENCH_DELAY_MS="$DELAY_MS" python3 - "$RESULTS" "$CLK_TCK" "$STATUS" "$STATUS_DELAY" <<'EOF'
 import json, os, sys
 
 steps = [json.loads(l) for l in open(sys.argv[1])]
 clk_tck = int(sys.argv[2])
-status = dict(
-    (k.strip(), v.strip()) for k, v in
-    (line.split(":", 1) for line in sys.argv[3].splitlines() if ":" in line)
-)
+def parse_status(text):
+    return dict(
+        (k.strip(), v.strip()) for k, v in
+        (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    )
+status = parse_status(sys.argv[3])
+status_delay = parse_status(sys.argv[4])
 
 def of(name):
     return [s for s in steps if s["step"] == name]
@@ -274,6 +301,28 @@ print(f"(f) (b)/(a) = {ratio(b['answered_pps'], a['answered_pps']):.3f}, "
       f"{ratio(c_sat['answered_pps'], k_sat['answered_pps']):.3f}")
 ks = best("kernel_serving")
 print(f"    kernel echo replies/s with troll serving: {ks['answered_pps']:.0f} (max)")
+delayed = {}
+if of("troll_te_delay"):
+    bd, cd = best("troll_te_delay"), best("troll_final_delay")
+    cpu_d = cpu_us(["troll_te_delay", "troll_final_delay"])
+    ms = os.environ.get("BENCH_DELAY_MS")
+    print(f"(g) with --hop-delay {ms}: Time Exceeded/s {bd['answered_pps']:.0f}, final hop/s "
+          f"{cd['answered_pps']:.0f} (maxima; without delay {b['answered_pps']:.0f}, "
+          f"{c['answered_pps']:.0f}); CPU per probe {cpu_d[0]:.2f} us (user {cpu_d[3]:.2f}, "
+          f"system {cpu_d[4]:.2f}; without delay {cpu_all[0]:.2f}); VmRSS "
+          f"{status_delay.get('VmRSS', '?')}, VmHWM {status_delay.get('VmHWM', '?')} "
+          f"(without delay {status.get('VmRSS', '?')})")
+    print("    CPU per probe by offered rate with delay (time exceeded / final hop): " + ", ".join(
+        f"{s['rate'] or 'max'}/s {step_us(s):.2f}/{step_us(f):.2f} us"
+        for s, f in zip(of("troll_te_delay"), of("troll_final_delay"))))
+    delayed = {
+        "delay_ms": int(ms),
+        "delay_time_exceeded_pps": bd["answered_pps"],
+        "delay_final_hop_pps": cd["answered_pps"],
+        "delay_cpu_us_per_probe": round(cpu_d[0], 3),
+        "delay_vm_rss_kib": int(status_delay.get("VmRSS", "0 kB").split()[0]),
+        "delay_vm_hwm_kib": int(status_delay.get("VmHWM", "0 kB").split()[0]),
+    }
 summary = {
     "kernel_echo_pps": a["answered_pps"],
     "kernel_saturation_offered_pps": sat_rate,
@@ -296,6 +345,7 @@ summary = {
     "ratio_te_to_kernel_at_saturation": round(ratio(b_sat["answered_pps"], k_sat["answered_pps"]), 3),
     "ratio_final_to_kernel_at_saturation": round(ratio(c_sat["answered_pps"], k_sat["answered_pps"]), 3),
     "kernel_echo_pps_with_troll_serving": ks["answered_pps"],
+    **delayed,
     "steps": steps,
 }
 print("BENCH " + json.dumps(summary))
