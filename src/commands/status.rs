@@ -16,6 +16,8 @@ pub struct Status {
     pub deployment: String,
     pub provider: Option<String>,
     pub message_lines: usize,
+    /// Round-trip delays of the replies, as set-message stored them.
+    pub delays: crate::responder::settings::DelaySettings,
     /// One per family served.
     pub shows: Vec<ShowStatus>,
     pub rules: Vec<RuleStatus>,
@@ -157,6 +159,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
         deployment: ctx.deployment.clone(),
         provider: state.provider.map(|p| p.to_string()),
         message_lines: state.lines.len(),
+        delays: state.delays.clone(),
         shows,
         rules,
         responder: Responder {
@@ -213,6 +216,7 @@ fn render(s: &Status) -> String {
         _ => "not running".to_string(),
     };
     let _ = writeln!(out, "responder   {responder}");
+    let _ = writeln!(out, "delays      {}", s.delays.describe());
     let shown = |a: &AddressStatus| {
         let local = if a.local != a.address {
             format!(" (local {})", a.local)

@@ -214,7 +214,8 @@ impl<F: Fn(IpAddr, u16) -> bool> PortTable for F {
 pub enum DropReason {
     /// Shorter than its IP header, its IPv4 total length or IPv6 payload
     /// length, an IPv6 extension header, or its transport header (ICMP 8,
-    /// UDP 8, TCP 20 bytes or its data offset).
+    /// UDP 8, TCP 20 bytes or its data offset, 8 bytes of any other
+    /// protocol).
     Truncated = 0,
     /// IP version is neither 4 nor 6.
     BadVersion,
@@ -541,7 +542,7 @@ fn classify_v4<'a>(
         IpNumber::ICMP => icmpv4_probe(transport)?,
         IpNumber::UDP => udp_probe(transport, !ip.more_fragments())?,
         IpNumber::TCP => tcp_probe(transport)?,
-        _ => Probe::Other,
+        _ => other_probe(transport)?,
     };
 
     let step = follow_show(ttl, kind, IpAddr::V4(target), entry, ports)?;
@@ -622,7 +623,7 @@ fn classify_v6<'a>(
         // A first fragment's length covers the datagram, not the fragment.
         IpNumber::UDP => udp_probe(transport, false)?,
         IpNumber::TCP => tcp_probe(transport)?,
-        _ => Probe::Other,
+        _ => other_probe(transport)?,
     };
 
     let step = follow_show(hop_limit, kind, IpAddr::V6(target), entry, ports)?;
@@ -729,6 +730,16 @@ fn udp_probe(transport: &[u8], whole: bool) -> Result<Probe, DropReason> {
     Ok(Probe::Udp {
         port: udp.destination_port(),
     })
+}
+
+/// Any other protocol: a probe when it carries the 8 bytes a reply must
+/// quote (DESIGN.md §2). A shorter one would also make the reply more than
+/// twice its size (28 or 48 bytes of headers around it): no amplification.
+fn other_probe(transport: &[u8]) -> Result<Probe, DropReason> {
+    if transport.len() < 8 {
+        return Err(DropReason::Truncated);
+    }
+    Ok(Probe::Other)
 }
 
 /// A TCP segment with a well-formed header, whatever its flags: a tracer
@@ -2461,14 +2472,32 @@ mod tests {
     }
 
     #[test]
-    fn a_protocol_with_no_payload_at_all_is_still_answered() {
-        // Protocol 253 with nothing after the IP header: the quote is the
-        // header alone.
-        let mut probe = hex(PROTO253_TTL2)[..20].to_vec();
-        probe[3] = 20;
-        fix_ip_checksum(&mut probe);
-        let (decision, out) = run(&probe);
-        assert_eq!(check_reply(&probe, decision, &out).len(), 48);
+    fn a_protocol_with_less_than_8_bytes_of_payload_is_not_answered() {
+        // Found by the fuzzer: a 44-byte IPv6 packet got a 92-byte reply.
+        // Fewer than the 8 bytes a reply must quote, and a reply would be
+        // more than twice the probe: dropped as truncated, whatever the
+        // protocol; 8 bytes are answered.
+        for (len, answered) in [(20usize, false), (27, false), (28, true)] {
+            let mut probe = hex(PROTO253_TTL2)[..len].to_vec();
+            probe[3] = len as u8;
+            fix_ip_checksum(&mut probe);
+            let (decision, out) = run(&probe);
+            if answered {
+                assert_eq!(check_reply(&probe, decision, &out).len(), 56);
+            } else {
+                assert_eq!(decision, Decision::Drop(DropReason::Truncated));
+            }
+        }
+        for (len, answered) in [(40usize, false), (44, false), (48, true)] {
+            let mut probe = hex(V6_PROTO253_HL2)[..len].to_vec();
+            fix_payload_len(&mut probe);
+            let (decision, out) = run(&probe);
+            if answered {
+                assert_eq!(check_reply(&probe, decision, &out).len(), 96);
+            } else {
+                assert_eq!(decision, Decision::Drop(DropReason::Truncated));
+            }
+        }
     }
 
     // --- hop addresses answer as router interfaces (issue 16) ---------------
