@@ -350,7 +350,7 @@ pub struct ProvisionArgs {
         hide_env_values = true
     )]
     pub instance: Option<String>,
-    /// Reserved IPs (labelled troll-DEPLOYMENT, attached to the instance) instead of additional IPv4 (vultr)
+    /// Reserved IPs (labelled "troll-DEPLOYMENT on INSTANCE", attached to it) instead of additional IPv4 (vultr)
     #[arg(long)]
     pub reserved: bool,
     /// The domain the host names live under; you publish their A records (aws)
@@ -359,6 +359,9 @@ pub struct ProvisionArgs {
     /// The AWS region [default: the SDK's chain, or the instance metadata service]
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// Print the create calls in order and the monthly cost; make only read calls, change nothing (vultr, aws)
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print cloud-init user data that makes a fresh instance serve this deployment; changes nothing
     #[arg(long)]
     pub print_user_data: bool,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::state::{Locked, State};
 use troll_providers::aws::{self, AwsProvider, AwsSettings, SystemResolver};
 use troll_providers::vultr::{self, Vultr};
-use troll_providers::{AddressPair, ProviderKind, PtrRecord};
+use troll_providers::{AddressPair, ProviderKind, ProvisionPlan, PtrRecord};
 
 /// Runs one provider future to completion.
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
@@ -153,7 +153,40 @@ impl Cloud {
     }
 }
 
-/// Provisions at Vultr: `count` IPv4 (and as many IPv6 with `ipv6`).
+fn vultr_request(count: usize, ipv6: bool, reserved: bool) -> vultr::ProvisionRequest {
+    vultr::ProvisionRequest {
+        ipv4: count,
+        ipv6: if ipv6 { count } else { 0 },
+        reserved,
+    }
+}
+
+/// What a Vultr provision would do, from read calls only.
+pub fn plan_vultr(
+    state: &State,
+    instance: &str,
+    deployment: &str,
+    count: usize,
+    ipv6: bool,
+    reserved: bool,
+) -> Result<ProvisionPlan> {
+    let v = Vultr::from_env(instance, deployment)?;
+    let journal = crate::state::ReadJournal(state);
+    Ok(block_on(
+        v.plan(&journal, vultr_request(count, ipv6, reserved)),
+    )??)
+}
+
+/// What an AWS provision would do, from Describe calls only (the limits
+/// are checked as a real run checks them).
+pub fn plan_aws(state: &State, settings: AwsSettings, count: usize) -> Result<ProvisionPlan> {
+    let provider = block_on(AwsProvider::connect(settings))??;
+    let journal = crate::state::ReadJournal(state);
+    Ok(block_on(provider.plan(count, &journal))??)
+}
+
+/// Provisions at Vultr: `count` IPv4 (and as many IPv6 with `ipv6`),
+/// after printing the plan and its cost.
 pub fn provision_vultr(
     locked: &mut Locked,
     instance: &str,
@@ -163,11 +196,12 @@ pub fn provision_vultr(
     reserved: bool,
 ) -> Result<(Vec<AddressPair>, Vec<AddressPair>)> {
     let v = Vultr::from_env(instance, deployment)?;
-    let request = vultr::ProvisionRequest {
-        ipv4: count,
-        ipv6: if ipv6 { count } else { 0 },
-        reserved,
+    let request = vultr_request(count, ipv6, reserved);
+    let plan = {
+        let journal = crate::state::ReadJournal(&locked.state);
+        block_on(v.plan(&journal, request))??
     };
+    print!("{}", plan.render());
     let out = block_on(v.provision(locked, request))??;
     if out.created + out.adopted > 0 {
         println!(
@@ -193,6 +227,11 @@ pub fn provision_aws(
     count: usize,
 ) -> Result<(String, String, Vec<AddressPair>, Vec<AddressPair>)> {
     let provider = block_on(AwsProvider::connect(settings))??;
+    let plan = {
+        let journal = crate::state::ReadJournal(&locked.state);
+        block_on(provider.plan(count, &journal))??
+    };
+    print!("{}", plan.render());
     let out = block_on(provider.provision(count, locked))??;
     for note in &out.notes {
         println!("AWS: {note}");

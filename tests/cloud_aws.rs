@@ -105,3 +105,25 @@ fn aws_needs_a_domain() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--domain"), "{}", r.stderr);
 }
+
+#[test]
+fn aws_with_ipv6_is_a_clear_error_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(troll(dir.path()).args([
+        "provision",
+        "--provider",
+        "aws",
+        "--domain",
+        "example.com",
+        "--ipv4",
+        "1",
+        "--ipv6",
+    ]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--ipv6") && r.stderr.contains("no reverse DNS for its IPv6"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}

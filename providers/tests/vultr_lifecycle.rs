@@ -11,6 +11,9 @@ use troll_providers::{Error, Journal, MemoryJournal};
 use vultr::fake::{Fake, Fault, Gate, World, FOREIGN_IP, INSTANCE, MAIN_IP, V6_MAIN};
 use vultr::*;
 
+/// The label of this deployment's reserved IPs on [`INSTANCE`].
+const LABEL: &str = "troll-show1 on cb676a46-66fd-4dfb-b839-443f2e6c0b60";
+
 const ADDITIONAL: ProvisionRequest = ProvisionRequest {
     ipv4: 2,
     ipv6: 2,
@@ -177,7 +180,7 @@ async fn reserved_ip_lifecycle_leaves_the_fake_as_it_was() {
     let p = v.provision(&mut j, RESERVED).await.unwrap();
     assert_eq!(p.ipv4.len(), 2);
     let world = fake.world();
-    let ours = world.labelled("troll-show1");
+    let ours = world.labelled(LABEL);
     assert_eq!(ours.len(), 2);
     assert!(ours
         .iter()
@@ -189,7 +192,7 @@ async fn reserved_ip_lifecycle_leaves_the_fake_as_it_was() {
         .filter(|r| r.kind == KIND_RESERVED)
         .collect();
     assert_eq!(recorded.len(), 2);
-    assert!(recorded.iter().all(|r| r.extra["label"] == "troll-show1"));
+    assert!(recorded.iter().all(|r| r.extra["label"] == LABEL));
 
     let again = v.provision(&mut j, RESERVED).await.unwrap();
     assert_eq!(again.created, 0);
@@ -235,7 +238,7 @@ async fn more_addresses_later_adds_only_the_difference_and_mixes_kinds() {
         .await
         .unwrap();
     assert_eq!((p.ipv4.len(), p.ipv6.len(), p.created), (3, 3, 2));
-    assert_eq!(fake.world().labelled("troll-show1").len(), 2);
+    assert_eq!(fake.world().labelled(LABEL).len(), 2);
     v.teardown(&mut j).await.unwrap();
     assert_clean(&fake, &before, &j);
 }
@@ -389,7 +392,7 @@ async fn unknown_outcomes_never_make_more_addresses_than_asked() {
         .await
         .unwrap();
     assert_eq!(p.ipv4.len(), 3);
-    assert_eq!(fake.world().labelled("troll-show1").len(), 1);
+    assert_eq!(fake.world().labelled(LABEL).len(), 1);
     v.teardown(&mut j).await.unwrap();
 }
 
@@ -524,21 +527,37 @@ async fn bad_input_is_refused_before_any_call() {
 }
 
 #[tokio::test]
-async fn independent_calls_run_in_parallel() {
+async fn creates_go_one_at_a_time_and_reverse_names_in_parallel() {
     let fake = Fake::start(KEY);
     fake.state().latency = Duration::from_millis(30);
     let v = provider(fast_settings(&fake.url()));
     let mut j = journal();
-    v.provision(
-        &mut j,
-        ProvisionRequest {
-            ipv4: 6,
-            ipv6: 0,
-            reserved: false,
-        },
-    )
-    .await
-    .unwrap();
+    let p = v
+        .provision(
+            &mut j,
+            ProvisionRequest {
+                ipv4: 6,
+                ipv6: 0,
+                reserved: false,
+            },
+        )
+        .await
+        .unwrap();
+    // Each create starts a task on the instance: the next one starts only
+    // after the previous answer (which takes at least the latency).
+    let starts: Vec<Instant> = fake
+        .state()
+        .log
+        .iter()
+        .filter(|l| l.method == "POST" && l.path.ends_with("/ipv4"))
+        .map(|l| l.at)
+        .collect();
+    assert_eq!(starts.len(), 6);
+    for w in starts.windows(2) {
+        assert!(w[1] - w[0] >= Duration::from_millis(30), "{starts:?}");
+    }
+    fake.state().max_in_flight = 0;
+    v.set_ptrs(&mut j, &records_for(&p)).await.unwrap();
     assert!(
         fake.state().max_in_flight >= 4,
         "max in flight {}",
@@ -625,7 +644,7 @@ async fn crash_at(request: ProvisionRequest, k: usize, crash: Crash, recovery: R
                 1 + extra,
                 "{context}: leaked IPv4"
             );
-            let labelled = world.labelled("troll-show1").len();
+            let labelled = world.labelled(LABEL).len();
             let wanted = if request.reserved { request.ipv4 } else { 0 };
             assert_eq!(labelled, wanted, "{context}: leaked reserved IPs");
             let records = records_for(&p);

@@ -4,7 +4,7 @@
 //! neither leaks nor duplicates anything.
 
 use super::dns::is_custom_ptr;
-use super::ec2::{Eip, Interface};
+use super::ec2::{Eip, InstanceInfo, Interface};
 use super::ledger::{
     entry, extra, extra_v4, hop_number, hop_slot, kinds, pair, slot_of, Ledger, INTERFACE, TARGET,
 };
@@ -21,9 +21,9 @@ use ResourceStatus::{Created, Intent};
 
 /// What EC2 holds under the deployment's tags, split by whether the
 /// journal knows it.
-struct Tagged {
-    all: Vec<Eip>,
-    orphans: Vec<Eip>,
+pub(super) struct Tagged {
+    pub(super) all: Vec<Eip>,
+    pub(super) orphans: Vec<Eip>,
 }
 
 impl AwsProvider {
@@ -43,8 +43,11 @@ impl AwsProvider {
     ) -> Result<Provisioned> {
         let progress = Progress::new(count as u64 * 2 + 3, "aws provision");
         let mut ledger = Ledger::load(journal);
-        let iface = self.interface().await?;
+        let (instance, iface) = self.instance_interface().await?;
         let tagged = self.reconcile(&mut ledger, journal, Some(&iface)).await?;
+        // Every limit that can be known, before the first create call.
+        self.check_limits(&ledger, &instance, &iface, count, &tagged.orphans)
+            .await?;
 
         let mut report = TeardownReport::default();
         let surplus: BTreeSet<String> = ledger
@@ -174,8 +177,14 @@ impl AwsProvider {
 
     /// The instance's primary interface, fresh from EC2.
     pub(super) async fn interface(&self) -> Result<Interface> {
-        let eni = self.ec2.primary_interface_id(&self.instance_id).await?;
-        self.ec2.interface(&eni).await
+        Ok(self.instance_interface().await?.1)
+    }
+
+    /// The instance (its type) and its primary interface, fresh from EC2.
+    pub(super) async fn instance_interface(&self) -> Result<(InstanceInfo, Interface)> {
+        let instance = self.ec2.instance(&self.instance_id).await?;
+        let iface = self.ec2.interface(&instance.eni).await?;
+        Ok((instance, iface))
     }
 
     /// The deployment's tagged Elastic IPs.
@@ -196,7 +205,7 @@ impl AwsProvider {
     /// association intents become `Created` or are dropped by what EC2
     /// shows; entries for things removed outside troll are dropped.
     /// Returns the tagged Elastic IPs, and those the journal does not know.
-    async fn reconcile<J: Journal + ?Sized>(
+    pub(super) async fn reconcile<J: Journal + ?Sized>(
         &self,
         ledger: &mut Ledger,
         journal: &mut J,
@@ -615,6 +624,13 @@ impl AwsProvider {
             &assoc_extra,
         ));
         ledger.commit(journal)?;
+        // Said before the call: the association moves the instance's
+        // public address, and an SSH session to the old one drops.
+        eprintln!(
+            "AWS: the instance's public address becomes {public} now (the target's Elastic IP); \
+             an SSH session to the old address drops: use tmux, or open a second session to {public}. \
+             Teardown gives back a new automatic public address, not the old one."
+        );
         let id = self
             .ec2
             .associate_address(&allocation_id, &iface.id, iface.primary)

@@ -30,6 +30,7 @@ mod ec2;
 mod imds;
 mod ledger;
 mod lifecycle;
+mod limits;
 mod ptr;
 
 pub use dns::{zone_fragment, ForwardRecord, Resolver, SystemResolver};

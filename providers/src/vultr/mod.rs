@@ -12,7 +12,8 @@
 //! by an *intent* in the deployment's journal and followed by the created
 //! resource, and [`Vultr::provision`] and [`Vultr::teardown`] first reconcile
 //! the journal with the API's lists (new additional IPv4s that appeared
-//! since an intent, reserved IPs carrying the label `troll-<deployment>`), so
+//! since an intent, reserved IPs carrying the label
+//! `troll-<deployment> on <instance>`), so
 //! a crash at any point leaves nothing behind that the next run does not
 //! find. Requests are paced below Vultr's 30 per second, retried with
 //! back-off on 429, 5xx, time-outs and dropped connections, and every one
@@ -45,6 +46,7 @@ pub use ledger::{
 
 use crate::progress::Progress;
 use crate::{AddressPair, Error, PtrRecord, Result};
+use api::ReservedIp as ApiReservedIp;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// When the names set through the API can be expected in public resolvers.
@@ -122,12 +124,17 @@ pub struct Vultr {
     client: Client,
     instance_id: String,
     label: String,
+    /// The label of reserved IPs made before labels named the instance:
+    /// adopted only when attached to this instance.
+    legacy_label: String,
 }
 
 impl Vultr {
     /// A provider for `deployment` on instance `instance_id`. Checks both
     /// before any call: the id goes into URL paths, the deployment into the
-    /// label `troll-<deployment>` that finds reserved IPs again.
+    /// label `troll-<deployment> on <instance>` that finds reserved IPs
+    /// again (the instance in it, so that two servers under the same
+    /// deployment name never adopt or delete each other's).
     pub fn new(client: Client, instance_id: &str, deployment: &str) -> Result<Vultr> {
         let id_ok = !instance_id.is_empty()
             && instance_id.len() <= 100
@@ -156,7 +163,8 @@ impl Vultr {
         Ok(Vultr {
             client,
             instance_id: instance_id.to_string(),
-            label: format!("troll-{deployment}"),
+            label: format!("troll-{deployment} on {instance_id}"),
+            legacy_label: format!("troll-{deployment}"),
         })
     }
 
@@ -175,9 +183,20 @@ impl Vultr {
         &self.instance_id
     }
 
-    /// `troll-<deployment>`: the label of the reserved IPs it creates.
+    /// `troll-<deployment> on <instance>`: the label of the reserved IPs
+    /// it creates.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Whether a listed reserved IP is this deployment's on this instance:
+    /// its label, or the label of older troll versions (no instance in it)
+    /// on an address attached to this instance.
+    pub(crate) fn owns(&self, r: &ApiReservedIp) -> bool {
+        !r.id.is_empty()
+            && (r.label == self.label
+                || (r.label == self.legacy_label
+                    && r.instance_id.as_deref() == Some(self.instance_id.as_str())))
     }
 
     fn steps(&self, len: usize, what: &str) -> Steps {

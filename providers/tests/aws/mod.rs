@@ -144,7 +144,14 @@ pub struct Env {
 }
 
 impl Env {
+    /// An Env on a t3.large (12 private addresses per interface).
     pub async fn start() -> Env {
+        Env::start_on(InstanceType::T3Large).await
+    }
+
+    /// An Env whose instance is of `instance_type`: moto gives it AWS's
+    /// limits (DescribeInstanceTypes), the proxy enforces them.
+    pub async fn start_on(instance_type: InstanceType) -> Env {
         let moto = Moto::start();
         let proxy = Proxy::start(moto.addr);
         let direct = client(
@@ -176,7 +183,7 @@ impl Env {
         let run = direct
             .run_instances()
             .image_id("ami-12c6146b")
-            .instance_type(InstanceType::T3Large)
+            .instance_type(instance_type)
             .min_count(1)
             .max_count(1)
             .subnet_id(subnet_id)

@@ -30,6 +30,9 @@ pub struct V4Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inst {
     pub main_ip: Ipv4Addr,
+    /// Vultr's cap on extra IPv4 (additional and attached reserved) for
+    /// this instance; Vultr does not list it, only refuses past it.
+    pub ipv4_cap: Option<usize>,
     pub region: String,
     pub v6: Option<(Ipv6Addr, Ipv6Addr)>,
     /// Main and additional addresses (attached reserved IPs live in
@@ -87,6 +90,7 @@ impl World {
             INSTANCE.to_string(),
             Inst {
                 main_ip: MAIN_IP,
+                ipv4_cap: None,
                 region: "ewr".into(),
                 v6: Some((V6_NETWORK, V6_MAIN)),
                 ipv4,
@@ -106,6 +110,7 @@ impl World {
             OTHER_INSTANCE.to_string(),
             Inst {
                 main_ip: other_main,
+                ipv4_cap: None,
                 region: "ewr".into(),
                 v6: None,
                 ipv4: other_ipv4,
@@ -215,6 +220,14 @@ pub struct State {
     pub empty_create_answer: bool,
     /// Extra time for every answer.
     pub latency: Duration,
+    /// How long an instance stays locked by the task a create, delete,
+    /// attach or detach on it starts: meanwhile such calls on it get
+    /// Vultr's HTTP 500 "Server is currently locked" and change nothing.
+    pub task_time: Duration,
+    /// Until when each instance is busy with a task.
+    pub busy_until: BTreeMap<String, Instant>,
+    /// "Server is currently locked" answers given.
+    pub locked_answers: usize,
     /// Largest page the lists give, whatever `per_page` asks.
     pub page_size: usize,
     pub key: String,
@@ -256,6 +269,9 @@ impl Fake {
                 max_in_flight: 0,
                 empty_create_answer: false,
                 latency: Duration::ZERO,
+                task_time: Duration::ZERO,
+                busy_until: BTreeMap::new(),
+                locked_answers: 0,
                 page_size: 2,
                 key: key.to_string(),
             }),
@@ -501,10 +517,73 @@ fn reserved_json(r: &Reserved) -> Value {
     })
 }
 
-fn route(s: &mut State, req: &Request) -> (u16, Vec<u8>) {
-    match route_inner(s, req) {
-        Ok(r) | Err(r) => r,
+/// The instance a call starts a task on, as Vultr locks it: adding or
+/// deleting an IPv4, attaching or detaching a reserved IP, reboots and
+/// instance updates.
+fn task_instance(s: &State, req: &Request) -> Option<String> {
+    let path = req.path.strip_prefix("/v2")?;
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (req.method.as_str(), parts.as_slice()) {
+        ("POST", ["instances", id, "ipv4"])
+        | ("DELETE", ["instances", id, "ipv4", _])
+        | ("POST", ["instances", id, "reboot"])
+        | ("PATCH", ["instances", id]) => Some(id.to_string()),
+        ("POST", ["reserved-ips", _, "attach"]) => serde_json::from_slice::<Value>(&req.body)
+            .ok()?
+            .get("instance_id")?
+            .as_str()
+            .map(String::from),
+        ("POST", ["reserved-ips", rid, "detach"]) => {
+            s.world.reserved.get(*rid)?.instance_id.clone()
+        }
+        _ => None,
     }
+}
+
+fn route(s: &mut State, req: &Request) -> (u16, Vec<u8>) {
+    let task = task_instance(s, req);
+    if let Some(id) = &task {
+        if s.busy_until.get(id).is_some_and(|t| Instant::now() < *t) {
+            s.locked_answers += 1;
+            return (500, error_body(500, "Server is currently locked"));
+        }
+    }
+    let answer = match route_inner(s, req) {
+        Ok(r) | Err(r) => r,
+    };
+    if let (Some(id), true) = (task, answer.0 < 300) {
+        if !s.task_time.is_zero() {
+            s.busy_until.insert(id, Instant::now() + s.task_time);
+        }
+    }
+    answer
+}
+
+/// The number of extra IPv4 (additional and attached reserved) on an
+/// instance.
+fn extra_ipv4(s: &State, id: &str) -> usize {
+    s.world.instances.get(id).map_or(0, |i| {
+        i.ipv4.values().filter(|e| e.kind == "secondary_ip").count()
+    }) + s
+        .world
+        .reserved
+        .values()
+        .filter(|r| r.instance_id.as_deref() == Some(id))
+        .count()
+}
+
+/// Vultr's refusal past the additional-IPv4 cap.
+/// The exact wording of the real API is not documented (see
+/// docs/providers/vultr.md); troll reads any 4xx here the same way.
+pub const CAP_REFUSAL: &str =
+    "Unable to add IP: You have reached the maximum number of IPv4 addresses for this instance. Please contact support.";
+
+fn at_cap(s: &State, id: &str) -> bool {
+    s.world
+        .instances
+        .get(id)
+        .and_then(|i| i.ipv4_cap)
+        .is_some_and(|cap| extra_ipv4(s, id) >= cap)
 }
 
 type Answer = Result<(u16, Vec<u8>), (u16, Vec<u8>)>;
@@ -578,6 +657,9 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             let body = body_json(req)?;
             if body.get("reboot") != Some(&Value::Bool(false)) {
                 return Err((400, error_body(400, "the test fake refuses to reboot")));
+            }
+            if at_cap(s, id) {
+                return Err((400, error_body(400, CAP_REFUSAL)));
             }
             let ip = Ipv4Addr::from(s.next_ip);
             s.next_ip += 1;
@@ -696,9 +778,11 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
                 .instances
                 .get_mut(*id)
                 .ok_or_else(|| not_found("Invalid instance-id."))?;
+            // The spec lists no 404 here: Vultr answers 400 for an entry
+            // that is not there.
             match i.v6_reverse.remove(&ip) {
                 Some(_) => Ok((204, Vec::new())),
-                None => Err(not_found("reverse entry not found")),
+                None => Err((400, error_body(400, "Invalid reverse IPv6 entry."))),
             }
         }
         ("GET", ["reserved-ips"]) => {
@@ -755,6 +839,20 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             if r.region != region {
                 return Err((400, error_body(400, "Reserved IP is in another region.")));
             }
+            let full = s
+                .world
+                .instances
+                .get(&instance)
+                .and_then(|i| i.ipv4_cap)
+                .is_some_and(|cap| extra_ipv4(s, &instance) >= cap);
+            if full {
+                return Err((400, error_body(400, CAP_REFUSAL)));
+            }
+            let r = s
+                .world
+                .reserved
+                .get_mut(*rid)
+                .ok_or_else(|| not_found("Reserved IP not found."))?;
             r.instance_id = Some(instance);
             Ok((204, Vec::new()))
         }
