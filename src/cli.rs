@@ -341,7 +341,7 @@ pub struct ProvisionArgs {
     /// Serve IPv6 too: hop addresses from the instance's (or the lab's) /64, free (local, vultr)
     #[arg(long)]
     pub ipv6: bool,
-    /// The cloud instance (vultr: required; aws: default from the instance metadata service)
+    /// The cloud instance [default: the recorded one, or the instance metadata service when run on it]
     #[arg(
         long,
         alias = "instance-id",
@@ -350,6 +350,15 @@ pub struct ProvisionArgs {
         hide_env_values = true
     )]
     pub instance: Option<String>,
+    /// Find the Vultr instance by its main IPv4 (runs off the instance)
+    #[arg(long, value_name = "ADDR", conflicts_with = "instance")]
+    pub host: Option<std::net::Ipv4Addr>,
+    /// Never change the instance itself: stop with the command instead of turning its IPv6 on (vultr)
+    #[arg(long)]
+    pub no_modify_instance: bool,
+    /// Restart the instance through the API after adding IPv4, and wait until it runs (vultr)
+    #[arg(long)]
+    pub reboot: bool,
     /// Reserved IPs (labelled "troll-DEPLOYMENT on INSTANCE", attached to it) instead of additional IPv4 (vultr)
     #[arg(long)]
     pub reserved: bool,

@@ -153,12 +153,43 @@ impl Cloud {
     }
 }
 
-fn vultr_request(count: usize, ipv6: bool, reserved: bool) -> vultr::ProvisionRequest {
+/// How a Vultr provision may treat the instance.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VultrOptions {
+    pub ipv6: bool,
+    pub reserved: bool,
+    /// Turn IPv6 on when it is off (`--no-modify-instance` clears it).
+    pub modify_instance: bool,
+    /// Restart the instance after adding IPv4 (`--reboot`).
+    pub reboot: bool,
+}
+
+fn vultr_request(count: usize, o: VultrOptions) -> vultr::ProvisionRequest {
     vultr::ProvisionRequest {
         ipv4: count,
-        ipv6: if ipv6 { count } else { 0 },
-        reserved,
+        ipv6: if o.ipv6 { count } else { 0 },
+        reserved: o.reserved,
+        modify_instance: o.modify_instance,
+        reboot: o.reboot,
     }
+}
+
+/// The Vultr instance to serve on: `--instance`, the one recorded, the
+/// one whose main IPv4 is `--host`, or (on the instance) the metadata
+/// service's `instance-v2-id`.
+pub fn vultr_instance(
+    given: Option<String>,
+    recorded: Option<String>,
+    host: Option<std::net::Ipv4Addr>,
+) -> Result<String> {
+    if let Some(id) = given.or(recorded) {
+        return Ok(id);
+    }
+    if let Some(ip) = host {
+        let client = vultr::Client::new(vultr::Settings::from_env(), vultr::ApiKey::from_env()?)?;
+        return Ok(block_on(client.find_instance_by_main_ip(ip))??);
+    }
+    Ok(block_on(vultr::instance_id_from_metadata(None))??)
 }
 
 /// What a Vultr provision would do, from read calls only.
@@ -167,14 +198,11 @@ pub fn plan_vultr(
     instance: &str,
     deployment: &str,
     count: usize,
-    ipv6: bool,
-    reserved: bool,
+    options: VultrOptions,
 ) -> Result<ProvisionPlan> {
     let v = Vultr::from_env(instance, deployment)?;
     let journal = crate::state::ReadJournal(state);
-    Ok(block_on(
-        v.plan(&journal, vultr_request(count, ipv6, reserved)),
-    )??)
+    Ok(block_on(v.plan(&journal, vultr_request(count, options)))??)
 }
 
 /// What an AWS provision would do, from Describe calls only (the limits
@@ -192,11 +220,11 @@ pub fn provision_vultr(
     instance: &str,
     deployment: &str,
     count: usize,
-    ipv6: bool,
-    reserved: bool,
+    options: VultrOptions,
 ) -> Result<(Vec<AddressPair>, Vec<AddressPair>)> {
+    let ipv6 = options.ipv6;
     let v = Vultr::from_env(instance, deployment)?;
-    let request = vultr_request(count, ipv6, reserved);
+    let request = vultr_request(count, options);
     let plan = {
         let journal = crate::state::ReadJournal(&locked.state);
         block_on(v.plan(&journal, request))??
@@ -208,6 +236,9 @@ pub fn provision_vultr(
             "Vultr: {} address(es) created, {} found from an interrupted run.",
             out.created, out.adopted
         );
+    }
+    for note in &out.notes {
+        println!("Vultr: {note}");
     }
     let mut targets = vec![out.target_v4];
     if ipv6 {

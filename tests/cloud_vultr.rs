@@ -219,3 +219,42 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn the_instance_comes_from_the_metadata_service_or_its_main_ipv4() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake::Fake::start(KEY);
+    let wanted = format!("POST /instances/{}/ipv4", fake::INSTANCE);
+    let metadata = format!("http://{}/v1.json", fake.addr);
+    let dry = [
+        "provision",
+        "--provider",
+        "vultr",
+        "--ipv4",
+        "1",
+        "--dry-run",
+    ];
+    // Off the instance, no --instance: one sentence naming the ways.
+    let r = run(vultr(dir.path(), &fake)
+        .env("TROLL_VULTR_METADATA_URL", &metadata)
+        .args(dry));
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("--instance") && r.stderr.contains("--host"),
+        "{}",
+        r.stderr
+    );
+    // On the instance: the metadata document names it.
+    fake.state().metadata_instance = Some(fake::INSTANCE.into());
+    let r = run(vultr(dir.path(), &fake)
+        .env("TROLL_VULTR_METADATA_URL", &metadata)
+        .args(dry));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&wanted), "{}", r.stdout);
+    // Elsewhere, by its main IPv4.
+    let r = run(vultr(dir.path(), &fake)
+        .args(dry)
+        .args(["--host", &fake::MAIN_IP.to_string()]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&wanted), "{}", r.stdout);
+}

@@ -18,6 +18,8 @@ fn request(ipv4: usize, ipv6: usize, reserved: bool) -> ProvisionRequest {
         ipv4,
         ipv6,
         reserved,
+        modify_instance: true,
+        reboot: false,
     }
 }
 
@@ -192,4 +194,147 @@ async fn a_403_names_the_refused_call() {
     assert!(text.contains("adding"), "names the call: {text}");
     assert!(!text.contains("check that VULTR_API_KEY is set"), "{text}");
     v.teardown(&mut j).await.unwrap();
+}
+
+#[tokio::test]
+async fn ipv6_off_is_turned_on_before_any_create_or_refused_with_the_command() {
+    let mut world = World::standard();
+    world.instances.get_mut(INSTANCE).unwrap().v6 = None;
+    let fake = Fake::with_world(KEY, world);
+    let before = fake.world();
+    let v = provider(fast_settings(&fake.url()));
+    let mut j = MemoryJournal::default();
+    let mut forbid = request(1, 1, false);
+    forbid.modify_instance = false;
+    let err = v.provision(&mut j, forbid).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("--no-modify-instance"), "{text}");
+    assert!(
+        text.contains(r#"{"enable_ipv6":true}"#),
+        "the command: {text}"
+    );
+    assert_eq!(fake.world(), before, "nothing created, nothing changed");
+    let posts = fake
+        .state()
+        .log
+        .iter()
+        .filter(|l| l.method != "GET")
+        .count();
+    assert_eq!(posts, 0);
+
+    let p = v.provision(&mut j, request(1, 1, false)).await.unwrap();
+    assert_eq!(p.ipv6.len(), 1);
+    assert!(
+        p.notes.iter().any(|n| n.contains("turned IPv6 on")),
+        "{:?}",
+        p.notes
+    );
+    assert!(fake.world().instances[INSTANCE].v6.is_some());
+    v.teardown(&mut j).await.unwrap();
+    let mut after = fake.world();
+    after.instances.get_mut(INSTANCE).unwrap().v6 = None;
+    assert_eq!(after, before, "only the IPv6 the operator allowed stays");
+}
+
+#[tokio::test]
+async fn reboot_restarts_and_waits_and_without_it_a_note_says_when() {
+    let fake = Fake::start(KEY);
+    fake.state().task_time = Duration::from_millis(50);
+    let before = fake.world();
+    let v = provider(fast_settings(&fake.url()));
+    let mut j = MemoryJournal::default();
+    let p = v.provision(&mut j, request(1, 0, false)).await.unwrap();
+    assert!(
+        p.notes.iter().any(|n| n.contains("--reboot")),
+        "{:?}",
+        p.notes
+    );
+    assert_eq!(
+        fake.world().instances[INSTANCE].reboots,
+        0,
+        "never by surprise"
+    );
+    let mut with = request(2, 0, false);
+    with.reboot = true;
+    let p = v.provision(&mut j, with).await.unwrap();
+    assert!(
+        p.notes.iter().any(|n| n.contains("restarted")),
+        "{:?}",
+        p.notes
+    );
+    assert_eq!(fake.world().instances[INSTANCE].reboots, 1);
+    assert!(fake
+        .state()
+        .busy_until
+        .values()
+        .all(|t| *t <= std::time::Instant::now()));
+    v.teardown(&mut j).await.unwrap();
+    let mut after = fake.world();
+    after.instances.get_mut(INSTANCE).unwrap().reboots = 0;
+    assert_eq!(after, before);
+}
+
+#[tokio::test]
+async fn a_firewall_group_without_the_probe_rules_is_named() {
+    let mut world = World::standard();
+    world.instances.get_mut(INSTANCE).unwrap().firewall_group = Some("fw-1".into());
+    world.firewalls.insert(
+        "fw-1".into(),
+        vec![
+            (
+                "v4".into(),
+                "udp".into(),
+                "33434:33534".into(),
+                "0.0.0.0".into(),
+                0,
+            ),
+            ("v4".into(), "tcp".into(), "22".into(), "0.0.0.0".into(), 0),
+        ],
+    );
+    let fake = Fake::with_world(KEY, world);
+    let v = provider(fast_settings(&fake.url()));
+    let mut j = MemoryJournal::default();
+    let p = v.provision(&mut j, request(1, 0, false)).await.unwrap();
+    let note = p
+        .notes
+        .iter()
+        .find(|n| n.contains("firewall group fw-1"))
+        .unwrap_or_else(|| panic!("{:?}", p.notes));
+    assert!(
+        note.contains("ICMP (IPv4)") && note.contains("TCP 80 (IPv4)"),
+        "{note}"
+    );
+    assert!(!note.contains("UDP"), "{note}");
+    v.teardown(&mut j).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_instance_is_found_by_metadata_or_by_its_main_ipv4() {
+    let fake = Fake::start(KEY);
+    let url = format!("http://{}/v1.json", fake.addr);
+    let err = troll_providers::vultr::instance_id_from_metadata(Some(&url))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--instance"), "{err}");
+    fake.state().metadata_instance = Some(INSTANCE.into());
+    let id = troll_providers::vultr::instance_id_from_metadata(Some(&url))
+        .await
+        .unwrap();
+    assert_eq!(id, INSTANCE);
+    // Only the link-local service or loopback is asked.
+    assert!(
+        troll_providers::vultr::instance_id_from_metadata(Some("http://192.0.2.1/v1.json"))
+            .await
+            .is_err()
+    );
+    let client = Client::new(fast_settings(&fake.url()), ApiKey::new(KEY).unwrap()).unwrap();
+    let found = client
+        .find_instance_by_main_ip(vultr::fake::MAIN_IP)
+        .await
+        .unwrap();
+    assert_eq!(found, INSTANCE);
+    assert!(client
+        .find_instance_by_main_ip("192.0.2.99".parse().unwrap())
+        .await
+        .is_err());
 }

@@ -18,11 +18,15 @@ const ADDITIONAL: ProvisionRequest = ProvisionRequest {
     ipv4: 2,
     ipv6: 2,
     reserved: false,
+    modify_instance: true,
+    reboot: false,
 };
 const RESERVED: ProvisionRequest = ProvisionRequest {
     ipv4: 2,
     ipv6: 1,
     reserved: true,
+    modify_instance: true,
+    reboot: false,
 };
 
 fn journal() -> MemoryJournal {
@@ -222,6 +226,8 @@ async fn more_addresses_later_adds_only_the_difference_and_mixes_kinds() {
             ipv4: 1,
             ipv6: 0,
             reserved: false,
+            modify_instance: true,
+            reboot: false,
         },
     )
     .await
@@ -233,6 +239,8 @@ async fn more_addresses_later_adds_only_the_difference_and_mixes_kinds() {
                 ipv4: 3,
                 ipv6: 3,
                 reserved: true,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await
@@ -373,6 +381,8 @@ async fn unknown_outcomes_never_make_more_addresses_than_asked() {
                 ipv4: 2,
                 ipv6: 0,
                 reserved: false,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await
@@ -387,6 +397,8 @@ async fn unknown_outcomes_never_make_more_addresses_than_asked() {
                 ipv4: 3,
                 ipv6: 0,
                 reserved: true,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await
@@ -514,11 +526,17 @@ async fn bad_input_is_refused_before_any_call() {
     let fake = Fake::with_world(KEY, no_v6);
     let v = provider(fast_settings(&fake.url()));
     let e = v
-        .provision(&mut j, ADDITIONAL)
+        .provision(
+            &mut j,
+            ProvisionRequest {
+                modify_instance: false,
+                ..ADDITIONAL
+            },
+        )
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("has no IPv6 network"), "{e}");
+    assert!(e.contains("has IPv6 off"), "{e}");
     assert_eq!(
         fake.world().additional(INSTANCE),
         vec![FOREIGN_IP],
@@ -539,6 +557,8 @@ async fn creates_go_one_at_a_time_and_reverse_names_in_parallel() {
                 ipv4: 6,
                 ipv6: 0,
                 reserved: false,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await

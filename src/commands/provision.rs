@@ -132,16 +132,17 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             (provider.targets(), addresses)
         }
         ProviderKind::Vultr => {
-            let instance = args
-                .instance
-                .clone()
-                .or(locked.state.instance.clone())
-                .ok_or_else(|| {
-                    Error::Usage(
-                        "--provider vultr needs --instance ID (the instance troll serves on)"
-                            .into(),
-                    )
-                })?;
+            let instance = crate::cloud::vultr_instance(
+                args.instance.clone(),
+                locked.state.instance.clone(),
+                args.host,
+            )?;
+            let options = crate::cloud::VultrOptions {
+                ipv6,
+                reserved: args.reserved,
+                modify_instance: !args.no_modify_instance,
+                reboot: args.reboot,
+            };
             let held = locked
                 .state
                 .addresses
@@ -155,8 +156,7 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
                     &instance,
                     &ctx.deployment,
                     count,
-                    ipv6,
-                    args.reserved,
+                    options,
                 )?;
                 print!("{}", plan.render());
                 println!(
@@ -174,8 +174,7 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
                 &instance,
                 &ctx.deployment,
                 count,
-                ipv6,
-                args.reserved,
+                options,
             )?;
             (targets, addresses)
         }

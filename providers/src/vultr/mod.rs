@@ -32,17 +32,20 @@
 
 mod api;
 mod client;
+mod firewall;
 mod ledger;
+mod metadata;
 mod provision;
 mod reverse;
 mod teardown;
 
-pub use api::{expanded, Instance, InstanceIpv4, ReservedIp, ReverseIpv6, V6Network};
+pub use api::{expanded, FirewallRule, Instance, InstanceIpv4, ReservedIp, ReverseIpv6, V6Network};
 pub use client::{ApiKey, Client, Settings, API_KEY_ENV, API_URL_ENV, AUTH_HINT, DEFAULT_API_URL};
 pub use ledger::{
     EXTRA_BEFORE, EXTRA_INSTANCE, EXTRA_INTENT, EXTRA_LABEL, EXTRA_NAME, EXTRA_NETWORK,
     EXTRA_PREVIOUS, EXTRA_REGION, KIND_IPV4, KIND_IPV6, KIND_PTR, KIND_RESERVED,
 };
+pub use metadata::{instance_id_from_metadata, METADATA_URL, METADATA_URL_ENV};
 
 use crate::progress::Progress;
 use crate::{AddressPair, Error, PtrRecord, Result};
@@ -60,9 +63,19 @@ pub struct ProvisionRequest {
     pub ipv4: usize,
     /// IPv6 hop addresses from the instance's /64 (free).
     pub ipv6: usize,
-    /// New IPv4 addresses as reserved IPs (labelled `troll-<deployment>`
-    /// and attached to the instance) instead of additional addresses.
+    /// New IPv4 addresses as reserved IPs (labelled
+    /// `troll-<deployment> on <instance>` and attached to the instance)
+    /// instead of additional addresses.
     pub reserved: bool,
+    /// May troll change the instance itself: turn IPv6 on when the show
+    /// needs it (`PATCH /instances/{id}` `enable_ipv6`)? Without it, a
+    /// missing IPv6 network stops the run before any create, with the
+    /// exact command.
+    pub modify_instance: bool,
+    /// Restart the instance through the API once new additional IPv4s
+    /// are on it, and wait until it runs again (Vultr may pass no traffic
+    /// to a new address before a restart). Never done without it.
+    pub reboot: bool,
 }
 
 /// What the deployment holds after `provision`.
@@ -83,6 +96,9 @@ pub struct Provisioned {
     /// Addresses an interrupted earlier run had created, found at Vultr and
     /// recorded by this call.
     pub adopted: usize,
+    /// One-line notes for the operator: IPv6 turned on, a restart needed
+    /// or done, firewall rules the instance's group lacks.
+    pub notes: Vec<String>,
 }
 
 /// What `set_ptrs` did.

@@ -58,13 +58,18 @@ impl Vultr {
         let settings = self.client.settings().clone();
         let lock_deadline = tokio::time::Instant::now() + settings.lock_wait;
         let (mut round, mut waits) = (0, 0u32);
+        let mut notes = Vec::new();
         loop {
             let list_reserved = request.reserved
                 || ledger.of(KIND_RESERVED).next().is_some()
                 || ledger.intents(KIND_IPV4).next().is_some();
-            let seen = self.look(list_reserved).await?;
+            let mut seen = self.look(list_reserved).await?;
             adopted += self.reconcile(&mut ledger, Some(&seen.ipv4), seen.reserved.as_deref())?;
             if round == 0 && waits == 0 {
+                // A limit that can be known: IPv6, before the first create.
+                if request.ipv6 > 0 && seen.instance.v6.is_none() {
+                    seen.instance = self.turn_ipv6_on(&request, &mut notes).await?;
+                }
                 self.take_ipv6(&mut ledger, &seen.instance, request.ipv6)?;
             }
             self.attach_pending(&ledger, seen.reserved.as_deref())
@@ -72,7 +77,8 @@ impl Vultr {
             let held = self.held_ipv4(&ledger).len();
             let missing = request.ipv4.saturating_sub(held);
             if missing == 0 {
-                return Ok(self.provisioned(&ledger, &seen.instance, created, adopted));
+                let done = self.provisioned(&ledger, &seen.instance, created, adopted);
+                return self.finish(done, &seen.instance, request, notes).await;
             }
             if round == MAX_ROUNDS {
                 break;
@@ -126,7 +132,8 @@ impl Vultr {
                     round += 1;
                 }
                 None if !batch.unresolved => {
-                    return Ok(self.provisioned(&ledger, &seen.instance, created, adopted))
+                    let done = self.provisioned(&ledger, &seen.instance, created, adopted);
+                    return self.finish(done, &seen.instance, request, notes).await;
                 }
                 None => round += 1,
             }
@@ -183,11 +190,27 @@ impl Vultr {
         }
         let mut notes = Vec::new();
         if request.ipv6 > 0 && seen.instance.v6.is_none() {
-            notes.push(format!(
-                "instance {id} has no IPv6 network: enable IPv6 on it (Vultr portal, Settings, IPv6) or drop --ipv6"
-            ));
+            if request.modify_instance {
+                calls.insert(
+                    0,
+                    crate::PlannedCall {
+                        call: format!("PATCH /instances/{id} {{enable_ipv6: true}}"),
+                        what: "turn IPv6 on for the instance (no restart)".into(),
+                    },
+                );
+            } else {
+                notes.push(format!(
+                    "instance {id} has IPv6 off and --no-modify-instance forbids turning it on: the run would stop before any create"
+                ));
+            }
         }
-        if missing > 0 && !request.reserved {
+        if missing > 0 && request.reboot && !request.reserved {
+            calls.push(crate::PlannedCall {
+                call: format!("POST /instances/{id}/reboot"),
+                what: "restart, so the new addresses pass traffic (--reboot)".into(),
+            });
+        }
+        if missing > 0 && !request.reserved && !request.reboot {
             notes.push(
                 "Vultr may pass no traffic to a new additional IPv4 until the instance restarts; troll never restarts it by itself"
                     .to_string(),
@@ -694,6 +717,103 @@ impl Vultr {
                 .collect(),
             created,
             adopted,
+            notes: Vec::new(),
         }
+    }
+
+    /// Turns IPv6 on for the instance (when allowed) and waits until the
+    /// API shows its network; otherwise stops with the exact command.
+    async fn turn_ipv6_on(
+        &self,
+        request: &ProvisionRequest,
+        notes: &mut Vec<String>,
+    ) -> Result<Instance> {
+        let id = &self.instance_id;
+        if !request.modify_instance {
+            return Err(Error::Invalid {
+                detail: format!(
+                    "instance {id} has IPv6 off and --no-modify-instance forbids turning it on: run \
+                     `curl -X PATCH -H \"Authorization: Bearer $VULTR_API_KEY\" -H \"Content-Type: application/json\" \
+                     --data '{{\"enable_ipv6\":true}}' https://api.vultr.com/v2/instances/{id}`, or drop --ipv6"
+                ),
+            });
+        }
+        self.client.enable_ipv6(id).await?;
+        let instance = self
+            .wait_until(|i| i.v6.is_some(), "its IPv6 network")
+            .await?;
+        notes.push(format!(
+            "turned IPv6 on for instance {id} (no restart needed)"
+        ));
+        Ok(instance)
+    }
+
+    /// Reads the instance until `ready` holds, for up to `lock_wait`.
+    async fn wait_until(&self, ready: impl Fn(&Instance) -> bool, what: &str) -> Result<Instance> {
+        let settings = self.client.settings();
+        let deadline = tokio::time::Instant::now() + settings.lock_wait;
+        let mut attempt = 0;
+        loop {
+            let instance = self.client.get_instance(&self.instance_id).await?;
+            if ready(&instance) {
+                return Ok(instance);
+            }
+            attempt += 1;
+            let delay = super::client::backoff_delay(settings, attempt);
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(Error::Busy {
+                    provider: "Vultr",
+                    operation: format!("waiting for {what} on instance {}", self.instance_id),
+                    detail: format!(
+                        "not there after {} s; look at the instance in the Vultr portal and run provision again",
+                        settings.lock_wait.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The end of a provision: the restart (with `reboot`) or the note on
+    /// it, and the firewall group's missing rules.
+    async fn finish(
+        &self,
+        mut done: Provisioned,
+        instance: &Instance,
+        request: ProvisionRequest,
+        mut notes: Vec<String>,
+    ) -> Result<Provisioned> {
+        let id = &self.instance_id;
+        let new_additional = done.created + done.adopted > 0 && !request.reserved;
+        if new_additional && request.reboot {
+            self.client.reboot_instance(id).await?;
+            // The restart is a task: wait for the instance to be free again.
+            tokio::time::sleep(super::client::backoff_delay(self.client.settings(), 1)).await;
+            self.wait_until(Instance::is_ready, "the end of the restart")
+                .await?;
+            notes.push(format!("restarted instance {id}; it is running again"));
+        } else if new_additional {
+            notes.push(format!(
+                "Vultr may pass no traffic to a new additional IPv4 until instance {id} restarts: \
+                 restart it when convenient, or run provision again with --reboot"
+            ));
+        }
+        if let Some(group) = &instance.firewall_group_id {
+            match self.client.list_firewall_rules(group).await {
+                Ok(rules) => {
+                    let missing = super::firewall::missing(&rules, request.ipv6 > 0);
+                    if !missing.is_empty() {
+                        notes.push(format!(
+                            "firewall group {group} on instance {id} lacks inbound rules for {}: \
+                             add them (Vultr portal, Network, Firewall) or those probes never arrive",
+                            missing.join(", ")
+                        ));
+                    }
+                }
+                Err(e) => notes.push(format!("cannot read firewall group {group}: {e}")),
+            }
+        }
+        done.notes = notes;
+        Ok(done)
     }
 }

@@ -39,6 +39,10 @@ pub struct Inst {
     /// `World::reserved`).
     pub ipv4: BTreeMap<Ipv4Addr, V4Entry>,
     pub v6_reverse: BTreeMap<Ipv6Addr, String>,
+    /// The firewall group attached, if any.
+    pub firewall_group: Option<String>,
+    /// Restarts done through the API.
+    pub reboots: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +55,16 @@ pub struct Reserved {
     pub reverse: String,
 }
 
+/// A firewall rule: ip_type, protocol, port, subnet, subnet_size.
+pub type FwRule = (String, String, String, String, u8);
+
 /// Everything a client can change. Tests compare it before and after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct World {
     pub instances: BTreeMap<String, Inst>,
     pub reserved: BTreeMap<String, Reserved>,
+    /// Firewall groups: id -> rules.
+    pub firewalls: BTreeMap<String, Vec<FwRule>>,
 }
 
 pub fn default_reverse(ip: Ipv4Addr) -> String {
@@ -95,6 +104,8 @@ impl World {
                 v6: Some((V6_NETWORK, V6_MAIN)),
                 ipv4,
                 v6_reverse,
+                firewall_group: None,
+                reboots: 0,
             },
         );
         let other_main = Ipv4Addr::new(192, 0, 2, 20);
@@ -115,6 +126,8 @@ impl World {
                 v6: None,
                 ipv4: other_ipv4,
                 v6_reverse: BTreeMap::new(),
+                firewall_group: None,
+                reboots: 0,
             },
         );
         let mut reserved = BTreeMap::new();
@@ -147,6 +160,7 @@ impl World {
         World {
             instances,
             reserved,
+            firewalls: BTreeMap::new(),
         }
     }
 
@@ -228,6 +242,8 @@ pub struct State {
     pub busy_until: BTreeMap<String, Instant>,
     /// "Server is currently locked" answers given.
     pub locked_answers: usize,
+    /// The instance the metadata document names (`None`: not on one).
+    pub metadata_instance: Option<String>,
     /// Largest page the lists give, whatever `per_page` asks.
     pub page_size: usize,
     pub key: String,
@@ -272,6 +288,7 @@ impl Fake {
                 task_time: Duration::ZERO,
                 busy_until: BTreeMap::new(),
                 locked_answers: 0,
+                metadata_instance: None,
                 page_size: 2,
                 key: key.to_string(),
             }),
@@ -407,6 +424,18 @@ fn answer<'a>(
         drop(s);
         thread::sleep(latency);
         s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    }
+    // The metadata service: on the instance, no key (169.254.169.254).
+    if req.method == "GET" && req.path == "/v1.json" {
+        return Some(match &s.metadata_instance {
+            Some(id) => (
+                200,
+                json!({ "instanceid": "51e5b1b0", "instance-v2-id": id, "hostname": "troll" })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            None => (404, Vec::new()),
+        });
     }
     if req.header("authorization") != Some(&format!("Bearer {}", s.key)) {
         return Some((401, error_body(401, "Invalid API token.")));
@@ -610,6 +639,14 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
                 i.v6.map(|(n, m)| (n.to_string(), m.to_string()))
                     .unwrap_or_default();
             let size = if i.v6.is_some() { 64 } else { 0 };
+            let busy = s.busy_until.get(*id).is_some_and(|t| Instant::now() < *t);
+            let server_status = if busy { "locked" } else { "ok" };
+            let firewall = i.firewall_group.clone().unwrap_or_default();
+            let features = if i.v6.is_some() {
+                json!(["ipv6"])
+            } else {
+                json!([])
+            };
             let networks = match i.v6 {
                 Some(_) => json!([{ "network": net, "main_ip": main6, "network_size": size }]),
                 None => json!([]),
@@ -618,10 +655,72 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
                 "id": id, "os": "Debian 12 x64 (bookworm)", "ram": 1024, "disk": 25,
                 "main_ip": i.main_ip.to_string(), "vcpu_count": 1, "region": i.region,
                 "plan": "vc2-1c-1gb", "status": "active", "power_status": "running",
-                "server_status": "ok", "v6_network": net, "v6_main_ip": main6,
+                "server_status": server_status, "v6_network": net, "v6_main_ip": main6,
                 "v6_network_size": size, "v6_networks": networks, "label": "troll",
-                "features": ["ipv6"], "tags": []
+                "firewall_group_id": firewall, "features": features, "tags": []
             }});
+            Ok((200, body.to_string().into_bytes()))
+        }
+        ("GET", ["instances"]) => {
+            let wanted = req.query("main_ip");
+            let all: Vec<Value> = s
+                .world
+                .instances
+                .iter()
+                .filter(|(_, i)| wanted.is_none_or(|w| w == i.main_ip.to_string()))
+                .map(|(id, i)| json!({ "id": id, "main_ip": i.main_ip.to_string(), "region": i.region }))
+                .collect();
+            let total = all.len();
+            let (items, next) = page(s, req, &all);
+            let body = json!({ "instances": items, "meta": meta(total, next) });
+            Ok((200, body.to_string().into_bytes()))
+        }
+        ("PATCH", ["instances", id]) => {
+            let body = body_json(req)?;
+            let i = s
+                .world
+                .instances
+                .get_mut(*id)
+                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            if body.get("enable_ipv6") == Some(&Value::Bool(true)) && i.v6.is_none() {
+                // Vultr gives the instance a /64 from its region's block.
+                let n = u32::from(i.main_ip) & 0xffff;
+                let net = Ipv6Addr::new(0x2001, 0xdb8, 0x77, n as u16, 0, 0, 0, 0);
+                let main = Ipv6Addr::new(0x2001, 0xdb8, 0x77, n as u16, 0x5400, 0x2ff, 0xfe00, 1);
+                i.v6 = Some((net, main));
+            }
+            Ok((
+                202,
+                json!({ "instance": { "id": id } }).to_string().into_bytes(),
+            ))
+        }
+        ("POST", ["instances", id, "reboot"]) => {
+            let i = s
+                .world
+                .instances
+                .get_mut(*id)
+                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            i.reboots += 1;
+            Ok((204, Vec::new()))
+        }
+        ("GET", ["firewalls", gid, "rules"]) => {
+            let rules = s
+                .world
+                .firewalls
+                .get(*gid)
+                .ok_or_else(|| not_found("Invalid firewall group."))?;
+            let all: Vec<Value> = rules
+                .iter()
+                .enumerate()
+                .map(|(n, (t, proto, port, subnet, size))| {
+                    json!({ "id": n + 1, "type": t, "ip_type": t, "action": "accept",
+                            "protocol": proto, "port": port, "subnet": subnet,
+                            "subnet_size": size, "source": "", "notes": "" })
+                })
+                .collect();
+            let total = all.len();
+            let (items, next) = page(s, req, &all);
+            let body = json!({ "firewall_rules": items, "meta": meta(total, next) });
             Ok((200, body.to_string().into_bytes()))
         }
         ("GET", ["instances", id, "ipv4"]) => {
