@@ -110,15 +110,7 @@ impl Cloud {
                 let journal = crate::state::ReadJournal(locked_state);
                 Ok(block_on(a.status(&journal, &SystemResolver))??
                     .into_iter()
-                    .map(|h| {
-                        let shown = match (&h.ptr, &h.update) {
-                            (_, Some(u)) if u.is_pending() => {
-                                Some(format!("{} ({})", u.value, u.status))
-                            }
-                            (ptr, _) => ptr.clone(),
-                        };
-                        (std::net::IpAddr::V4(h.public), shown)
-                    })
+                    .map(|h| (std::net::IpAddr::V4(h.public), Some(aws_line_state(&h))))
                     .collect())
             }
         }
@@ -150,6 +142,30 @@ impl Cloud {
                 ))
             }
         }
+    }
+}
+
+/// One AWS line's reverse name as `troll status` shows it: set, pending,
+/// refused (and why), or no forward record.
+fn aws_line_state(h: &aws::HopStatus) -> String {
+    let ptr = h.ptr.as_deref().unwrap_or("").trim_end_matches('.');
+    match (&h.update, &h.wanted) {
+        (Some(u), _) if u.is_pending() => format!("pending: {} ({})", u.value, u.status),
+        (Some(u), _) if matches!(u.status.to_ascii_uppercase().as_str(), "FAILED" | "FAILURE") => {
+            format!(
+                "refused: {} ({})",
+                u.value,
+                u.reason.as_deref().unwrap_or("AWS gave no reason")
+            )
+        }
+        (_, Some(w)) if !h.forward.contains(&h.public) && !aws::same_name(ptr, w) => {
+            format!("no forward record: {w} has no A record to {}", h.public)
+        }
+        (_, Some(w)) if !aws::same_name(ptr, w) => format!("not set yet: {w} (AWS has {ptr:?})"),
+        _ if ptr.is_empty() => {
+            "no reverse name: publish its forward A record, then run set-message".to_string()
+        }
+        _ => format!("set: {ptr}"),
     }
 }
 

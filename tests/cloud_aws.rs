@@ -87,6 +87,11 @@ fn lifecycle_leaves_ec2_as_it_was() {
     let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(status["provider"], "aws");
     assert_eq!(status["shows"][0]["hops"][0]["hop"]["wanted"], "Hop.One");
+    let line = status["shows"][0]["hops"][0]["hop"]["reported"].to_string();
+    assert!(
+        line.contains("no reverse name: publish its forward A record"),
+        "{line}"
+    );
 
     let r = run(aws_troll(dir.path(), &env).args(["teardown"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
