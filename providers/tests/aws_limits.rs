@@ -110,3 +110,51 @@ async fn the_elastic_ip_quota_counts_the_hops_and_the_target() {
     aws.teardown(&mut journal).await.expect("teardown");
     assert_eq!(env.snapshot().await, before);
 }
+
+#[tokio::test]
+async fn security_groups_that_keep_probes_out_are_named() {
+    let env = Env::start().await;
+    let before = env.snapshot().await;
+    let aws = env.provider("groups");
+    let mut journal = MemoryJournal::default();
+    let got = aws.provision(1, &mut journal).await.expect("provision");
+    let note = got
+        .notes
+        .iter()
+        .find(|n| n.contains("security group"))
+        .unwrap_or_else(|| panic!("{:?}", got.notes));
+    assert!(
+        note.contains("UDP 33434-33534")
+            && note.contains("ICMP echo request")
+            && note.contains("TCP 80"),
+        "{note}"
+    );
+    // Open to the world: nothing to say any more.
+    let groups = env
+        .direct
+        .describe_instances()
+        .instance_ids(&env.instance_id)
+        .send()
+        .await
+        .unwrap();
+    let group = groups.reservations()[0].instances()[0].security_groups()[0]
+        .group_id()
+        .unwrap()
+        .to_string();
+    env.direct
+        .authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("-1")
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .expect("open the group");
+    let got = aws.provision(1, &mut journal).await.expect("provision");
+    assert!(
+        !got.notes.iter().any(|n| n.contains("security group")),
+        "{:?}",
+        got.notes
+    );
+    aws.teardown(&mut journal).await.expect("teardown");
+    assert_eq!(env.snapshot().await, before);
+}

@@ -37,6 +37,19 @@ pub(crate) struct InstanceInfo {
     pub eni: String,
     /// e.g. `t3.micro`.
     pub instance_type: String,
+    /// The security groups of the instance.
+    pub security_groups: Vec<String>,
+}
+
+/// One inbound permission of a security group, as the probe check needs
+/// it: protocol (`udp`, `tcp`, `icmp`, `-1` for all), port range (ICMP:
+/// type and code), and whether it is open to every IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Permission {
+    pub protocol: String,
+    pub from: i32,
+    pub to: i32,
+    pub anywhere_v4: bool,
 }
 
 /// An Elastic IP as DescribeAddresses shows it.
@@ -139,7 +152,42 @@ impl Ec2 {
                 .instance_type()
                 .map(|t| t.as_str().to_string())
                 .unwrap_or_default(),
+            security_groups: instance
+                .security_groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect(),
         })
+    }
+
+    /// The inbound permissions of `groups`.
+    /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSecurityGroups.html>
+    pub async fn inbound(&self, groups: &[String]) -> Result<Vec<Permission>> {
+        const ACTION: &str = "ec2:DescribeSecurityGroups";
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .describe_security_groups()
+            .set_group_ids(Some(groups.to_vec()))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(ACTION, &groups.join(","), e))?;
+        Ok(out
+            .security_groups()
+            .iter()
+            .flat_map(|g| g.ip_permissions())
+            .map(|p| Permission {
+                protocol: p.ip_protocol().unwrap_or_default().to_ascii_lowercase(),
+                from: p.from_port().unwrap_or(-1),
+                to: p.to_port().unwrap_or(-1),
+                anywhere_v4: p
+                    .ip_ranges()
+                    .iter()
+                    .any(|r| r.cidr_ip() == Some("0.0.0.0/0")),
+            })
+            .collect())
     }
 
     /// How many private IPv4 addresses one interface of `instance_type`

@@ -296,6 +296,32 @@ impl AwsProvider {
     }
 }
 
+/// What traceroute clients send that `permissions` does not admit from
+/// everywhere: UDP 33434-33534, ICMP echo request (type 8), TCP 80.
+pub(crate) fn missing_probe_rules(permissions: &[super::ec2::Permission]) -> Vec<String> {
+    let admits = |proto: &str, low: i32, high: i32| {
+        permissions.iter().any(|p| {
+            p.anywhere_v4
+                && (p.protocol == "-1"
+                    || (p.protocol == proto
+                        && (p.from == -1
+                            || (p.from <= low && p.to >= high)
+                            || (proto == "icmp" && p.from == low))))
+        })
+    };
+    let mut out = Vec::new();
+    if !admits("udp", 33434, 33534) {
+        out.push("UDP 33434-33534".to_string());
+    }
+    if !admits("icmp", 8, 8) {
+        out.push("ICMP echo request".to_string());
+    }
+    if !admits("tcp", 80, 80) {
+        out.push("TCP 80".to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +334,25 @@ mod tests {
         assert_eq!(max_hops(1, 3), 0);
         assert_eq!(bigger_type(2, 0), "t3.small");
         assert_eq!(bigger_type(4, 0), "t3.medium");
+    }
+
+    #[test]
+    fn probe_rules_must_be_open_to_everyone() {
+        use super::super::ec2::Permission;
+        let p = |protocol: &str, from, to, anywhere_v4| Permission {
+            protocol: protocol.into(),
+            from,
+            to,
+            anywhere_v4,
+        };
+        assert_eq!(
+            missing_probe_rules(&[p("-1", -1, -1, true)]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            missing_probe_rules(&[p("udp", 33434, 33600, true), p("tcp", 22, 22, true)]),
+            ["ICMP echo request", "TCP 80"]
+        );
+        assert_eq!(missing_probe_rules(&[p("-1", -1, -1, false)]).len(), 3);
     }
 }

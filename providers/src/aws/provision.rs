@@ -112,6 +112,23 @@ impl AwsProvider {
         let target = self
             .ensure_target(&mut ledger, journal, &iface, &mut allocated, &mut notes)
             .await?;
+        // Read only: do the instance's security groups let the probes in?
+        match self.ec2.inbound(&instance.security_groups).await {
+            Ok(_) if instance.security_groups.is_empty() => {}
+            Ok(permissions) => {
+                let missing = super::limits::missing_probe_rules(&permissions);
+                if !missing.is_empty() {
+                    notes.push(format!(
+                        "the security group(s) {} of instance {} admit no {} from 0.0.0.0/0: add \
+                         inbound rules for them or those probes never reach the show",
+                        instance.security_groups.join(", "),
+                        self.instance_id,
+                        missing.join(", ")
+                    ));
+                }
+            }
+            Err(e) => notes.push(format!("cannot read the security groups: {e}")),
+        }
         progress.finish(&format!("target {target}, {count} hop(s)"));
         Ok(Provisioned {
             target,

@@ -180,8 +180,20 @@ impl Env {
             .subnet()
             .and_then(|s| s.subnet_id())
             .expect("subnet id");
+        // A security group of its own, closed as a new one is (no inbound
+        // rule), as every EC2 instance has at least one.
+        let group = direct
+            .create_security_group()
+            .group_name("troll-test")
+            .description("troll test instance")
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .expect("create security group");
+        let group_id = group.group_id().expect("group id").to_string();
         let run = direct
             .run_instances()
+            .security_group_ids(&group_id)
             .image_id("ami-12c6146b")
             .instance_type(instance_type)
             .min_count(1)
