@@ -132,3 +132,32 @@ fn aws_with_ipv6_is_a_clear_error_and_touches_nothing() {
     );
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn a_dry_run_prints_the_plan_and_cost_and_only_describes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(aws::Env::start());
+    let before = rt.block_on(env.snapshot());
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(aws_troll(dir.path(), &env).args([
+        "provision",
+        "--provider",
+        "aws",
+        "--domain",
+        "example.com",
+        "--instance",
+        &env.instance_id,
+        "--message",
+        "Hop One\nHop Two\n\nThe End",
+        "--dry-run",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let allocations = r.stdout.matches("ec2:AllocateAddress").count();
+    assert_eq!(allocations, 3, "two hops and the target: {}", r.stdout);
+    assert!(r.stdout.contains("$10.95/month"), "{}", r.stdout);
+    assert!(r.stdout.contains("SSH session"), "{}", r.stdout);
+    let calls = env.proxy.calls();
+    assert!(calls.iter().all(|c| c.starts_with("Describe")), "{calls:?}");
+    println!("calls made by the AWS dry run: {}", calls.len());
+    assert_eq!(rt.block_on(env.snapshot()), before);
+}
