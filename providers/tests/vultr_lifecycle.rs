@@ -627,8 +627,14 @@ enum Recovery {
 /// Kills the client at call `k`, recovers, and checks nothing leaked.
 /// Returns whether the client was killed (it was not when the lifecycle
 /// needs `k` calls or fewer).
-async fn crash_at(request: ProvisionRequest, k: usize, crash: Crash, recovery: Recovery) -> bool {
-    let fake = Fake::start(KEY);
+async fn crash_at(
+    world: fn() -> World,
+    request: ProvisionRequest,
+    k: usize,
+    crash: Crash,
+    recovery: Recovery,
+) -> bool {
+    let fake = Fake::with_world(KEY, world());
     let before = fake.world();
     let settings = fast_settings(&fake.url());
     let mut j = journal();
@@ -681,13 +687,18 @@ async fn crash_at(request: ProvisionRequest, k: usize, crash: Crash, recovery: R
                 .unwrap_or_else(|e| panic!("{context}: {e}"));
         }
     }
-    assert_eq!(fake.world(), before, "{context}: the fake is not as it was");
+    // What the operator allowed stays: IPv6 turned on, restarts done.
+    let mut after = fake.world();
+    let inst = after.instances.get_mut(INSTANCE).unwrap();
+    inst.v6 = before.instances[INSTANCE].v6;
+    inst.reboots = 0;
+    assert_eq!(after, before, "{context}: the fake is not as it was");
     assert_eq!(vultr_left(&j), vec![], "{context}");
     crashed
 }
 
-async fn calls_in_a_lifecycle(request: ProvisionRequest) -> usize {
-    let fake = Fake::start(KEY);
+async fn calls_in_a_lifecycle(world: fn() -> World, request: ProvisionRequest) -> usize {
+    let fake = Fake::with_world(KEY, world());
     let v = provider(fast_settings(&fake.url()));
     lifecycle(&v, &mut journal(), request).await.unwrap();
     let n = fake.state().processed;
@@ -695,15 +706,32 @@ async fn calls_in_a_lifecycle(request: ProvisionRequest) -> usize {
 }
 
 async fn crash_everywhere(request: ProvisionRequest) {
-    let total = calls_in_a_lifecycle(request).await;
+    crash_everywhere_in(World::standard, request).await;
+}
+
+/// An instance with IPv6 off and a firewall group, provisioned with
+/// `--reboot`: the PATCH, the restart and the firewall read are call
+/// positions too.
+fn changing_world() -> World {
+    let mut world = World::standard();
+    let inst = world.instances.get_mut(INSTANCE).unwrap();
+    inst.v6 = None;
+    inst.v6_reverse.clear();
+    inst.firewall_group = Some("fw-1".into());
+    world.firewalls.insert("fw-1".into(), Vec::new());
+    world
+}
+
+async fn crash_everywhere_in(world: fn() -> World, request: ProvisionRequest) {
+    let total = calls_in_a_lifecycle(world, request).await;
     assert!(total > 10, "{total}");
     eprintln!("{request:?}: {total} calls in a lifecycle; crashing at each");
     for k in 0..=total {
         for recovery in [Recovery::Again, Recovery::Teardown] {
-            let crashed = crash_at(request, k, Crash::Before, recovery).await;
+            let crashed = crash_at(world, request, k, Crash::Before, recovery).await;
             assert_eq!(crashed, k < total, "call {k} of {total}");
             if k > 0 {
-                let crashed = crash_at(request, k, Crash::Unanswered, recovery).await;
+                let crashed = crash_at(world, request, k, Crash::Unanswered, recovery).await;
                 assert_eq!(crashed, k <= total, "call {k} of {total}");
             }
         }
@@ -718,6 +746,18 @@ async fn a_crash_between_any_two_calls_leaks_nothing_additional() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_any_two_calls_leaks_nothing_reserved() {
     crash_everywhere(RESERVED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_any_two_calls_leaks_nothing_when_ipv6_is_turned_on_and_it_reboots() {
+    crash_everywhere_in(
+        changing_world,
+        ProvisionRequest {
+            reboot: true,
+            ..ADDITIONAL
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
