@@ -375,7 +375,7 @@ pub struct ProvisionArgs {
     /// Serve IPv6 too: hop addresses from the instance's (or the lab's) /64, free (local, vultr)
     #[arg(long)]
     pub ipv6: bool,
-    /// The cloud instance (vultr: required; aws: default from the instance metadata service)
+    /// The cloud instance [default: the recorded one, or the instance metadata service when run on it]
     #[arg(
         long,
         alias = "instance-id",
@@ -384,7 +384,16 @@ pub struct ProvisionArgs {
         hide_env_values = true
     )]
     pub instance: Option<String>,
-    /// Reserved IPs (labelled troll-DEPLOYMENT, attached to the instance) instead of additional IPv4 (vultr)
+    /// Find the Vultr instance by its main IPv4 (runs off the instance)
+    #[arg(long, value_name = "ADDR", conflicts_with = "instance")]
+    pub host: Option<std::net::Ipv4Addr>,
+    /// Never change the instance itself: stop with the command instead of turning its IPv6 on (vultr)
+    #[arg(long)]
+    pub no_modify_instance: bool,
+    /// Restart the instance through the API after adding IPv4, and wait until it runs (vultr)
+    #[arg(long)]
+    pub reboot: bool,
+    /// Reserved IPs (labelled "troll-DEPLOYMENT on INSTANCE", attached to it) instead of additional IPv4 (vultr)
     #[arg(long)]
     pub reserved: bool,
     /// The domain the host names live under; you publish their A records (aws)
@@ -393,6 +402,9 @@ pub struct ProvisionArgs {
     /// The AWS region [default: the SDK's chain, or the instance metadata service]
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// Print the create calls in order and the monthly cost; make only read calls, change nothing (vultr, aws)
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print cloud-init user data that makes a fresh instance serve this deployment; changes nothing
     #[arg(long)]
     pub print_user_data: bool,

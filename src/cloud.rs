@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::state::{Locked, State};
 use troll_providers::aws::{self, AwsProvider, AwsSettings, SystemResolver};
 use troll_providers::vultr::{self, Vultr};
-use troll_providers::{AddressPair, ProviderKind, PtrRecord};
+use troll_providers::{AddressPair, ProviderKind, ProvisionPlan, PtrRecord};
 
 /// Runs one provider future to completion.
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
@@ -110,15 +110,7 @@ impl Cloud {
                 let journal = crate::state::ReadJournal(locked_state);
                 Ok(block_on(a.status(&journal, &SystemResolver))??
                     .into_iter()
-                    .map(|h| {
-                        let shown = match (&h.ptr, &h.update) {
-                            (_, Some(u)) if u.is_pending() => {
-                                Some(format!("{} ({})", u.value, u.status))
-                            }
-                            (ptr, _) => ptr.clone(),
-                        };
-                        (std::net::IpAddr::V4(h.public), shown)
-                    })
+                    .map(|h| (std::net::IpAddr::V4(h.public), Some(aws_line_state(&h))))
                     .collect())
             }
         }
@@ -153,27 +145,116 @@ impl Cloud {
     }
 }
 
-/// Provisions at Vultr: `count` IPv4 (and as many IPv6 with `ipv6`).
+/// One AWS line's reverse name as `troll status` shows it: set, pending,
+/// refused (and why), or no forward record.
+fn aws_line_state(h: &aws::HopStatus) -> String {
+    let ptr = h.ptr.as_deref().unwrap_or("").trim_end_matches('.');
+    match (&h.update, &h.wanted) {
+        (Some(u), _) if u.is_pending() => format!("pending: {} ({})", u.value, u.status),
+        (Some(u), _) if matches!(u.status.to_ascii_uppercase().as_str(), "FAILED" | "FAILURE") => {
+            format!(
+                "refused: {} ({})",
+                u.value,
+                u.reason.as_deref().unwrap_or("AWS gave no reason")
+            )
+        }
+        (_, Some(w)) if !h.forward.contains(&h.public) && !aws::same_name(ptr, w) => {
+            format!("no forward record: {w} has no A record to {}", h.public)
+        }
+        (_, Some(w)) if !aws::same_name(ptr, w) => format!("not set yet: {w} (AWS has {ptr:?})"),
+        _ if ptr.is_empty() => {
+            "no reverse name: publish its forward A record, then run set-message".to_string()
+        }
+        _ => format!("set: {ptr}"),
+    }
+}
+
+/// How a Vultr provision may treat the instance.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VultrOptions {
+    pub ipv6: bool,
+    pub reserved: bool,
+    /// Turn IPv6 on when it is off (`--no-modify-instance` clears it).
+    pub modify_instance: bool,
+    /// Restart the instance after adding IPv4 (`--reboot`).
+    pub reboot: bool,
+}
+
+fn vultr_request(count: usize, o: VultrOptions) -> vultr::ProvisionRequest {
+    vultr::ProvisionRequest {
+        ipv4: count,
+        ipv6: if o.ipv6 { count } else { 0 },
+        reserved: o.reserved,
+        modify_instance: o.modify_instance,
+        reboot: o.reboot,
+    }
+}
+
+/// The Vultr instance to serve on: `--instance`, the one recorded, the
+/// one whose main IPv4 is `--host`, or (on the instance) the metadata
+/// service's `instance-v2-id`.
+pub fn vultr_instance(
+    given: Option<String>,
+    recorded: Option<String>,
+    host: Option<std::net::Ipv4Addr>,
+) -> Result<String> {
+    if let Some(id) = given.or(recorded) {
+        return Ok(id);
+    }
+    if let Some(ip) = host {
+        let client = vultr::Client::new(vultr::Settings::from_env(), vultr::ApiKey::from_env()?)?;
+        return Ok(block_on(client.find_instance_by_main_ip(ip))??);
+    }
+    Ok(block_on(vultr::instance_id_from_metadata(None))??)
+}
+
+/// What a Vultr provision would do, from read calls only.
+pub fn plan_vultr(
+    state: &State,
+    instance: &str,
+    deployment: &str,
+    count: usize,
+    options: VultrOptions,
+) -> Result<ProvisionPlan> {
+    let v = Vultr::from_env(instance, deployment)?;
+    let journal = crate::state::ReadJournal(state);
+    Ok(block_on(v.plan(&journal, vultr_request(count, options)))??)
+}
+
+/// What an AWS provision would do, from Describe calls only (the limits
+/// are checked as a real run checks them).
+pub fn plan_aws(state: &State, settings: AwsSettings, count: usize) -> Result<ProvisionPlan> {
+    let provider = block_on(AwsProvider::connect(settings))??;
+    let journal = crate::state::ReadJournal(state);
+    Ok(block_on(provider.plan(count, &journal))??)
+}
+
+/// Provisions at Vultr: `count` IPv4 (and as many IPv6 with `ipv6`),
+/// after printing the plan and its cost.
 pub fn provision_vultr(
     locked: &mut Locked,
     instance: &str,
     deployment: &str,
     count: usize,
-    ipv6: bool,
-    reserved: bool,
+    options: VultrOptions,
 ) -> Result<(Vec<AddressPair>, Vec<AddressPair>)> {
+    let ipv6 = options.ipv6;
     let v = Vultr::from_env(instance, deployment)?;
-    let request = vultr::ProvisionRequest {
-        ipv4: count,
-        ipv6: if ipv6 { count } else { 0 },
-        reserved,
+    let request = vultr_request(count, options);
+    let plan = {
+        let journal = crate::state::ReadJournal(&locked.state);
+        block_on(v.plan(&journal, request))??
     };
+    print!("{}", plan.render());
     let out = block_on(v.provision(locked, request))??;
     if out.created + out.adopted > 0 {
         println!(
             "Vultr: {} address(es) created, {} found from an interrupted run.",
             out.created, out.adopted
         );
+    }
+    for note in &out.notes {
+        println!("Vultr: {note}");
     }
     let mut targets = vec![out.target_v4];
     if ipv6 {
@@ -193,6 +274,11 @@ pub fn provision_aws(
     count: usize,
 ) -> Result<(String, String, Vec<AddressPair>, Vec<AddressPair>)> {
     let provider = block_on(AwsProvider::connect(settings))??;
+    let plan = {
+        let journal = crate::state::ReadJournal(&locked.state);
+        block_on(provider.plan(count, &journal))??
+    };
+    print!("{}", plan.render());
     let out = block_on(provider.provision(count, locked))??;
     for note in &out.notes {
         println!("AWS: {note}");

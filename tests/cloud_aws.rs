@@ -87,6 +87,11 @@ fn lifecycle_leaves_ec2_as_it_was() {
     let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(status["provider"], "aws");
     assert_eq!(status["shows"][0]["hops"][0]["hop"]["wanted"], "Hop.One");
+    let line = status["shows"][0]["hops"][0]["hop"]["reported"].to_string();
+    assert!(
+        line.contains("no reverse name: publish its forward A record"),
+        "{line}"
+    );
 
     let r = run(aws_troll(dir.path(), &env).args(["teardown"]));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -104,4 +109,55 @@ fn aws_needs_a_domain() {
     let r = run(troll(dir.path()).args(["provision", "--provider", "aws", "--ipv4", "2"]));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--domain"), "{}", r.stderr);
+}
+
+#[test]
+fn aws_with_ipv6_is_a_clear_error_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(troll(dir.path()).args([
+        "provision",
+        "--provider",
+        "aws",
+        "--domain",
+        "example.com",
+        "--ipv4",
+        "1",
+        "--ipv6",
+    ]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--ipv6") && r.stderr.contains("no reverse DNS for its IPv6"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_cost_and_only_describes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(aws::Env::start());
+    let before = rt.block_on(env.snapshot());
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(aws_troll(dir.path(), &env).args([
+        "provision",
+        "--provider",
+        "aws",
+        "--domain",
+        "example.com",
+        "--instance",
+        &env.instance_id,
+        "--message",
+        "Hop One\nHop Two\n\nThe End",
+        "--dry-run",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let allocations = r.stdout.matches("ec2:AllocateAddress").count();
+    assert_eq!(allocations, 3, "two hops and the target: {}", r.stdout);
+    assert!(r.stdout.contains("$10.95/month"), "{}", r.stdout);
+    assert!(r.stdout.contains("SSH session"), "{}", r.stdout);
+    let calls = env.proxy.calls();
+    assert!(calls.iter().all(|c| c.starts_with("Describe")), "{calls:?}");
+    println!("calls made by the AWS dry run: {}", calls.len());
+    assert_eq!(rt.block_on(env.snapshot()), before);
 }

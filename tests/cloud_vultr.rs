@@ -144,3 +144,117 @@ fn a_bad_key_is_one_sentence_and_changes_nothing() {
         missing.stderr
     );
 }
+
+#[test]
+fn a_dry_run_prints_the_plan_and_cost_and_only_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake::Fake::start(KEY);
+    let before = fake.world();
+    let state_files = |dir: &std::path::Path| {
+        walk(dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .count()
+    };
+    let r = run(vultr(dir.path(), &fake).args([
+        "provision",
+        "--provider",
+        "vultr",
+        "--instance",
+        fake::INSTANCE,
+        "--message",
+        "First Hop\nSecond\nThird\n\nThe End",
+        "--dry-run",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let creates = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&format!("POST /instances/{}/ipv4", fake::INSTANCE)))
+        .count();
+    assert_eq!(creates, 3, "{}", r.stdout);
+    assert!(r.stdout.contains("$9.00/month"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Dry run: nothing was changed"),
+        "{}",
+        r.stdout
+    );
+    let methods: Vec<String> = fake.state().log.iter().map(|l| l.method.clone()).collect();
+    assert!(methods.iter().all(|m| m == "GET"), "{methods:?}");
+    println!("calls made by the dry run: {}", methods.len());
+    assert_eq!(fake.world(), before);
+    assert_eq!(state_files(dir.path()), 0, "no state written");
+
+    // The real run prints the same plan, then proceeds.
+    let r = run(vultr(dir.path(), &fake).args([
+        "provision",
+        "--provider",
+        "vultr",
+        "--instance",
+        fake::INSTANCE,
+        "--message",
+        "First Hop\nSecond\nThird\n\nThe End",
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("$9.00/month"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("restart"),
+        "the restart note: {}",
+        r.stdout
+    );
+    let r = run(vultr(dir.path(), &fake).args(["teardown"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(fake.world(), before);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_instance_comes_from_the_metadata_service_or_its_main_ipv4() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake::Fake::start(KEY);
+    let wanted = format!("POST /instances/{}/ipv4", fake::INSTANCE);
+    let metadata = format!("http://{}/v1.json", fake.addr);
+    let dry = [
+        "provision",
+        "--provider",
+        "vultr",
+        "--ipv4",
+        "1",
+        "--dry-run",
+    ];
+    // Off the instance, no --instance: one sentence naming the ways.
+    let r = run(vultr(dir.path(), &fake)
+        .env("TROLL_VULTR_METADATA_URL", &metadata)
+        .args(dry));
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("--instance") && r.stderr.contains("--host"),
+        "{}",
+        r.stderr
+    );
+    // On the instance: the metadata document names it.
+    fake.state().metadata_instance = Some(fake::INSTANCE.into());
+    let r = run(vultr(dir.path(), &fake)
+        .env("TROLL_VULTR_METADATA_URL", &metadata)
+        .args(dry));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&wanted), "{}", r.stdout);
+    // Elsewhere, by its main IPv4.
+    let r = run(vultr(dir.path(), &fake)
+        .args(dry)
+        .args(["--host", &fake::MAIN_IP.to_string()]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&wanted), "{}", r.stdout);
+}

@@ -44,6 +44,22 @@ pub enum Error {
         action: String,
         hint: String,
     },
+    /// A limit of the account or the instance that the show would exceed,
+    /// found before anything was created: `detail` names the limit, its
+    /// number and the fix.
+    #[error("{provider} limit: {detail}")]
+    Limit {
+        provider: &'static str,
+        detail: String,
+    },
+    /// The provider is busy with another task on the resource (Vultr:
+    /// "Server is currently locked") and the call did not take effect.
+    #[error("{operation}: {detail}")]
+    Busy {
+        provider: &'static str,
+        operation: String,
+        detail: String,
+    },
     /// The deployment's state could not record a resource; nothing was
     /// created after that.
     #[error("cannot record the resource in the state: {0}")]

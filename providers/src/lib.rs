@@ -13,6 +13,7 @@
 pub mod aws;
 mod error;
 pub mod local;
+mod plan;
 mod prices;
 pub mod progress;
 mod static_provider;
@@ -20,7 +21,8 @@ pub mod vultr;
 
 pub use error::{Error, Result};
 pub use local::LocalProvider;
-pub use prices::{monthly_cost_cents, PriceEntry, PRICES, PRICES_CHECKED};
+pub use plan::{PlannedCall, ProvisionPlan};
+pub use prices::{monthly_cost_cents, offers, PriceEntry, PRICES, PRICES_CHECKED};
 pub use static_provider::{parse_pair, StaticProvider};
 
 use serde::{Deserialize, Serialize};

@@ -36,13 +36,16 @@ pub const PRICES: &[PriceEntry] = &[
         cents_per_month: 365,
         what: "public IPv4 (Elastic IP) $0.005/hour, about $3.65/month each",
     },
-    PriceEntry {
-        provider: ProviderKind::Aws,
-        family: Family::Ipv6,
-        cents_per_month: 0,
-        what: "IPv6 addresses from the subnet, free",
-    },
 ];
+
+/// Whether troll can serve hops of `family` at `provider`. AWS has no
+/// entry for IPv6: it offers no reverse DNS for its own IPv6 ranges, so an
+/// IPv6 hop there could not carry its name.
+pub fn offers(provider: ProviderKind, family: Family) -> bool {
+    PRICES
+        .iter()
+        .any(|p| p.provider == provider && p.family == family)
+}
 
 /// Monthly cost in US cents of `count` addresses of `family` at `provider`.
 /// Providers that are not in the table (local, static) cost nothing extra.
@@ -66,5 +69,10 @@ mod tests {
         assert_eq!(monthly_cost_cents(ProviderKind::Aws, Family::Ipv4, 2), 730);
         assert_eq!(monthly_cost_cents(ProviderKind::Vultr, Family::Ipv6, 40), 0);
         assert_eq!(monthly_cost_cents(ProviderKind::Local, Family::Ipv4, 9), 0);
+        assert!(offers(ProviderKind::Vultr, Family::Ipv6));
+        assert!(
+            !offers(ProviderKind::Aws, Family::Ipv6),
+            "no reverse DNS for AWS IPv6"
+        );
     }
 }

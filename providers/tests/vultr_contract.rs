@@ -21,8 +21,12 @@ use troll_providers::{MemoryJournal, PtrRecord};
 use vultr::proxy::Proxy;
 
 /// The operations troll uses, as the specification names their paths.
-const OPERATIONS: [&str; 14] = [
+const OPERATIONS: [&str; 18] = [
+    "GET /instances",
     "GET /instances/{instance-id}",
+    "PATCH /instances/{instance-id}",
+    "POST /instances/{instance-id}/reboot",
+    "GET /firewalls/{firewall-group-id}/rules",
     "GET /instances/{instance-id}/ipv4",
     "POST /instances/{instance-id}/ipv4",
     "DELETE /instances/{instance-id}/ipv4/{ipv4}",
@@ -215,6 +219,17 @@ async fn every_request_passes_prism_validation() {
         .unwrap();
     client.detach_reserved_ip(&reserved.id).await.unwrap();
     client.delete_reserved_ip(&reserved.id).await.unwrap();
+    // Found by main IPv4 (Prism's example list decides whether it matches;
+    // the request is what is checked here).
+    let _ = client
+        .find_instance_by_main_ip(Ipv4Addr::new(192, 0, 2, 123))
+        .await;
+    client.enable_ipv6(INSTANCE).await.unwrap();
+    client.reboot_instance(INSTANCE).await.unwrap();
+    client
+        .list_firewall_rules("1234abcd-0000-4000-8000-000000000001")
+        .await
+        .unwrap();
 
     // The lifecycle as troll runs it (Prism's answers are its examples, so
     // only the requests matter here, not what they add up to).
@@ -226,6 +241,8 @@ async fn every_request_passes_prism_validation() {
                 ipv4: 1,
                 ipv6: 0,
                 reserved: false,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await
@@ -254,6 +271,8 @@ async fn every_request_passes_prism_validation() {
             ipv4: 1,
             ipv6: 0,
             reserved: true,
+            modify_instance: true,
+            reboot: false,
         },
     )
     .await

@@ -11,15 +11,22 @@ use troll_providers::{Error, Journal, MemoryJournal};
 use vultr::fake::{Fake, Fault, Gate, World, FOREIGN_IP, INSTANCE, MAIN_IP, V6_MAIN};
 use vultr::*;
 
+/// The label of this deployment's reserved IPs on [`INSTANCE`].
+const LABEL: &str = "troll-show1 on cb676a46-66fd-4dfb-b839-443f2e6c0b60";
+
 const ADDITIONAL: ProvisionRequest = ProvisionRequest {
     ipv4: 2,
     ipv6: 2,
     reserved: false,
+    modify_instance: true,
+    reboot: false,
 };
 const RESERVED: ProvisionRequest = ProvisionRequest {
     ipv4: 2,
     ipv6: 1,
     reserved: true,
+    modify_instance: true,
+    reboot: false,
 };
 
 fn journal() -> MemoryJournal {
@@ -177,7 +184,7 @@ async fn reserved_ip_lifecycle_leaves_the_fake_as_it_was() {
     let p = v.provision(&mut j, RESERVED).await.unwrap();
     assert_eq!(p.ipv4.len(), 2);
     let world = fake.world();
-    let ours = world.labelled("troll-show1");
+    let ours = world.labelled(LABEL);
     assert_eq!(ours.len(), 2);
     assert!(ours
         .iter()
@@ -189,7 +196,7 @@ async fn reserved_ip_lifecycle_leaves_the_fake_as_it_was() {
         .filter(|r| r.kind == KIND_RESERVED)
         .collect();
     assert_eq!(recorded.len(), 2);
-    assert!(recorded.iter().all(|r| r.extra["label"] == "troll-show1"));
+    assert!(recorded.iter().all(|r| r.extra["label"] == LABEL));
 
     let again = v.provision(&mut j, RESERVED).await.unwrap();
     assert_eq!(again.created, 0);
@@ -219,6 +226,8 @@ async fn more_addresses_later_adds_only_the_difference_and_mixes_kinds() {
             ipv4: 1,
             ipv6: 0,
             reserved: false,
+            modify_instance: true,
+            reboot: false,
         },
     )
     .await
@@ -230,12 +239,14 @@ async fn more_addresses_later_adds_only_the_difference_and_mixes_kinds() {
                 ipv4: 3,
                 ipv6: 3,
                 reserved: true,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await
         .unwrap();
     assert_eq!((p.ipv4.len(), p.ipv6.len(), p.created), (3, 3, 2));
-    assert_eq!(fake.world().labelled("troll-show1").len(), 2);
+    assert_eq!(fake.world().labelled(LABEL).len(), 2);
     v.teardown(&mut j).await.unwrap();
     assert_clean(&fake, &before, &j);
 }
@@ -370,6 +381,8 @@ async fn unknown_outcomes_never_make_more_addresses_than_asked() {
                 ipv4: 2,
                 ipv6: 0,
                 reserved: false,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await
@@ -384,12 +397,14 @@ async fn unknown_outcomes_never_make_more_addresses_than_asked() {
                 ipv4: 3,
                 ipv6: 0,
                 reserved: true,
+                modify_instance: true,
+                reboot: false,
             },
         )
         .await
         .unwrap();
     assert_eq!(p.ipv4.len(), 3);
-    assert_eq!(fake.world().labelled("troll-show1").len(), 1);
+    assert_eq!(fake.world().labelled(LABEL).len(), 1);
     v.teardown(&mut j).await.unwrap();
 }
 
@@ -511,11 +526,17 @@ async fn bad_input_is_refused_before_any_call() {
     let fake = Fake::with_world(KEY, no_v6);
     let v = provider(fast_settings(&fake.url()));
     let e = v
-        .provision(&mut j, ADDITIONAL)
+        .provision(
+            &mut j,
+            ProvisionRequest {
+                modify_instance: false,
+                ..ADDITIONAL
+            },
+        )
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("has no IPv6 network"), "{e}");
+    assert!(e.contains("has IPv6 off"), "{e}");
     assert_eq!(
         fake.world().additional(INSTANCE),
         vec![FOREIGN_IP],
@@ -524,21 +545,39 @@ async fn bad_input_is_refused_before_any_call() {
 }
 
 #[tokio::test]
-async fn independent_calls_run_in_parallel() {
+async fn creates_go_one_at_a_time_and_reverse_names_in_parallel() {
     let fake = Fake::start(KEY);
     fake.state().latency = Duration::from_millis(30);
     let v = provider(fast_settings(&fake.url()));
     let mut j = journal();
-    v.provision(
-        &mut j,
-        ProvisionRequest {
-            ipv4: 6,
-            ipv6: 0,
-            reserved: false,
-        },
-    )
-    .await
-    .unwrap();
+    let p = v
+        .provision(
+            &mut j,
+            ProvisionRequest {
+                ipv4: 6,
+                ipv6: 0,
+                reserved: false,
+                modify_instance: true,
+                reboot: false,
+            },
+        )
+        .await
+        .unwrap();
+    // Each create starts a task on the instance: the next one starts only
+    // after the previous answer (which takes at least the latency).
+    let starts: Vec<Instant> = fake
+        .state()
+        .log
+        .iter()
+        .filter(|l| l.method == "POST" && l.path.ends_with("/ipv4"))
+        .map(|l| l.at)
+        .collect();
+    assert_eq!(starts.len(), 6);
+    for w in starts.windows(2) {
+        assert!(w[1] - w[0] >= Duration::from_millis(30), "{starts:?}");
+    }
+    fake.state().max_in_flight = 0;
+    v.set_ptrs(&mut j, &records_for(&p)).await.unwrap();
     assert!(
         fake.state().max_in_flight >= 4,
         "max in flight {}",
@@ -588,8 +627,14 @@ enum Recovery {
 /// Kills the client at call `k`, recovers, and checks nothing leaked.
 /// Returns whether the client was killed (it was not when the lifecycle
 /// needs `k` calls or fewer).
-async fn crash_at(request: ProvisionRequest, k: usize, crash: Crash, recovery: Recovery) -> bool {
-    let fake = Fake::start(KEY);
+async fn crash_at(
+    world: fn() -> World,
+    request: ProvisionRequest,
+    k: usize,
+    crash: Crash,
+    recovery: Recovery,
+) -> bool {
+    let fake = Fake::with_world(KEY, world());
     let before = fake.world();
     let settings = fast_settings(&fake.url());
     let mut j = journal();
@@ -625,7 +670,7 @@ async fn crash_at(request: ProvisionRequest, k: usize, crash: Crash, recovery: R
                 1 + extra,
                 "{context}: leaked IPv4"
             );
-            let labelled = world.labelled("troll-show1").len();
+            let labelled = world.labelled(LABEL).len();
             let wanted = if request.reserved { request.ipv4 } else { 0 };
             assert_eq!(labelled, wanted, "{context}: leaked reserved IPs");
             let records = records_for(&p);
@@ -642,13 +687,18 @@ async fn crash_at(request: ProvisionRequest, k: usize, crash: Crash, recovery: R
                 .unwrap_or_else(|e| panic!("{context}: {e}"));
         }
     }
-    assert_eq!(fake.world(), before, "{context}: the fake is not as it was");
+    // What the operator allowed stays: IPv6 turned on, restarts done.
+    let mut after = fake.world();
+    let inst = after.instances.get_mut(INSTANCE).unwrap();
+    inst.v6 = before.instances[INSTANCE].v6;
+    inst.reboots = 0;
+    assert_eq!(after, before, "{context}: the fake is not as it was");
     assert_eq!(vultr_left(&j), vec![], "{context}");
     crashed
 }
 
-async fn calls_in_a_lifecycle(request: ProvisionRequest) -> usize {
-    let fake = Fake::start(KEY);
+async fn calls_in_a_lifecycle(world: fn() -> World, request: ProvisionRequest) -> usize {
+    let fake = Fake::with_world(KEY, world());
     let v = provider(fast_settings(&fake.url()));
     lifecycle(&v, &mut journal(), request).await.unwrap();
     let n = fake.state().processed;
@@ -656,15 +706,32 @@ async fn calls_in_a_lifecycle(request: ProvisionRequest) -> usize {
 }
 
 async fn crash_everywhere(request: ProvisionRequest) {
-    let total = calls_in_a_lifecycle(request).await;
+    crash_everywhere_in(World::standard, request).await;
+}
+
+/// An instance with IPv6 off and a firewall group, provisioned with
+/// `--reboot`: the PATCH, the restart and the firewall read are call
+/// positions too.
+fn changing_world() -> World {
+    let mut world = World::standard();
+    let inst = world.instances.get_mut(INSTANCE).unwrap();
+    inst.v6 = None;
+    inst.v6_reverse.clear();
+    inst.firewall_group = Some("fw-1".into());
+    world.firewalls.insert("fw-1".into(), Vec::new());
+    world
+}
+
+async fn crash_everywhere_in(world: fn() -> World, request: ProvisionRequest) {
+    let total = calls_in_a_lifecycle(world, request).await;
     assert!(total > 10, "{total}");
     eprintln!("{request:?}: {total} calls in a lifecycle; crashing at each");
     for k in 0..=total {
         for recovery in [Recovery::Again, Recovery::Teardown] {
-            let crashed = crash_at(request, k, Crash::Before, recovery).await;
+            let crashed = crash_at(world, request, k, Crash::Before, recovery).await;
             assert_eq!(crashed, k < total, "call {k} of {total}");
             if k > 0 {
-                let crashed = crash_at(request, k, Crash::Unanswered, recovery).await;
+                let crashed = crash_at(world, request, k, Crash::Unanswered, recovery).await;
                 assert_eq!(crashed, k <= total, "call {k} of {total}");
             }
         }
@@ -679,6 +746,18 @@ async fn a_crash_between_any_two_calls_leaks_nothing_additional() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_any_two_calls_leaks_nothing_reserved() {
     crash_everywhere(RESERVED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_any_two_calls_leaks_nothing_when_ipv6_is_turned_on_and_it_reboots() {
+    crash_everywhere_in(
+        changing_world,
+        ProvisionRequest {
+            reboot: true,
+            ..ADDITIONAL
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -25,6 +25,8 @@ async fn never_more_than_30_requests_in_any_second() {
         ipv4: 12,
         ipv6: 8,
         reserved: false,
+        modify_instance: true,
+        reboot: false,
     };
     lifecycle(&v, &mut j, request).await.unwrap();
 

@@ -83,6 +83,8 @@ async fn the_key_stays_in_the_authorization_header() {
         ipv4: 2,
         ipv6: 2,
         reserved: false,
+        modify_instance: true,
+        reboot: false,
     };
     let p = v.provision(&mut j, request).await.unwrap();
     v.set_ptrs(&mut j, &records_for(&p)).await.unwrap();
@@ -100,6 +102,8 @@ async fn the_key_stays_in_the_authorization_header() {
             ipv4: 1,
             ipv6: 0,
             reserved: true,
+            modify_instance: true,
+            reboot: false,
         },
     )
     .await
@@ -157,6 +161,8 @@ async fn the_key_stays_in_the_authorization_header() {
             ipv4: 1,
             ipv6: 1,
             reserved: false,
+            modify_instance: true,
+            reboot: false,
         },
     )
     .await

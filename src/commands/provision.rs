@@ -49,6 +49,11 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             .targets
             .iter()
             .any(|t| t.family() == Family::Ipv6);
+    if kind == ProviderKind::Aws && args.ipv6 {
+        return Err(Error::Usage(
+            "--ipv6 does not work with --provider aws: AWS offers no reverse DNS for its IPv6 addresses, so IPv6 hops could not carry the message; drop --ipv6".into(),
+        ));
+    }
     if cloud && (!args.target.is_empty() || !args.hop_address.is_empty()) {
         return Err(Error::Usage(format!(
             "--target and --hop-address are for --provider static; {kind} allocates its own"
@@ -70,6 +75,11 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
         )));
     }
 
+    if args.dry_run && !cloud {
+        return Err(Error::Usage(format!(
+            "--dry-run is for --provider vultr or aws; the {kind} provider makes no API call (use `troll preview` to see the plan)"
+        )));
+    }
     let (targets, addresses) = match kind {
         ProviderKind::Static => {
             let parse_all = |items: &[String]| -> Result<Vec<_>> {
@@ -122,16 +132,17 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             (provider.targets(), addresses)
         }
         ProviderKind::Vultr => {
-            let instance = args
-                .instance
-                .clone()
-                .or(locked.state.instance.clone())
-                .ok_or_else(|| {
-                    Error::Usage(
-                        "--provider vultr needs --instance ID (the instance troll serves on)"
-                            .into(),
-                    )
-                })?;
+            let instance = crate::cloud::vultr_instance(
+                args.instance.clone(),
+                locked.state.instance.clone(),
+                args.host,
+            )?;
+            let options = crate::cloud::VultrOptions {
+                ipv6,
+                reserved: args.reserved,
+                modify_instance: !args.no_modify_instance,
+                reboot: args.reboot,
+            };
             let held = locked
                 .state
                 .addresses
@@ -139,6 +150,21 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
                 .filter(|a| a.family() == Family::Ipv4)
                 .count();
             let count = size(held)?;
+            if args.dry_run {
+                let plan = crate::cloud::plan_vultr(
+                    &locked.state,
+                    &instance,
+                    &ctx.deployment,
+                    count,
+                    options,
+                )?;
+                print!("{}", plan.render());
+                println!(
+                    "Dry run: nothing was changed ({} read call(s)).",
+                    plan.reads
+                );
+                return Ok(());
+            }
             // Record the instance before any call, so teardown can find it.
             locked.state.provider = Some(kind);
             locked.state.instance = Some(instance.clone());
@@ -148,8 +174,7 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
                 &instance,
                 &ctx.deployment,
                 count,
-                ipv6,
-                args.reserved,
+                options,
             )?;
             (targets, addresses)
         }
@@ -160,15 +185,24 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
                 )
             })?;
             let count = size(locked.state.addresses.len())?;
-            locked.state.provider = Some(kind);
-            locked.state.domain = Some(domain.clone());
-            locked.save()?;
             let settings = troll_providers::aws::AwsSettings {
                 deployment: ctx.deployment.clone(),
-                domain,
+                domain: domain.clone(),
                 instance_id: args.instance.clone().or(locked.state.instance.clone()),
                 region: args.region.clone().or(locked.state.region.clone()),
             };
+            if args.dry_run {
+                let plan = crate::cloud::plan_aws(&locked.state, settings, count)?;
+                print!("{}", plan.render());
+                println!(
+                    "Dry run: nothing was changed ({} read call(s)).",
+                    plan.reads
+                );
+                return Ok(());
+            }
+            locked.state.provider = Some(kind);
+            locked.state.domain = Some(domain);
+            locked.save()?;
             let (instance, region, targets, addresses) =
                 crate::cloud::provision_aws(&mut locked, settings, count)?;
             locked.state.instance = Some(instance);

@@ -172,7 +172,7 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 }
 
 /// Whether two DNS names are the same (case and the final dot aside).
-pub(crate) fn same_name(a: &str, b: &str) -> bool {
+pub fn same_name(a: &str, b: &str) -> bool {
     a.trim_end_matches('.')
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }

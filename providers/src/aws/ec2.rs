@@ -7,8 +7,8 @@ use crate::{Error, Result};
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
-    AddressAttribute, AddressAttributeName, AttributeBooleanValue, DomainType, Filter,
-    ResourceType, Tag, TagSpecification,
+    AccountAttributeName, AddressAttribute, AddressAttributeName, AttributeBooleanValue,
+    DomainType, Filter, InstanceType, ResourceType, Tag, TagSpecification,
 };
 use aws_sdk_ec2::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +28,28 @@ pub(crate) struct Interface {
     /// Every private IPv4 address on the interface, the primary included.
     pub addresses: BTreeSet<Ipv4Addr>,
     pub source_dest_check: Option<bool>,
+}
+
+/// The instance, as the limit checks need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InstanceInfo {
+    /// The primary network interface (device index 0).
+    pub eni: String,
+    /// e.g. `t3.micro`.
+    pub instance_type: String,
+    /// The security groups of the instance.
+    pub security_groups: Vec<String>,
+}
+
+/// One inbound permission of a security group, as the probe check needs
+/// it: protocol (`udp`, `tcp`, `icmp`, `-1` for all), port range (ICMP:
+/// type and code), and whether it is open to every IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Permission {
+    pub protocol: String,
+    pub from: i32,
+    pub to: i32,
+    pub anywhere_v4: bool,
 }
 
 /// An Elastic IP as DescribeAddresses shows it.
@@ -94,9 +116,9 @@ impl Ec2 {
         Ec2 { client }
     }
 
-    /// The instance's primary interface id (device index 0).
+    /// The instance's primary interface id (device index 0) and type.
     /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html>
-    pub async fn primary_interface_id(&self, instance_id: &str) -> Result<String> {
+    pub async fn instance(&self, instance_id: &str) -> Result<InstanceInfo> {
         const ACTION: &str = "ec2:DescribeInstances";
         let out = self
             .client
@@ -114,7 +136,7 @@ impl Ec2 {
                 provider: PROVIDER,
                 what: format!("instance {instance_id} in this region"),
             })?;
-        instance
+        let eni = instance
             .network_interfaces()
             .iter()
             .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
@@ -123,7 +145,94 @@ impl Ec2 {
             .ok_or_else(|| Error::NotFound {
                 provider: PROVIDER,
                 what: format!("primary network interface on instance {instance_id}"),
+            })?;
+        Ok(InstanceInfo {
+            eni,
+            instance_type: instance
+                .instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            security_groups: instance
+                .security_groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect(),
+        })
+    }
+
+    /// The inbound permissions of `groups`.
+    /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSecurityGroups.html>
+    pub async fn inbound(&self, groups: &[String]) -> Result<Vec<Permission>> {
+        const ACTION: &str = "ec2:DescribeSecurityGroups";
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .describe_security_groups()
+            .set_group_ids(Some(groups.to_vec()))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(ACTION, &groups.join(","), e))?;
+        Ok(out
+            .security_groups()
+            .iter()
+            .flat_map(|g| g.ip_permissions())
+            .map(|p| Permission {
+                protocol: p.ip_protocol().unwrap_or_default().to_ascii_lowercase(),
+                from: p.from_port().unwrap_or(-1),
+                to: p.to_port().unwrap_or(-1),
+                anywhere_v4: p
+                    .ip_ranges()
+                    .iter()
+                    .any(|r| r.cidr_ip() == Some("0.0.0.0/0")),
             })
+            .collect())
+    }
+
+    /// How many private IPv4 addresses one interface of `instance_type`
+    /// holds, the primary included (`None` when EC2 does not say).
+    /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypes.html>
+    pub async fn ipv4_per_interface(&self, instance_type: &str) -> Result<Option<u32>> {
+        const ACTION: &str = "ec2:DescribeInstanceTypes";
+        let out = self
+            .client
+            .describe_instance_types()
+            .instance_types(InstanceType::from(instance_type))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(ACTION, instance_type, e))?;
+        Ok(out
+            .instance_types()
+            .iter()
+            .find(|t| t.instance_type().map(InstanceType::as_str) == Some(instance_type))
+            .and_then(|t| t.network_info()?.ipv4_addresses_per_interface())
+            .and_then(|n| u32::try_from(n).ok()))
+    }
+
+    /// The region's Elastic IP quota, `vpc-max-elastic-ips` (`None` when
+    /// EC2 does not say).
+    /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeAccountAttributes.html>
+    pub async fn max_elastic_ips(&self) -> Result<Option<u32>> {
+        const ACTION: &str = "ec2:DescribeAccountAttributes";
+        let out = self
+            .client
+            .describe_account_attributes()
+            .attribute_names(AccountAttributeName::from("vpc-max-elastic-ips"))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(ACTION, "vpc-max-elastic-ips", e))?;
+        Ok(out
+            .account_attributes()
+            .iter()
+            .find(|a| a.attribute_name() == Some("vpc-max-elastic-ips"))
+            .and_then(|a| {
+                a.attribute_values()
+                    .first()?
+                    .attribute_value()?
+                    .parse()
+                    .ok()
+            }))
     }
 
     /// <https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeNetworkInterfaces.html>

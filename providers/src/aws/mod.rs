@@ -29,10 +29,12 @@ mod dns;
 mod ec2;
 mod imds;
 mod ledger;
-mod lifecycle;
+mod limits;
+mod provision;
 mod ptr;
+mod teardown;
 
-pub use dns::{zone_fragment, ForwardRecord, Resolver, SystemResolver};
+pub use dns::{same_name, zone_fragment, ForwardRecord, Resolver, SystemResolver};
 pub use imds::{instance_identity, InstanceIdentity, DEFAULT_ENDPOINT as IMDS_ENDPOINT};
 pub use ledger::kinds;
 

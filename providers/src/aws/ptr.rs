@@ -171,8 +171,78 @@ impl AwsProvider {
                 action,
             });
         }
+        self.follow(&mut report, &progress).await?;
         progress.finish("done");
         Ok(report)
+    }
+
+    /// Follows the updates just sent to their end: polls
+    /// DescribeAddressesAttribute until none is PENDING (bounded by the PTR
+    /// wait), and records each final status; one AWS failed is refused for
+    /// its own line only.
+    async fn follow(&self, report: &mut PtrReport, progress: &Progress) -> Result<()> {
+        let sent = |o: &PtrOutcome| matches!(o.action, PtrAction::Sent { .. });
+        let mut ids: Vec<String> = Vec::new();
+        let known_ids: BTreeMap<Ipv4Addr, String> = {
+            let all = self.ec2.addresses(&[]).await?;
+            all.into_iter()
+                .map(|e| (e.public_ip, e.allocation_id))
+                .collect()
+        };
+        for o in report.outcomes.iter().filter(|o| sent(o)) {
+            if let Some(id) = known_ids.get(&o.address) {
+                ids.push(id.clone());
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + self.ptr_wait.timeout;
+        loop {
+            let states = self.ec2.ptrs(&ids).await?;
+            let pending = states
+                .iter()
+                .filter(|s| s.update.as_ref().is_some_and(|u| u.is_pending()))
+                .count();
+            for st in &states {
+                let Some(u) = &st.update else { continue };
+                let Some(address) = known_ids
+                    .iter()
+                    .find(|(_, id)| **id == st.allocation_id)
+                    .map(|(a, _)| *a)
+                else {
+                    continue;
+                };
+                for o in report
+                    .outcomes
+                    .iter_mut()
+                    .filter(|o| o.address == address && sent(o))
+                {
+                    let failed = !u.is_pending()
+                        && matches!(u.status.to_ascii_uppercase().as_str(), "FAILED" | "FAILURE");
+                    o.action = if failed {
+                        PtrAction::Refused {
+                            reason: format!(
+                                "AWS reported the update {} ({})",
+                                u.status,
+                                u.reason.clone().unwrap_or_default()
+                            ),
+                        }
+                    } else {
+                        PtrAction::Sent {
+                            status: Some(u.status.clone()),
+                        }
+                    };
+                }
+            }
+            if pending == 0 || std::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            progress.note(&format!(
+                "waiting for AWS: {pending} reverse name(s) still PENDING"
+            ));
+            tokio::time::sleep(self.ptr_wait.interval).await;
+        }
     }
 
     /// Per Elastic IP of the deployment (hops in order, then the target):

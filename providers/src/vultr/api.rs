@@ -24,6 +24,33 @@ pub struct Instance {
     pub region: String,
     /// The instance's IPv6 network, when IPv6 is enabled on it.
     pub v6: Option<V6Network>,
+    /// The firewall group attached to it, if any.
+    pub firewall_group_id: Option<String>,
+    /// `running` once booted (`power_status`).
+    pub power_status: String,
+    /// `ok` once no task runs on it (`server_status`).
+    pub server_status: String,
+}
+
+impl Instance {
+    /// Running, and no task in progress.
+    pub fn is_ready(&self) -> bool {
+        self.power_status == "running"
+            && (self.server_status.is_empty() || self.server_status == "ok")
+    }
+}
+
+/// One inbound rule of a firewall group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallRule {
+    /// `v4` or `v6`.
+    pub ip_type: String,
+    /// `icmp`, `tcp`, `udp`, `gre` (lower case).
+    pub protocol: String,
+    /// A port, a range `low:high`, or empty for all.
+    pub port: String,
+    pub subnet: String,
+    pub subnet_size: u8,
 }
 
 /// The IPv6 network routed to an instance (a /64 at Vultr).
@@ -183,6 +210,9 @@ impl Client {
             v6_network_size: Option<u32>,
             v6_main_ip: Option<String>,
             v6_networks: Vec<RawV6>,
+            firewall_group_id: Option<String>,
+            power_status: Option<String>,
+            server_status: Option<String>,
         }
         #[derive(Deserialize, Default)]
         #[serde(default)]
@@ -236,6 +266,9 @@ impl Client {
             main_ip,
             region: raw.region.unwrap_or_default(),
             v6,
+            firewall_group_id: raw.firewall_group_id.filter(|g| !g.is_empty()),
+            power_status: raw.power_status.unwrap_or_default(),
+            server_status: raw.server_status.unwrap_or_default(),
         })
     }
 
@@ -442,6 +475,126 @@ impl Client {
             format!("a reverse DNS entry for {ip} on instance {id}"),
         );
         self.send(&call).await.map(drop)
+    }
+
+    /// `PATCH /instances/{instance-id}` with `enable_ipv6: true`: gives
+    /// the instance its IPv6 /64 (setting it twice changes nothing).
+    /// <https://www.vultr.com/api/#tag/instances/operation/update-instance>
+    pub async fn enable_ipv6(&self, instance_id: &str) -> Result<()> {
+        let id = segment("instance", instance_id)?;
+        let call = Call::new(
+            Method::PATCH,
+            format!("/instances/{id}"),
+            format!("turning IPv6 on for instance {id}"),
+            format!("instance {id}"),
+        )
+        .body(json!({ "enable_ipv6": true }))
+        .idempotent();
+        self.send(&call).await.map(drop)
+    }
+
+    /// `POST /instances/{instance-id}/reboot`
+    /// <https://www.vultr.com/api/#tag/instances/operation/reboot-instance>
+    pub async fn reboot_instance(&self, instance_id: &str) -> Result<()> {
+        let id = segment("instance", instance_id)?;
+        let call = Call::new(
+            Method::POST,
+            format!("/instances/{id}/reboot"),
+            format!("restarting instance {id}"),
+            format!("instance {id}"),
+        )
+        .idempotent();
+        self.send(&call).await.map(drop)
+    }
+
+    /// `GET /instances?main_ip=ADDR`: the id of the instance whose main
+    /// IPv4 is `ip`.
+    /// <https://www.vultr.com/api/#tag/instances/operation/list-instances>
+    pub async fn find_instance_by_main_ip(&self, ip: Ipv4Addr) -> Result<String> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct Page {
+            instances: Vec<RawListed>,
+            meta: Meta,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct RawListed {
+            id: Option<String>,
+            main_ip: Option<String>,
+        }
+        let make = || {
+            Call::new(
+                Method::GET,
+                "/instances".to_string(),
+                format!("finding the instance with main IPv4 {ip}"),
+                format!("an instance with main IPv4 {ip}"),
+            )
+            .query("main_ip", ip.to_string())
+        };
+        let listed = self
+            .list_pages(make, |p: Page| (p.instances, p.meta))
+            .await?;
+        let ids: Vec<String> = listed
+            .into_iter()
+            .filter(|i| i.main_ip.as_deref() == Some(ip.to_string().as_str()))
+            .filter_map(|i| i.id.filter(|id| !id.is_empty()))
+            .collect();
+        match ids.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::NotFound {
+                provider: super::client::PROVIDER,
+                what: format!("instance with main IPv4 {ip} in this account"),
+            }),
+            _ => Err(Error::Invalid {
+                detail: format!(
+                    "{} instances have main IPv4 {ip}; give --instance ID",
+                    ids.len()
+                ),
+            }),
+        }
+    }
+
+    /// `GET /firewalls/{firewall-group-id}/rules`
+    /// <https://www.vultr.com/api/#tag/firewall/operation/list-firewall-group-rules>
+    pub async fn list_firewall_rules(&self, group_id: &str) -> Result<Vec<FirewallRule>> {
+        let id = segment("firewall group", group_id)?;
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct Page {
+            firewall_rules: Vec<RawRule>,
+            meta: Meta,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct RawRule {
+            ip_type: Option<String>,
+            protocol: Option<String>,
+            port: Option<String>,
+            subnet: Option<String>,
+            subnet_size: Option<u8>,
+        }
+        let make = || {
+            Call::new(
+                Method::GET,
+                format!("/firewalls/{id}/rules"),
+                format!("listing the rules of firewall group {id}"),
+                format!("firewall group {id}"),
+            )
+        };
+        let raw = self
+            .list_pages(make, |p: Page| (p.firewall_rules, p.meta))
+            .await?;
+        Ok(raw
+            .into_iter()
+            .map(|r| FirewallRule {
+                ip_type: r.ip_type.unwrap_or_default().to_ascii_lowercase(),
+                protocol: r.protocol.unwrap_or_default().to_ascii_lowercase(),
+                port: r.port.unwrap_or_default(),
+                subnet: r.subnet.unwrap_or_default(),
+                subnet_size: r.subnet_size.unwrap_or(0),
+            })
+            .collect())
     }
 
     /// `GET /reserved-ips` (the API has no label filter; callers filter).

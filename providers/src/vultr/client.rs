@@ -18,7 +18,7 @@ pub const DEFAULT_API_URL: &str = "https://api.vultr.com/v2";
 pub const API_URL_ENV: &str = "TROLL_VULTR_API_URL";
 /// The only place the API key is read from.
 pub const API_KEY_ENV: &str = "VULTR_API_KEY";
-/// What a 401 or 403 means for the operator. The error reads, in one
+/// What a 401 means for the operator (a 403 names the refused call). The error reads, in one
 /// sentence: "the Vultr API rejected the credentials: check that
 /// VULTR_API_KEY is set and has API access enabled for this machine's
 /// address".
@@ -108,6 +108,10 @@ pub struct Settings {
     pub max_requests_per_second: u32,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+    /// Longest time spent waiting for an instance that Vultr reports busy
+    /// with another task ("Server is currently locked", HTTP 500) before
+    /// giving up with a clear error.
+    pub lock_wait: Duration,
     /// Progress bars (on a terminal) or lines (otherwise) on stderr for
     /// multi-step operations.
     pub show_progress: bool,
@@ -123,6 +127,7 @@ impl Default for Settings {
             backoff_max: Duration::from_secs(8),
             max_requests_per_second: 25,
             max_in_flight: 8,
+            lock_wait: Duration::from_secs(180),
             show_progress: true,
         }
     }
@@ -244,7 +249,17 @@ enum Outcome {
     Done(Vec<u8>),
     /// Worth another attempt: why, and how long the API asked to wait.
     Again(String, Option<Duration>),
+    /// The instance is busy with another task (Vultr's "Server is
+    /// currently locked"): the call did not take effect; worth another
+    /// attempt within [`Settings::lock_wait`].
+    Locked(String),
     Fail(Error),
+}
+
+/// Vultr's answer while an instance task runs: HTTP 500 with "Server is
+/// currently locked" (seen e.g. in vultr/ansible-collection-vultr#113).
+pub(crate) fn is_locked_message(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("currently locked")
 }
 
 /// A Vultr API v2 client: one method per API call (see `api.rs`), all
@@ -333,13 +348,34 @@ impl Client {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let (reason, asked) = match self.attempt(call).await {
+            let (reason, asked, budget) = match self.attempt(call).await {
                 Outcome::Done(body) => return Ok(body),
                 Outcome::Fail(error) => return Err(error),
-                Outcome::Again(reason, asked) => (reason, asked),
+                Outcome::Again(reason, asked) => (reason, asked, settings.retry_budget),
+                Outcome::Locked(reason) if call.retry == Retry::Create => {
+                    // Refused before it started; the caller re-lists and
+                    // creates again (see provision).
+                    return Err(Error::Busy {
+                        provider: PROVIDER,
+                        operation: call.operation.clone(),
+                        detail: reason,
+                    });
+                }
+                Outcome::Locked(reason) => {
+                    let budget = settings.lock_wait.max(settings.retry_budget);
+                    if settings.show_progress {
+                        eprintln!(
+                            "  Vultr: the instance is busy with another task; retrying {} (waited {:.0} s of at most {} s)",
+                            call.operation,
+                            started.elapsed().as_secs_f64(),
+                            budget.as_secs()
+                        );
+                    }
+                    (reason, None, budget)
+                }
             };
             let delay = backoff(settings, attempt).max(asked.unwrap_or_default());
-            if started.elapsed() + delay > settings.retry_budget {
+            if started.elapsed() + delay > budget {
                 tracing::warn!(operation = %call.operation, attempt, %reason, "giving up");
                 return Err(call.error(format!(
                     "{reason}; gave up after {attempt} attempt(s) in {:.1} s",
@@ -430,10 +466,23 @@ fn classify(call: &Call, status: StatusCode, body: Vec<u8>, asked: Option<Durati
     }
     let message = api_message(status, &body);
     match status.as_u16() {
-        401 | 403 => Outcome::Fail(Error::Auth {
+        401 => Outcome::Fail(Error::Auth {
             provider: "the Vultr API",
             hint: AUTH_HINT.to_string(),
         }),
+        // The key was read, but this call is not allowed: a sub-account
+        // user without the permission, or an address outside the key's
+        // access control list. Say which call.
+        403 => Outcome::Fail(Error::Permission {
+            provider: PROVIDER,
+            action: call.operation.clone(),
+            hint: format!(
+                "Vultr answered HTTP 403 ({message}): give the API key's user the permission for this                  (Account, Users) and allow this machine's address in the key's access control"
+            ),
+        }),
+        500 if is_locked_message(&message) => Outcome::Locked(format!(
+            "the instance is busy with another task (Vultr: {message}, HTTP 500)"
+        )),
         429 => Outcome::Again(
             "the Vultr API is rate-limiting requests (HTTP 429)".to_string(),
             asked,
@@ -485,6 +534,12 @@ fn api_message(status: StatusCode, body: &[u8]) -> String {
 fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     let seconds: u64 = value?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(seconds.min(30)))
+}
+
+/// The back-off before attempt `attempt + 1`, for callers that retry
+/// themselves (a create refused while the instance was locked).
+pub(crate) fn backoff_delay(settings: &Settings, attempt: u32) -> Duration {
+    backoff(settings, attempt)
 }
 
 /// Exponential back-off with jitter: the nth delay is uniformly drawn from

@@ -12,7 +12,8 @@
 //! by an *intent* in the deployment's journal and followed by the created
 //! resource, and [`Vultr::provision`] and [`Vultr::teardown`] first reconcile
 //! the journal with the API's lists (new additional IPv4s that appeared
-//! since an intent, reserved IPs carrying the label `troll-<deployment>`), so
+//! since an intent, reserved IPs carrying the label
+//! `troll-<deployment> on <instance>`), so
 //! a crash at any point leaves nothing behind that the next run does not
 //! find. Requests are paced below Vultr's 30 per second, retried with
 //! back-off on 429, 5xx, time-outs and dropped connections, and every one
@@ -31,20 +32,24 @@
 
 mod api;
 mod client;
+mod firewall;
 mod ledger;
+mod metadata;
 mod provision;
 mod reverse;
 mod teardown;
 
-pub use api::{expanded, Instance, InstanceIpv4, ReservedIp, ReverseIpv6, V6Network};
+pub use api::{expanded, FirewallRule, Instance, InstanceIpv4, ReservedIp, ReverseIpv6, V6Network};
 pub use client::{ApiKey, Client, Settings, API_KEY_ENV, API_URL_ENV, AUTH_HINT, DEFAULT_API_URL};
 pub use ledger::{
     EXTRA_BEFORE, EXTRA_INSTANCE, EXTRA_INTENT, EXTRA_LABEL, EXTRA_NAME, EXTRA_NETWORK,
     EXTRA_PREVIOUS, EXTRA_REGION, KIND_IPV4, KIND_IPV6, KIND_PTR, KIND_RESERVED,
 };
+pub use metadata::{instance_id_from_metadata, METADATA_URL, METADATA_URL_ENV};
 
 use crate::progress::Progress;
 use crate::{AddressPair, Error, PtrRecord, Result};
+use api::ReservedIp as ApiReservedIp;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// When the names set through the API can be expected in public resolvers.
@@ -58,9 +63,19 @@ pub struct ProvisionRequest {
     pub ipv4: usize,
     /// IPv6 hop addresses from the instance's /64 (free).
     pub ipv6: usize,
-    /// New IPv4 addresses as reserved IPs (labelled `troll-<deployment>`
-    /// and attached to the instance) instead of additional addresses.
+    /// New IPv4 addresses as reserved IPs (labelled
+    /// `troll-<deployment> on <instance>` and attached to the instance)
+    /// instead of additional addresses.
     pub reserved: bool,
+    /// May troll change the instance itself: turn IPv6 on when the show
+    /// needs it (`PATCH /instances/{id}` `enable_ipv6`)? Without it, a
+    /// missing IPv6 network stops the run before any create, with the
+    /// exact command.
+    pub modify_instance: bool,
+    /// Restart the instance through the API once new additional IPv4s
+    /// are on it, and wait until it runs again (Vultr may pass no traffic
+    /// to a new address before a restart). Never done without it.
+    pub reboot: bool,
 }
 
 /// What the deployment holds after `provision`.
@@ -81,6 +96,9 @@ pub struct Provisioned {
     /// Addresses an interrupted earlier run had created, found at Vultr and
     /// recorded by this call.
     pub adopted: usize,
+    /// One-line notes for the operator: IPv6 turned on, a restart needed
+    /// or done, firewall rules the instance's group lacks.
+    pub notes: Vec<String>,
 }
 
 /// What `set_ptrs` did.
@@ -122,12 +140,17 @@ pub struct Vultr {
     client: Client,
     instance_id: String,
     label: String,
+    /// The label of reserved IPs made before labels named the instance:
+    /// adopted only when attached to this instance.
+    legacy_label: String,
 }
 
 impl Vultr {
     /// A provider for `deployment` on instance `instance_id`. Checks both
     /// before any call: the id goes into URL paths, the deployment into the
-    /// label `troll-<deployment>` that finds reserved IPs again.
+    /// label `troll-<deployment> on <instance>` that finds reserved IPs
+    /// again (the instance in it, so that two servers under the same
+    /// deployment name never adopt or delete each other's).
     pub fn new(client: Client, instance_id: &str, deployment: &str) -> Result<Vultr> {
         let id_ok = !instance_id.is_empty()
             && instance_id.len() <= 100
@@ -156,7 +179,8 @@ impl Vultr {
         Ok(Vultr {
             client,
             instance_id: instance_id.to_string(),
-            label: format!("troll-{deployment}"),
+            label: format!("troll-{deployment} on {instance_id}"),
+            legacy_label: format!("troll-{deployment}"),
         })
     }
 
@@ -175,9 +199,20 @@ impl Vultr {
         &self.instance_id
     }
 
-    /// `troll-<deployment>`: the label of the reserved IPs it creates.
+    /// `troll-<deployment> on <instance>`: the label of the reserved IPs
+    /// it creates.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Whether a listed reserved IP is this deployment's on this instance:
+    /// its label, or the label of older troll versions (no instance in it)
+    /// on an address attached to this instance.
+    pub(crate) fn owns(&self, r: &ApiReservedIp) -> bool {
+        !r.id.is_empty()
+            && (r.label == self.label
+                || (r.label == self.legacy_label
+                    && r.instance_id.as_deref() == Some(self.instance_id.as_str())))
     }
 
     fn steps(&self, len: usize, what: &str) -> Steps {

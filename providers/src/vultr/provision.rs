@@ -3,7 +3,7 @@
 
 use super::api::{Instance, InstanceIpv4, ReservedIp};
 use super::ledger::*;
-use super::{transient, ProvisionRequest, Provisioned, Vultr, BATCH};
+use super::{transient, ProvisionRequest, Provisioned, Vultr};
 use crate::{AddressPair, Error, Family, Journal, ResourceStatus, Result};
 use futures_util::{stream, StreamExt};
 use std::collections::BTreeSet;
@@ -55,13 +55,21 @@ impl Vultr {
         let mut ledger = Ledger::open(journal);
         let (mut created, mut adopted) = (0, 0);
         let mut last_error: Option<Error> = None;
-        for round in 0..=MAX_ROUNDS {
+        let settings = self.client.settings().clone();
+        let lock_deadline = tokio::time::Instant::now() + settings.lock_wait;
+        let (mut round, mut waits) = (0, 0u32);
+        let mut notes = Vec::new();
+        loop {
             let list_reserved = request.reserved
                 || ledger.of(KIND_RESERVED).next().is_some()
                 || ledger.intents(KIND_IPV4).next().is_some();
-            let seen = self.look(list_reserved).await?;
+            let mut seen = self.look(list_reserved).await?;
             adopted += self.reconcile(&mut ledger, Some(&seen.ipv4), seen.reserved.as_deref())?;
-            if round == 0 {
+            if round == 0 && waits == 0 {
+                // A limit that can be known: IPv6, before the first create.
+                if request.ipv6 > 0 && seen.instance.v6.is_none() {
+                    seen.instance = self.turn_ipv6_on(&request, &mut notes).await?;
+                }
                 self.take_ipv6(&mut ledger, &seen.instance, request.ipv6)?;
             }
             self.attach_pending(&ledger, seen.reserved.as_deref())
@@ -69,7 +77,8 @@ impl Vultr {
             let held = self.held_ipv4(&ledger).len();
             let missing = request.ipv4.saturating_sub(held);
             if missing == 0 {
-                return Ok(self.provisioned(&ledger, &seen.instance, created, adopted));
+                let done = self.provisioned(&ledger, &seen.instance, created, adopted);
+                return self.finish(done, &seen.instance, request, notes).await;
             }
             if round == MAX_ROUNDS {
                 break;
@@ -79,12 +88,54 @@ impl Vultr {
                 .await?;
             created += batch.created;
             match batch.error {
-                Some(e) if !transient(&e) => return Err(e),
-                Some(e) => last_error = Some(e),
-                None if !batch.unresolved => {
-                    return Ok(self.provisioned(&ledger, &seen.instance, created, adopted))
+                // The instance is busy with the task the last create
+                // started: the refused call did not take effect. Look
+                // again (the listing shows what did) and go on, for up
+                // to `lock_wait`.
+                Some(Error::Busy {
+                    operation, detail, ..
+                }) => {
+                    waits += 1;
+                    let delay = super::client::backoff_delay(&settings, waits);
+                    if tokio::time::Instant::now() + delay > lock_deadline {
+                        return Err(Error::Busy {
+                            provider: "Vultr",
+                            operation,
+                            detail: format!(
+                                "{detail}; instance {} stayed busy for {} s: wait for its task to end \
+                                 (the Vultr portal shows it) and run provision again",
+                                self.instance_id,
+                                settings.lock_wait.as_secs()
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
                 }
-                None => {}
+                Some(Error::Conflict { detail, .. }) => {
+                    let held = self.held_ipv4(&ledger).len();
+                    return Err(Error::Limit {
+                        provider: "Vultr",
+                        detail: format!(
+                            "Vultr refused another IPv4 address for instance {} ({detail}); Vultr \
+                             caps the extra IPv4 of each instance or account and does not list the \
+                             cap, so this is most likely it: the deployment holds {held} of the {} \
+                             it needs (recorded; `troll teardown` gives them back); ask Vultr \
+                             support to raise the cap, or use a message with fewer distinct lines \
+                             or --ipv6",
+                            self.instance_id, request.ipv4
+                        ),
+                    });
+                }
+                Some(e) if !transient(&e) => return Err(e),
+                Some(e) => {
+                    last_error = Some(e);
+                    round += 1;
+                }
+                None if !batch.unresolved => {
+                    let done = self.provisioned(&ledger, &seen.instance, created, adopted);
+                    return self.finish(done, &seen.instance, request, notes).await;
+                }
+                None => round += 1,
             }
         }
         Err(last_error.unwrap_or_else(|| Error::Api {
@@ -94,6 +145,87 @@ impl Vultr {
                 "the new addresses did not appear in the instance's list after {MAX_ROUNDS} rounds"
             ),
         }))
+    }
+
+    /// What [`Vultr::provision`] would do for `request`, worked out with
+    /// read calls only (the instance, its IPv4 list, the reserved IPs) on a
+    /// copy of the journal: `journal` and Vultr are left as they are.
+    pub async fn plan<J: Journal + ?Sized>(
+        &self,
+        journal: &J,
+        request: ProvisionRequest,
+    ) -> Result<crate::ProvisionPlan> {
+        let mut scratch = crate::MemoryJournal {
+            resources: journal.resources(),
+        };
+        let mut ledger = Ledger::open(&mut scratch);
+        let list_reserved = request.reserved
+            || ledger.of(KIND_RESERVED).next().is_some()
+            || ledger.intents(KIND_IPV4).next().is_some();
+        let seen = self.look(list_reserved).await?;
+        self.reconcile(&mut ledger, Some(&seen.ipv4), seen.reserved.as_deref())?;
+        let held = self.held_ipv4(&ledger).len();
+        let missing = request.ipv4.saturating_sub(held);
+        let id = &self.instance_id;
+        let mut calls = Vec::new();
+        for n in 1..=missing {
+            if request.reserved {
+                calls.push(crate::PlannedCall {
+                    call: format!(
+                        "POST /reserved-ips {{region: {}, ip_type: v4, label: {}}}",
+                        seen.instance.region, self.label
+                    ),
+                    what: format!("reserved IPv4 {n} of {missing}"),
+                });
+                calls.push(crate::PlannedCall {
+                    call: format!("POST /reserved-ips/{{new id}}/attach {{instance_id: {id}}}"),
+                    what: format!("attach reserved IPv4 {n} of {missing} to the instance"),
+                });
+            } else {
+                calls.push(crate::PlannedCall {
+                    call: format!("POST /instances/{id}/ipv4 {{reboot: false}}"),
+                    what: format!("additional IPv4 {n} of {missing}"),
+                });
+            }
+        }
+        let mut notes = Vec::new();
+        if request.ipv6 > 0 && seen.instance.v6.is_none() {
+            if request.modify_instance {
+                calls.insert(
+                    0,
+                    crate::PlannedCall {
+                        call: format!("PATCH /instances/{id} {{enable_ipv6: true}}"),
+                        what: "turn IPv6 on for the instance (no restart)".into(),
+                    },
+                );
+            } else {
+                notes.push(format!(
+                    "instance {id} has IPv6 off and --no-modify-instance forbids turning it on: the run would stop before any create"
+                ));
+            }
+        }
+        if missing > 0 && request.reboot && !request.reserved {
+            calls.push(crate::PlannedCall {
+                call: format!("POST /instances/{id}/reboot"),
+                what: "restart, so the new addresses pass traffic (--reboot)".into(),
+            });
+        }
+        if missing > 0 && !request.reserved && !request.reboot {
+            notes.push(
+                "Vultr may pass no traffic to a new additional IPv4 until the instance restarts; troll never restarts it by itself"
+                    .to_string(),
+            );
+        }
+        Ok(crate::ProvisionPlan {
+            provider: crate::ProviderKind::Vultr,
+            calls,
+            held_ipv4: held,
+            new_ipv4: missing,
+            released_ipv4: 0,
+            ipv6: request.ipv6,
+            notes,
+            reads: 2 + usize::from(list_reserved),
+        })
     }
 
     /// The instance, its IPv4 list and (when asked) the reserved IPs, read
@@ -207,10 +339,7 @@ impl Vultr {
                     && r.status == ResourceStatus::Created
                     && !r.id.as_deref().is_some_and(|id| ids.contains(id))
             });
-            for r in list
-                .iter()
-                .filter(|r| r.label == self.label && !r.id.is_empty())
-            {
+            for r in list.iter().filter(|r| self.owns(r)) {
                 let recorded = ledger
                     .created(KIND_RESERVED)
                     .any(|x| x.id.as_deref() == Some(r.id.as_str()));
@@ -338,7 +467,7 @@ impl Vultr {
         let attach = |id: String| async move { self.attach(&id).await };
         let results: Vec<Result<()>> = stream::iter(pending)
             .map(attach)
-            .buffer_unordered(BATCH)
+            .buffered(1)
             .collect()
             .await;
         results.into_iter().collect()
@@ -429,7 +558,11 @@ impl Vultr {
             };
             (t, made)
         };
-        let mut results = stream::iter(tokens).map(one).buffer_unordered(BATCH);
+        // One at a time: each create starts a task on the instance, and
+        // Vultr refuses ("Server is currently locked") while one runs.
+        let batch_tokens: BTreeSet<String> = tokens.iter().cloned().collect();
+        let mut results = stream::iter(tokens).map(one).buffered(1);
+        let mut unresolved = BTreeSet::new();
         let mut batch = Batch {
             created: 0,
             unresolved: false,
@@ -454,7 +587,41 @@ impl Vultr {
                 }
                 Ok(Made::Ipv4(None)) => {
                     batch.unresolved = true;
+                    unresolved.insert(t.clone());
                     steps.inc("added; the address comes from the instance's list");
+                }
+                Ok(Made::Reserved(made)) if matches!(made.1, Err(Error::Conflict { .. })) => {
+                    // Vultr would not attach it (the instance's IPv4 cap):
+                    // give the new reserved IP back at once rather than
+                    // pay for an address that serves nothing.
+                    let (r, attached) = *made;
+                    match self.client.delete_reserved_ip(&r.id).await {
+                        Ok(()) => {
+                            ledger.remove(|x| x.extra.get(EXTRA_INTENT) == Some(&t));
+                        }
+                        Err(e) => {
+                            tracing::warn!(id = %r.id, "cannot delete the unattached reserved IP: {e}");
+                            ledger.fulfil(
+                                &t,
+                                resource(
+                                    KIND_RESERVED,
+                                    Some(r.id.clone()),
+                                    r.ipv4().map(IpAddr::V4),
+                                    ResourceStatus::Created,
+                                    &[
+                                        (EXTRA_INSTANCE, self.instance_id.clone()),
+                                        (EXTRA_LABEL, self.label.clone()),
+                                        (EXTRA_REGION, r.region.clone()),
+                                    ],
+                                ),
+                            );
+                        }
+                    }
+                    ledger.save()?;
+                    if let Err(e) = attached {
+                        steps.note(&e.to_string());
+                        batch.error.get_or_insert(e);
+                    }
                 }
                 Ok(Made::Reserved(made)) => {
                     let (r, attached) = *made;
@@ -481,10 +648,31 @@ impl Vultr {
                     }
                 }
                 Err(e) => {
+                    if transient(&e) {
+                        unresolved.insert(t.clone());
+                    }
                     steps.note(&e.to_string());
                     batch.error.get_or_insert(e);
                 }
             }
+            if batch.error.is_some() {
+                break;
+            }
+        }
+        drop(results);
+        // The intents of this batch that can stand for an address: calls
+        // that went through without naming it, and a call whose outcome
+        // is unknown. A refusal (locked, the cap, a permission) did not
+        // take effect, and the calls after the first error were never
+        // made: their intents go, so the journal holds what Vultr holds.
+        if ledger.remove(|r| {
+            r.status == ResourceStatus::Intent
+                && r.kind == kind
+                && r.extra
+                    .get(EXTRA_INTENT)
+                    .is_some_and(|t| batch_tokens.contains(t) && !unresolved.contains(t))
+        }) {
+            ledger.save()?;
         }
         steps.finish(&format!("{} created", batch.created));
         Ok(batch)
@@ -529,6 +717,103 @@ impl Vultr {
                 .collect(),
             created,
             adopted,
+            notes: Vec::new(),
         }
+    }
+
+    /// Turns IPv6 on for the instance (when allowed) and waits until the
+    /// API shows its network; otherwise stops with the exact command.
+    async fn turn_ipv6_on(
+        &self,
+        request: &ProvisionRequest,
+        notes: &mut Vec<String>,
+    ) -> Result<Instance> {
+        let id = &self.instance_id;
+        if !request.modify_instance {
+            return Err(Error::Invalid {
+                detail: format!(
+                    "instance {id} has IPv6 off and --no-modify-instance forbids turning it on: run \
+                     `curl -X PATCH -H \"Authorization: Bearer $VULTR_API_KEY\" -H \"Content-Type: application/json\" \
+                     --data '{{\"enable_ipv6\":true}}' https://api.vultr.com/v2/instances/{id}`, or drop --ipv6"
+                ),
+            });
+        }
+        self.client.enable_ipv6(id).await?;
+        let instance = self
+            .wait_until(|i| i.v6.is_some(), "its IPv6 network")
+            .await?;
+        notes.push(format!(
+            "turned IPv6 on for instance {id} (no restart needed)"
+        ));
+        Ok(instance)
+    }
+
+    /// Reads the instance until `ready` holds, for up to `lock_wait`.
+    async fn wait_until(&self, ready: impl Fn(&Instance) -> bool, what: &str) -> Result<Instance> {
+        let settings = self.client.settings();
+        let deadline = tokio::time::Instant::now() + settings.lock_wait;
+        let mut attempt = 0;
+        loop {
+            let instance = self.client.get_instance(&self.instance_id).await?;
+            if ready(&instance) {
+                return Ok(instance);
+            }
+            attempt += 1;
+            let delay = super::client::backoff_delay(settings, attempt);
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(Error::Busy {
+                    provider: "Vultr",
+                    operation: format!("waiting for {what} on instance {}", self.instance_id),
+                    detail: format!(
+                        "not there after {} s; look at the instance in the Vultr portal and run provision again",
+                        settings.lock_wait.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The end of a provision: the restart (with `reboot`) or the note on
+    /// it, and the firewall group's missing rules.
+    async fn finish(
+        &self,
+        mut done: Provisioned,
+        instance: &Instance,
+        request: ProvisionRequest,
+        mut notes: Vec<String>,
+    ) -> Result<Provisioned> {
+        let id = &self.instance_id;
+        let new_additional = done.created + done.adopted > 0 && !request.reserved;
+        if new_additional && request.reboot {
+            self.client.reboot_instance(id).await?;
+            // The restart is a task: wait for the instance to be free again.
+            tokio::time::sleep(super::client::backoff_delay(self.client.settings(), 1)).await;
+            self.wait_until(Instance::is_ready, "the end of the restart")
+                .await?;
+            notes.push(format!("restarted instance {id}; it is running again"));
+        } else if new_additional {
+            notes.push(format!(
+                "Vultr may pass no traffic to a new additional IPv4 until instance {id} restarts: \
+                 restart it when convenient, or run provision again with --reboot"
+            ));
+        }
+        if let Some(group) = &instance.firewall_group_id {
+            match self.client.list_firewall_rules(group).await {
+                Ok(rules) => {
+                    let missing = super::firewall::missing(&rules, request.ipv6 > 0);
+                    if !missing.is_empty() {
+                        notes.push(format!(
+                            "firewall group {group} on instance {id} lacks inbound rules for {}: \
+                             add them (Vultr portal, Network, Firewall) or those probes never arrive",
+                            missing.join(", ")
+                        ));
+                    }
+                }
+                Err(e) => notes.push(format!("cannot read firewall group {group}: {e}")),
+            }
+        }
+        done.notes = notes;
+        Ok(done)
     }
 }

@@ -40,7 +40,26 @@ impl Vultr {
                 Err(e) => Err(e),
             }
         };
-        let (ipv4, reserved) = tokio::try_join!(ipv4, self.client.list_reserved_ips())?;
+        let has_v6_ptrs = ledger
+            .of(KIND_PTR)
+            .any(|r| matches!(address_of(r), Some(IpAddr::V6(_))));
+        let reverse_v6 = async {
+            if !has_v6_ptrs {
+                return Ok(None);
+            }
+            match self.client.list_reverse_ipv6(&self.instance_id).await {
+                Ok(list) => Ok(Some(list)),
+                Err(Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let (ipv4, reserved, reverse_v6) =
+            tokio::try_join!(ipv4, self.client.list_reserved_ips(), reverse_v6)?;
+        // The reverse IPv6 entries Vultr has: one removed outside troll is
+        // gone, not an error (the spec lists no 404 for its delete; Vultr
+        // answers 400).
+        let listed_v6: Option<BTreeSet<std::net::Ipv6Addr>> =
+            reverse_v6.map(|l| l.into_iter().map(|e| e.ip).collect());
         report.adopted = self.reconcile(&mut ledger, ipv4.as_deref(), Some(&reserved))?;
         let on_instance: BTreeSet<Ipv4Addr> = ipv4.iter().flatten().map(|a| a.ip).collect();
         let instance_gone = ipv4.is_none();
@@ -57,6 +76,7 @@ impl Vultr {
         let ptrs: Vec<Resource> = ledger.of(KIND_PTR).cloned().collect();
         let one = |r: Resource| {
             let on_instance = &on_instance;
+            let listed_v6 = &listed_v6;
             async move {
                 let previous = r.extra.get(EXTRA_PREVIOUS).filter(|p| !p.is_empty());
                 let id = &self.instance_id;
@@ -70,10 +90,10 @@ impl Vultr {
                     .map(|()| true),
                     Some(IpAddr::V6(_)) if instance_gone => Ok(false),
                     Some(IpAddr::V6(a)) => match previous {
-                        Some(p) => self.client.set_reverse_ipv6(id, a, p).await,
-                        None => gone_is_done(self.client.delete_reverse_ipv6(id, a).await),
-                    }
-                    .map(|()| true),
+                        Some(p) => self.client.set_reverse_ipv6(id, a, p).await.map(|()| true),
+                        None if listed_v6.as_ref().is_some_and(|l| !l.contains(&a)) => Ok(false),
+                        None => self.delete_reverse_v6(a).await.map(|()| true),
+                    },
                 };
                 // An address that vanished meanwhile has no name to reset.
                 let done = match done {
@@ -118,7 +138,8 @@ impl Vultr {
                 (r, done)
             }
         };
-        let mut results = stream::iter(ipv4s).map(one).buffer_unordered(BATCH);
+        // One at a time: each delete starts a task on the instance.
+        let mut results = stream::iter(ipv4s).map(one).buffered(1);
         while let Some((r, done)) = results.next().await {
             match done {
                 Ok(deleted) => {
@@ -153,7 +174,8 @@ impl Vultr {
                 (r, done)
             }
         };
-        let mut results = stream::iter(held).map(one).buffer_unordered(BATCH);
+        // One at a time: each detach starts a task on the instance.
+        let mut results = stream::iter(held).map(one).buffered(1);
         while let Some((r, done)) = results.next().await {
             match done {
                 Ok(deleted) => {
@@ -179,6 +201,24 @@ impl Vultr {
         }
         steps.finish("done");
         Ok(report)
+    }
+
+    /// Deletes the reverse name of `a`. Vultr answers 400 (the spec lists
+    /// no 404) for an entry that is not there, e.g. when a retried delete
+    /// already went through: an entry the listing no longer shows is gone.
+    async fn delete_reverse_v6(&self, a: std::net::Ipv6Addr) -> Result<()> {
+        let id = &self.instance_id;
+        match self.client.delete_reverse_ipv6(id, a).await {
+            Err(e @ (Error::Conflict { .. } | Error::NotFound { .. })) => {
+                let listed = self.client.list_reverse_ipv6(id).await?;
+                if listed.iter().any(|r| r.ip == a) {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+            other => other,
+        }
     }
 
     /// Detaches a reserved IP (when attached) and deletes it.

@@ -144,7 +144,14 @@ pub struct Env {
 }
 
 impl Env {
+    /// An Env on a t3.large (12 private addresses per interface).
     pub async fn start() -> Env {
+        Env::start_on(InstanceType::T3Large).await
+    }
+
+    /// An Env whose instance is of `instance_type`: moto gives it AWS's
+    /// limits (DescribeInstanceTypes), the proxy enforces them.
+    pub async fn start_on(instance_type: InstanceType) -> Env {
         let moto = Moto::start();
         let proxy = Proxy::start(moto.addr);
         let direct = client(
@@ -173,10 +180,22 @@ impl Env {
             .subnet()
             .and_then(|s| s.subnet_id())
             .expect("subnet id");
+        // A security group of its own, closed as a new one is (no inbound
+        // rule), as every EC2 instance has at least one.
+        let group = direct
+            .create_security_group()
+            .group_name("troll-test")
+            .description("troll test instance")
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .expect("create security group");
+        let group_id = group.group_id().expect("group id").to_string();
         let run = direct
             .run_instances()
+            .security_group_ids(&group_id)
             .image_id("ami-12c6146b")
-            .instance_type(InstanceType::T3Large)
+            .instance_type(instance_type)
             .min_count(1)
             .max_count(1)
             .subnet_id(subnet_id)

@@ -7,6 +7,11 @@
 //! - `AssociateAddress` with `PrivateIpAddress` (moto always uses the
 //!   primary address): the requested address is remembered and written
 //!   into `DescribeAddresses` answers;
+//! - EC2's limits, which moto does not enforce: `AddressLimitExceeded`
+//!   once the region holds moto's `vpc-max-elastic-ips` Elastic IPs, and
+//!   `PrivateIpAddressLimitExceeded` when an interface would hold more
+//!   private addresses than its instance type's `Ipv4AddressesPerInterface`
+//!   (moto's DescribeInstanceTypes data, which is AWS's);
 //! - AWS's refusals that troll's ordering depends on: releasing an Elastic
 //!   IP that still has reverse DNS or an association, associating with an
 //!   address the interface does not have.
@@ -70,6 +75,10 @@ pub struct FakeState {
     generation: u64,
     /// How many DescribeAddressesAttribute reads an update stays pending.
     pub pending_reads: u32,
+    /// The region's Elastic IP quota when a test raised it (an account
+    /// whose quota AWS raised); `None`: moto's `vpc-max-elastic-ips` (5,
+    /// AWS's default).
+    pub eip_quota: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -132,6 +141,13 @@ impl Proxy {
                 p.reads_left = reads;
             }
         });
+    }
+
+    /// Raises (or lowers) the region's Elastic IP quota, as AWS does on
+    /// request: DescribeAccountAttributes reports it, AllocateAddress
+    /// enforces it.
+    pub fn set_eip_quota(&self, quota: usize) {
+        self.with(|s| s.eip_quota = Some(quota));
     }
 
     /// Lifts every denial.
@@ -233,22 +249,27 @@ fn serve(conn: TcpStream, moto: SocketAddr, state: &Mutex<FakeState>, stop: &Ato
             s.calls.push(action.clone());
             let n = s.calls.len();
             let kill = match &mut s.kill {
-                Some(k) if k.at == n => {
-                    if let Some(tx) = k.fired.take() {
-                        let _ = tx.send(action.clone());
-                    }
-                    Some(k.point)
-                }
+                Some(k) if k.at == n => Some((k.point, k.fired.take())),
                 _ => None,
             };
             (kill, s.generation)
         };
-        if kill == Some(KillPoint::Before) {
+        // The test hears of the kill once the call is where the point says:
+        // not sent on, or done at moto (so a rerun sees its effect, as it
+        // would after a real crash once EC2 finished the call).
+        let fire = |tx: Option<tokio::sync::oneshot::Sender<String>>| {
+            if let Some(tx) = tx {
+                let _ = tx.send(action.clone());
+            }
+        };
+        if let Some((KillPoint::Before, tx)) = kill {
+            fire(tx);
             stall(state, stop, generation);
             return;
         }
         let response = answer(&req, &form, &action, moto, state);
-        if kill == Some(KillPoint::After) {
+        if let Some((KillPoint::After, tx)) = kill {
+            fire(tx);
             stall(state, stop, generation);
             return;
         }
@@ -446,6 +467,107 @@ fn answer(
                         assoc.to_string(),
                         (param("AllocationId").to_string(), private),
                     );
+                }
+            }
+            Ok(r)
+        }
+        "AllocateAddress" => {
+            let held = ask_moto(moto, req, &[("Action", "DescribeAddresses")])?
+                .body
+                .matches("<allocationId>")
+                .count();
+            let attrs = ask_moto(
+                moto,
+                req,
+                &[
+                    ("Action", "DescribeAccountAttributes"),
+                    ("AttributeName.1", "vpc-max-elastic-ips"),
+                ],
+            )?;
+            let max = state.lock().unwrap().eip_quota.or_else(|| {
+                attrs
+                    .body
+                    .split("<attributeName>vpc-max-elastic-ips</attributeName>")
+                    .nth(1)
+                    .and_then(|rest| tag(rest, "attributeValue"))
+                    .and_then(|v| v.parse::<usize>().ok())
+            });
+            if max.is_some_and(|max| held >= max) {
+                return error(
+                    400,
+                    "AddressLimitExceeded",
+                    "The maximum number of addresses has been reached.",
+                );
+            }
+            forward(moto, req)
+        }
+        "AssignPrivateIpAddresses" => {
+            let eni = param("NetworkInterfaceId");
+            let asked = form
+                .keys()
+                .filter(|k| k.starts_with("PrivateIpAddress."))
+                .count()
+                + param("SecondaryPrivateIpAddressCount")
+                    .parse::<usize>()
+                    .unwrap_or(0);
+            let described = ask_moto(
+                moto,
+                req,
+                &[
+                    ("Action", "DescribeNetworkInterfaces"),
+                    ("NetworkInterfaceId.1", eni),
+                ],
+            )?;
+            let held = described.body.matches("<primary>").count();
+            let limit = match tag(&described.body, "instanceId") {
+                Some(instance) => {
+                    let i = ask_moto(
+                        moto,
+                        req,
+                        &[("Action", "DescribeInstances"), ("InstanceId.1", instance)],
+                    )?;
+                    match tag(&i.body, "instanceType") {
+                        Some(t) => tag(
+                            &ask_moto(
+                                moto,
+                                req,
+                                &[("Action", "DescribeInstanceTypes"), ("InstanceType.1", t)],
+                            )?
+                            .body,
+                            "ipv4AddressesPerInterface",
+                        )
+                        .and_then(|n| n.parse::<usize>().ok()),
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            if limit.is_some_and(|limit| held + asked > limit) {
+                return error(
+                    400,
+                    "PrivateIpAddressLimitExceeded",
+                    &format!(
+                        "Number of private addresses will exceed limit for network interface {eni}."
+                    ),
+                );
+            }
+            forward(moto, req)
+        }
+        "DescribeAccountAttributes" => {
+            let mut r = forward(moto, req)?;
+            let quota = state.lock().unwrap().eip_quota;
+            if let (Some(quota), 200) = (quota, r.status) {
+                let key = "<attributeName>vpc-max-elastic-ips</attributeName>";
+                if let Some(at) = r.body.find(key) {
+                    let (head, rest) = r.body.split_at(at + key.len());
+                    if let Some(value) = tag(rest, "attributeValue") {
+                        let rest = rest.replacen(
+                            &format!("<attributeValue>{value}<"),
+                            &format!("<attributeValue>{quota}<"),
+                            1,
+                        );
+                        r.body = format!("{head}{rest}");
+                    }
                 }
             }
             Ok(r)

@@ -30,12 +30,19 @@ pub struct V4Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inst {
     pub main_ip: Ipv4Addr,
+    /// Vultr's cap on extra IPv4 (additional and attached reserved) for
+    /// this instance; Vultr does not list it, only refuses past it.
+    pub ipv4_cap: Option<usize>,
     pub region: String,
     pub v6: Option<(Ipv6Addr, Ipv6Addr)>,
     /// Main and additional addresses (attached reserved IPs live in
     /// `World::reserved`).
     pub ipv4: BTreeMap<Ipv4Addr, V4Entry>,
     pub v6_reverse: BTreeMap<Ipv6Addr, String>,
+    /// The firewall group attached, if any.
+    pub firewall_group: Option<String>,
+    /// Restarts done through the API.
+    pub reboots: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +55,16 @@ pub struct Reserved {
     pub reverse: String,
 }
 
+/// A firewall rule: ip_type, protocol, port, subnet, subnet_size.
+pub type FwRule = (String, String, String, String, u8);
+
 /// Everything a client can change. Tests compare it before and after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct World {
     pub instances: BTreeMap<String, Inst>,
     pub reserved: BTreeMap<String, Reserved>,
+    /// Firewall groups: id -> rules.
+    pub firewalls: BTreeMap<String, Vec<FwRule>>,
 }
 
 pub fn default_reverse(ip: Ipv4Addr) -> String {
@@ -87,10 +99,13 @@ impl World {
             INSTANCE.to_string(),
             Inst {
                 main_ip: MAIN_IP,
+                ipv4_cap: None,
                 region: "ewr".into(),
                 v6: Some((V6_NETWORK, V6_MAIN)),
                 ipv4,
                 v6_reverse,
+                firewall_group: None,
+                reboots: 0,
             },
         );
         let other_main = Ipv4Addr::new(192, 0, 2, 20);
@@ -106,10 +121,13 @@ impl World {
             OTHER_INSTANCE.to_string(),
             Inst {
                 main_ip: other_main,
+                ipv4_cap: None,
                 region: "ewr".into(),
                 v6: None,
                 ipv4: other_ipv4,
                 v6_reverse: BTreeMap::new(),
+                firewall_group: None,
+                reboots: 0,
             },
         );
         let mut reserved = BTreeMap::new();
@@ -142,6 +160,7 @@ impl World {
         World {
             instances,
             reserved,
+            firewalls: BTreeMap::new(),
         }
     }
 
@@ -215,6 +234,16 @@ pub struct State {
     pub empty_create_answer: bool,
     /// Extra time for every answer.
     pub latency: Duration,
+    /// How long an instance stays locked by the task a create, delete,
+    /// attach or detach on it starts: meanwhile such calls on it get
+    /// Vultr's HTTP 500 "Server is currently locked" and change nothing.
+    pub task_time: Duration,
+    /// Until when each instance is busy with a task.
+    pub busy_until: BTreeMap<String, Instant>,
+    /// "Server is currently locked" answers given.
+    pub locked_answers: usize,
+    /// The instance the metadata document names (`None`: not on one).
+    pub metadata_instance: Option<String>,
     /// Largest page the lists give, whatever `per_page` asks.
     pub page_size: usize,
     pub key: String,
@@ -256,6 +285,10 @@ impl Fake {
                 max_in_flight: 0,
                 empty_create_answer: false,
                 latency: Duration::ZERO,
+                task_time: Duration::ZERO,
+                busy_until: BTreeMap::new(),
+                locked_answers: 0,
+                metadata_instance: None,
                 page_size: 2,
                 key: key.to_string(),
             }),
@@ -392,6 +425,18 @@ fn answer<'a>(
         thread::sleep(latency);
         s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
     }
+    // The metadata service: on the instance, no key (169.254.169.254).
+    if req.method == "GET" && req.path == "/v1.json" {
+        return Some(match &s.metadata_instance {
+            Some(id) => (
+                200,
+                json!({ "instanceid": "51e5b1b0", "instance-v2-id": id, "hostname": "troll" })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            None => (404, Vec::new()),
+        });
+    }
     if req.header("authorization") != Some(&format!("Bearer {}", s.key)) {
         return Some((401, error_body(401, "Invalid API token.")));
     }
@@ -501,10 +546,73 @@ fn reserved_json(r: &Reserved) -> Value {
     })
 }
 
-fn route(s: &mut State, req: &Request) -> (u16, Vec<u8>) {
-    match route_inner(s, req) {
-        Ok(r) | Err(r) => r,
+/// The instance a call starts a task on, as Vultr locks it: adding or
+/// deleting an IPv4, attaching or detaching a reserved IP, reboots and
+/// instance updates.
+fn task_instance(s: &State, req: &Request) -> Option<String> {
+    let path = req.path.strip_prefix("/v2")?;
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (req.method.as_str(), parts.as_slice()) {
+        ("POST", ["instances", id, "ipv4"])
+        | ("DELETE", ["instances", id, "ipv4", _])
+        | ("POST", ["instances", id, "reboot"])
+        | ("PATCH", ["instances", id]) => Some(id.to_string()),
+        ("POST", ["reserved-ips", _, "attach"]) => serde_json::from_slice::<Value>(&req.body)
+            .ok()?
+            .get("instance_id")?
+            .as_str()
+            .map(String::from),
+        ("POST", ["reserved-ips", rid, "detach"]) => {
+            s.world.reserved.get(*rid)?.instance_id.clone()
+        }
+        _ => None,
     }
+}
+
+fn route(s: &mut State, req: &Request) -> (u16, Vec<u8>) {
+    let task = task_instance(s, req);
+    if let Some(id) = &task {
+        if s.busy_until.get(id).is_some_and(|t| Instant::now() < *t) {
+            s.locked_answers += 1;
+            return (500, error_body(500, "Server is currently locked"));
+        }
+    }
+    let answer = match route_inner(s, req) {
+        Ok(r) | Err(r) => r,
+    };
+    if let (Some(id), true) = (task, answer.0 < 300) {
+        if !s.task_time.is_zero() {
+            s.busy_until.insert(id, Instant::now() + s.task_time);
+        }
+    }
+    answer
+}
+
+/// The number of extra IPv4 (additional and attached reserved) on an
+/// instance.
+fn extra_ipv4(s: &State, id: &str) -> usize {
+    s.world.instances.get(id).map_or(0, |i| {
+        i.ipv4.values().filter(|e| e.kind == "secondary_ip").count()
+    }) + s
+        .world
+        .reserved
+        .values()
+        .filter(|r| r.instance_id.as_deref() == Some(id))
+        .count()
+}
+
+/// Vultr's refusal past the additional-IPv4 cap.
+/// The exact wording of the real API is not documented (see
+/// docs/providers/vultr.md); troll reads any 4xx here the same way.
+pub const CAP_REFUSAL: &str =
+    "Unable to add IP: You have reached the maximum number of IPv4 addresses for this instance. Please contact support.";
+
+fn at_cap(s: &State, id: &str) -> bool {
+    s.world
+        .instances
+        .get(id)
+        .and_then(|i| i.ipv4_cap)
+        .is_some_and(|cap| extra_ipv4(s, id) >= cap)
 }
 
 type Answer = Result<(u16, Vec<u8>), (u16, Vec<u8>)>;
@@ -531,6 +639,14 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
                 i.v6.map(|(n, m)| (n.to_string(), m.to_string()))
                     .unwrap_or_default();
             let size = if i.v6.is_some() { 64 } else { 0 };
+            let busy = s.busy_until.get(*id).is_some_and(|t| Instant::now() < *t);
+            let server_status = if busy { "locked" } else { "ok" };
+            let firewall = i.firewall_group.clone().unwrap_or_default();
+            let features = if i.v6.is_some() {
+                json!(["ipv6"])
+            } else {
+                json!([])
+            };
             let networks = match i.v6 {
                 Some(_) => json!([{ "network": net, "main_ip": main6, "network_size": size }]),
                 None => json!([]),
@@ -539,10 +655,72 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
                 "id": id, "os": "Debian 12 x64 (bookworm)", "ram": 1024, "disk": 25,
                 "main_ip": i.main_ip.to_string(), "vcpu_count": 1, "region": i.region,
                 "plan": "vc2-1c-1gb", "status": "active", "power_status": "running",
-                "server_status": "ok", "v6_network": net, "v6_main_ip": main6,
+                "server_status": server_status, "v6_network": net, "v6_main_ip": main6,
                 "v6_network_size": size, "v6_networks": networks, "label": "troll",
-                "features": ["ipv6"], "tags": []
+                "firewall_group_id": firewall, "features": features, "tags": []
             }});
+            Ok((200, body.to_string().into_bytes()))
+        }
+        ("GET", ["instances"]) => {
+            let wanted = req.query("main_ip");
+            let all: Vec<Value> = s
+                .world
+                .instances
+                .iter()
+                .filter(|(_, i)| wanted.is_none_or(|w| w == i.main_ip.to_string()))
+                .map(|(id, i)| json!({ "id": id, "main_ip": i.main_ip.to_string(), "region": i.region }))
+                .collect();
+            let total = all.len();
+            let (items, next) = page(s, req, &all);
+            let body = json!({ "instances": items, "meta": meta(total, next) });
+            Ok((200, body.to_string().into_bytes()))
+        }
+        ("PATCH", ["instances", id]) => {
+            let body = body_json(req)?;
+            let i = s
+                .world
+                .instances
+                .get_mut(*id)
+                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            if body.get("enable_ipv6") == Some(&Value::Bool(true)) && i.v6.is_none() {
+                // Vultr gives the instance a /64 from its region's block.
+                let n = u32::from(i.main_ip) & 0xffff;
+                let net = Ipv6Addr::new(0x2001, 0xdb8, 0x77, n as u16, 0, 0, 0, 0);
+                let main = Ipv6Addr::new(0x2001, 0xdb8, 0x77, n as u16, 0x5400, 0x2ff, 0xfe00, 1);
+                i.v6 = Some((net, main));
+            }
+            Ok((
+                202,
+                json!({ "instance": { "id": id } }).to_string().into_bytes(),
+            ))
+        }
+        ("POST", ["instances", id, "reboot"]) => {
+            let i = s
+                .world
+                .instances
+                .get_mut(*id)
+                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            i.reboots += 1;
+            Ok((204, Vec::new()))
+        }
+        ("GET", ["firewalls", gid, "rules"]) => {
+            let rules = s
+                .world
+                .firewalls
+                .get(*gid)
+                .ok_or_else(|| not_found("Invalid firewall group."))?;
+            let all: Vec<Value> = rules
+                .iter()
+                .enumerate()
+                .map(|(n, (t, proto, port, subnet, size))| {
+                    json!({ "id": n + 1, "type": t, "ip_type": t, "action": "accept",
+                            "protocol": proto, "port": port, "subnet": subnet,
+                            "subnet_size": size, "source": "", "notes": "" })
+                })
+                .collect();
+            let total = all.len();
+            let (items, next) = page(s, req, &all);
+            let body = json!({ "firewall_rules": items, "meta": meta(total, next) });
             Ok((200, body.to_string().into_bytes()))
         }
         ("GET", ["instances", id, "ipv4"]) => {
@@ -578,6 +756,9 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             let body = body_json(req)?;
             if body.get("reboot") != Some(&Value::Bool(false)) {
                 return Err((400, error_body(400, "the test fake refuses to reboot")));
+            }
+            if at_cap(s, id) {
+                return Err((400, error_body(400, CAP_REFUSAL)));
             }
             let ip = Ipv4Addr::from(s.next_ip);
             s.next_ip += 1;
@@ -696,9 +877,11 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
                 .instances
                 .get_mut(*id)
                 .ok_or_else(|| not_found("Invalid instance-id."))?;
+            // The spec lists no 404 here: Vultr answers 400 for an entry
+            // that is not there.
             match i.v6_reverse.remove(&ip) {
                 Some(_) => Ok((204, Vec::new())),
-                None => Err(not_found("reverse entry not found")),
+                None => Err((400, error_body(400, "Invalid reverse IPv6 entry."))),
             }
         }
         ("GET", ["reserved-ips"]) => {
@@ -755,6 +938,20 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             if r.region != region {
                 return Err((400, error_body(400, "Reserved IP is in another region.")));
             }
+            let full = s
+                .world
+                .instances
+                .get(&instance)
+                .and_then(|i| i.ipv4_cap)
+                .is_some_and(|cap| extra_ipv4(s, &instance) >= cap);
+            if full {
+                return Err((400, error_body(400, CAP_REFUSAL)));
+            }
+            let r = s
+                .world
+                .reserved
+                .get_mut(*rid)
+                .ok_or_else(|| not_found("Reserved IP not found."))?;
             r.instance_id = Some(instance);
             Ok((204, Vec::new()))
         }

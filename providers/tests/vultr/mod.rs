@@ -26,6 +26,7 @@ pub fn fast_settings(url: &str) -> Settings {
         backoff_max: Duration::from_millis(40),
         max_requests_per_second: 10_000,
         max_in_flight: 8,
+        lock_wait: Duration::from_secs(3),
         show_progress: false,
     }
 }
