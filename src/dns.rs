@@ -669,16 +669,34 @@ pub struct DnsServer {
     thread: Option<JoinHandle<()>>,
 }
 
-impl DnsServer {
-    /// Binds UDP and TCP on `addr` (port 0 picks a free port, the same for
-    /// both; see [`DnsServer::local_addr`]) and starts answering from
-    /// `data`. Returns once the sockets are bound and registered, so a query
-    /// sent after it returns is answered.
-    pub fn start(addr: SocketAddr, data: ZoneData) -> Result<DnsServer, DnsError> {
-        let (udp, tcp) = bind_pair(addr)?;
-        let local_addr = udp
-            .local_addr()
-            .map_err(|source| DnsError::bind("UDP", addr, source))?;
+/// The server's UDP and TCP sockets, bound but not yet served.
+///
+/// Binding needs privileges (port 53: CAP_NET_BIND_SERVICE) that `troll
+/// serve` drops before it starts any thread, so it binds with
+/// [`DnsServer::bind`], drops them, and then [`BoundDns::start`]s the
+/// server thread, which inherits only the reduced set.
+#[derive(Debug)]
+pub struct BoundDns {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl BoundDns {
+    /// The address the sockets are bound to, with the port they got.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts answering from `data` on a thread of its own. Returns once
+    /// the sockets are registered, so a query sent after it returns is
+    /// answered.
+    pub fn start(self, data: ZoneData) -> Result<DnsServer, DnsError> {
+        let BoundDns {
+            udp,
+            tcp,
+            local_addr,
+        } = self;
         let start_error = |source| DnsError::Start {
             addr: local_addr,
             source,
@@ -714,6 +732,28 @@ impl DnsServer {
             stop: Some(stop_tx),
             thread: Some(thread),
         })
+    }
+}
+
+impl DnsServer {
+    /// Binds UDP and TCP on `addr` (port 0 picks a free port, the same for
+    /// both; see [`BoundDns::local_addr`]) without serving yet.
+    pub fn bind(addr: SocketAddr) -> Result<BoundDns, DnsError> {
+        let (udp, tcp) = bind_pair(addr)?;
+        let local_addr = udp
+            .local_addr()
+            .map_err(|source| DnsError::bind("UDP", addr, source))?;
+        Ok(BoundDns {
+            udp,
+            tcp,
+            local_addr,
+        })
+    }
+
+    /// Binds UDP and TCP on `addr` and starts answering from `data`:
+    /// [`DnsServer::bind`] then [`BoundDns::start`].
+    pub fn start(addr: SocketAddr, data: ZoneData) -> Result<DnsServer, DnsError> {
+        DnsServer::bind(addr)?.start(data)
     }
 
     /// The address the server listens on, with the port it got.

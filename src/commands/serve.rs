@@ -221,16 +221,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     })?;
     let _serving = ctx.store.serve_lock(deployment)?;
     let dns_settings = DnsSettings::from_args(args, serve_cfg)?;
-    let dns = match &dns_settings {
-        Some(settings) => {
-            let server =
-                DnsServer::start(settings.addr, settings.zone(state.as_ref(), deployment)?)?;
-            tracing::info!(
-                "answering PTR queries on {} (UDP and TCP)",
-                server.local_addr()
-            );
-            Some(server)
-        }
+    // Bound now, while binding port 53 is allowed; served only after the
+    // privileges are dropped, so its thread never holds more than the rest.
+    let dns_bound = match &dns_settings {
+        Some(settings) => Some((
+            DnsServer::bind(settings.addr)?,
+            settings.zone(state.as_ref(), deployment)?,
+        )),
         None => None,
     };
 
@@ -257,8 +254,12 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         (signal_hook::consts::SIGHUP, &control.reload),
         (signal_hook::consts::SIGUSR1, &control.dump),
     ] {
-        signal_hook::flag::register(signal, flag.clone())
-            .map_err(|e| Error::Responder(format!("cannot install a signal handler: {e}")))?;
+        if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
+            withdraw(&ctx.store, deployment)?;
+            return Err(Error::Responder(format!(
+                "cannot install a signal handler: {e}"
+            )));
+        }
     }
 
     let rate = args.rate.or(serve_cfg.rate).unwrap_or(DEFAULT_RATE);
@@ -279,10 +280,29 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         );
     }
 
+    // Every socket is open and no thread runs yet: capset and the bounding
+    // set act on the calling thread only, so every thread started from here
+    // on (the DNS server's) inherits the reduced set.
     match crate::privileges::drop_all_but_net() {
         Ok(line) => tracing::info!("{line}"),
         Err(e) => tracing::warn!("could not drop privileges: {e}"),
     }
+    let dns = match dns_bound {
+        Some((bound, zone)) => match bound.start(zone) {
+            Ok(server) => {
+                tracing::info!(
+                    "answering PTR queries on {} (UDP and TCP)",
+                    server.local_addr()
+                );
+                Some(server)
+            }
+            Err(e) => {
+                withdraw(&ctx.store, deployment)?;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
     tracing::info!("ready: answering probes for {} target(s)", shows.len());
     let store = ctx.store.clone();
     let counters_path = store.counters_path(deployment);
@@ -321,13 +341,19 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         server.shutdown();
     }
     save_counters(&counters_path, &responder.counters);
-    let mut locked = ctx.store.lock(deployment)?;
+    withdraw(&ctx.store, deployment)?;
+    result.map_err(|e| Error::Responder(format!("receiving failed: {e}")))
+}
+
+/// Removes the rules this serve applied and says in the state that it no
+/// longer serves.
+fn withdraw(store: &Store, deployment: &str) -> Result<()> {
+    let mut locked = store.lock(deployment)?;
     let removed = rules::remove(&locked.state.rules);
     locked.state.rules.clear();
     locked.state.serve_pid = None;
     locked.save()?;
-    removed?;
-    result.map_err(|e| Error::Responder(format!("receiving failed: {e}")))
+    removed
 }
 
 /// SIGHUP: a new message was stored; follow it (hop table and rules).
