@@ -38,6 +38,15 @@ pub enum Error {
     )]
     AlreadyServed { deployment: String, pid: String },
     #[error(
+        "deployment '{deployment}' is held by pid {pid}, which troll will not signal ({reason}); \
+         stop that process yourself, then run this again"
+    )]
+    NotSignalled {
+        deployment: String,
+        pid: String,
+        reason: crate::process::PidError,
+    },
+    #[error(
         "the state file {} is not valid ({detail}); troll will not overwrite it: \
          repair it or move it away",
         path.display()

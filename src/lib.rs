@@ -18,6 +18,7 @@ pub mod lab;
 pub mod message;
 pub mod plan;
 pub mod privileges;
+pub mod process;
 pub mod resolve;
 pub mod responder;
 pub mod rules;

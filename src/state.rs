@@ -216,7 +216,7 @@ impl Store {
     pub fn serve_lock(&self, deployment: &str) -> Result<File> {
         check_name(deployment)?;
         self.create_dir()?;
-        self.acquire(&self.dir.join(format!("{deployment}.serve.lock")))?
+        self.acquire(&self.serve_lock_path(deployment))?
             .map_err(|pid| Error::AlreadyServed {
                 deployment: deployment.to_string(),
                 pid,
@@ -225,10 +225,7 @@ impl Store {
 
     /// Removes a torn-down deployment's lock files (after its state).
     pub fn remove_locks(&self, deployment: &str) {
-        for path in [
-            self.lock_path(deployment),
-            self.dir.join(format!("{deployment}.serve.lock")),
-        ] {
+        for path in [self.lock_path(deployment), self.serve_lock_path(deployment)] {
             let _ = fs::remove_file(path);
         }
     }
@@ -249,6 +246,11 @@ impl Store {
     }
 
     /// Where a running responder keeps its counters for `troll status`.
+    /// The lock file a running `troll serve` of `deployment` holds.
+    pub fn serve_lock_path(&self, deployment: &str) -> PathBuf {
+        self.dir.join(format!("{deployment}.serve.lock"))
+    }
+
     pub fn counters_path(&self, deployment: &str) -> PathBuf {
         self.dir.join(format!("{deployment}.counters.json"))
     }

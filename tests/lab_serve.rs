@@ -404,6 +404,26 @@ fn serve_without_dns_is_one_reduced_thread() {
     assert_eq!(threads.len(), 1, "{threads:?}");
 }
 
+/// teardown signals the running serve through a pidfd, after checking it
+/// is this deployment's serve, and waits for it to restore the rules.
+#[test]
+fn teardown_stops_a_running_serve() {
+    let mut lab = Lab::new();
+    let before_rules = lab.iptables_snapshot();
+    let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+    let pid = lab.pid(serve);
+    let out = sh_ok(lab.troll().arg("teardown"));
+    assert!(
+        out.contains(&format!(
+            "troll serve (pid {pid}) stopped and its rules removed"
+        )),
+        "{out}"
+    );
+    let status = lab.stop(serve, 0);
+    assert!(status.success(), "{}", lab.serve_log(serve));
+    assert_eq!(lab.iptables_snapshot(), before_rules);
+}
+
 #[test]
 fn sigkill_then_teardown_restores_everything() {
     let mut lab = Lab::new();
