@@ -30,13 +30,23 @@ use std::sync::{mpsc, Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{Edns, Header, MessageType, OpCode, ResponseCode};
+use futures_util::StreamExt;
+use hickory_proto::error::ProtoErrorKind;
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{NS, PTR, SOA};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use hickory_server::authority::MessageResponseBuilder;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_proto::serialize::binary::BinDecodable;
+use hickory_proto::udp::UdpStream;
+use hickory_proto::xfer::{BufDnsStreamHandle, DnsStreamHandle, SerialMessage};
+use hickory_server::authority::{MessageRequest, MessageResponseBuilder};
+use hickory_server::server::{
+    Protocol, Request, RequestHandler, ResponseHandle, ResponseHandler, ResponseInfo,
+};
 use hickory_server::ServerFuture;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 /// The BIND zone file template; see [`render_zone_file`].
@@ -57,6 +67,8 @@ pub const DEFAULT_NAMESERVER: &str = "localhost.";
 /// Default SOA RNAME: no mailbox (`.invalid` never resolves, RFC 2606).
 pub const DEFAULT_HOSTMASTER: &str = "hostmaster.invalid.";
 
+/// How often, at most, the server logs a summary of the bad queries.
+pub const BAD_QUERY_SUMMARY_EVERY: Duration = Duration::from_secs(5);
 /// How long an idle TCP client may keep its connection open.
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The EDNS UDP payload size this server offers (DNS flag day 2020).
@@ -549,6 +561,93 @@ fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
+/// A query the server did not answer normally: what a junk flood is made
+/// of. Counted, and summarised in the log at most every
+/// [`BAD_QUERY_SUMMARY_EVERY`], instead of a log line per packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadQuery {
+    /// Not even a DNS header: dropped.
+    Undecodable,
+    /// A header, then garbage: answered FORMERR.
+    Malformed,
+    /// A response, not a query: dropped (answering would reflect).
+    Response,
+    /// From port 0 or an unspecified or broadcast address: dropped.
+    BadSource,
+    /// An opcode other than QUERY: answered NOTIMP.
+    NotImplemented,
+    /// EDNS version above 0: answered BADVERS.
+    BadEdnsVersion,
+    /// A name outside the served zones: answered REFUSED.
+    Refused,
+    /// The answer could not be sent.
+    SendFailed,
+}
+
+impl BadQuery {
+    /// Every kind, in the order they are reported.
+    pub const ALL: [BadQuery; 8] = [
+        BadQuery::Undecodable,
+        BadQuery::Malformed,
+        BadQuery::Response,
+        BadQuery::BadSource,
+        BadQuery::NotImplemented,
+        BadQuery::BadEdnsVersion,
+        BadQuery::Refused,
+        BadQuery::SendFailed,
+    ];
+
+    /// The name in logs, counters files and `troll status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BadQuery::Undecodable => "undecodable",
+            BadQuery::Malformed => "malformed",
+            BadQuery::Response => "response",
+            BadQuery::BadSource => "bad_source",
+            BadQuery::NotImplemented => "not_implemented",
+            BadQuery::BadEdnsVersion => "bad_edns_version",
+            BadQuery::Refused => "refused",
+            BadQuery::SendFailed => "send_failed",
+        }
+    }
+}
+
+/// The bad queries seen so far, by kind; shared by the server's tasks and
+/// [`DnsServer::bad_queries`].
+#[derive(Debug, Default)]
+struct BadQueries {
+    counts: [AtomicU64; BadQuery::ALL.len()],
+}
+
+impl BadQueries {
+    fn count(&self, kind: BadQuery) {
+        self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The kinds seen at least once, with their counts.
+    fn snapshot(&self) -> BTreeMap<String, u64> {
+        BadQuery::ALL
+            .iter()
+            .map(|&kind| (kind, self.counts[kind as usize].load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .map(|(kind, n)| (kind.name().to_owned(), n))
+            .collect()
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// One log line for a set of counts: `kind=n kind=n`.
+pub fn bad_query_summary(counts: &BTreeMap<String, u64>) -> String {
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{kind}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The data the server answers from, shared between the handler and
 /// [`DnsServer::update`]; the inner `Arc` is swapped whole.
 type SharedData = Arc<RwLock<Arc<ZoneData>>>;
@@ -558,6 +657,7 @@ type SharedData = Arc<RwLock<Arc<ZoneData>>>;
 #[derive(Debug, Clone)]
 struct Handler {
     data: SharedData,
+    bad: Arc<BadQueries>,
 }
 
 impl Handler {
@@ -574,18 +674,25 @@ impl Handler {
             edns.set_version(0);
             edns.set_max_payload(request_edns.max_payload().clamp(512, EDNS_MAX_PAYLOAD));
             if request_edns.version() > 0 {
+                self.bad.count(BadQuery::BadEdnsVersion);
                 header.set_response_code(ResponseCode::BADVERS);
                 edns.set_rcode_high(ResponseCode::BADVERS.high());
                 builder.edns(edns);
-                return send(&mut handle, builder.build_no_records(header)).await;
+                return self
+                    .send(&mut handle, builder.build_no_records(header))
+                    .await;
             }
             builder.edns(edns);
         }
 
         let query = request.query();
         let resolution = if request.message_type() != MessageType::Query {
+            // hickory's TCP path drops responses before the handler, and
+            // the UDP loop does too: this is not reached from the network.
+            self.bad.count(BadQuery::Response);
             Resolution::error(ResponseCode::FormErr)
         } else if request.op_code() != OpCode::Query {
+            self.bad.count(BadQuery::NotImplemented);
             Resolution::error(ResponseCode::NotImp)
         } else {
             self.snapshot().resolve(
@@ -594,6 +701,9 @@ impl Handler {
                 query.query_class(),
             )
         };
+        if resolution.response_code == ResponseCode::Refused {
+            self.bad.count(BadQuery::Refused);
+        }
         debug!(
             src = %request.src(),
             protocol = %request.protocol(),
@@ -611,28 +721,135 @@ impl Handler {
             resolution.authority.iter(),
             std::iter::empty(),
         );
-        send(&mut handle, response).await
+        self.send(&mut handle, response).await
+    }
+
+    /// One datagram from the UDP loop: decoded here, so that junk is
+    /// counted rather than logged.
+    async fn respond_raw(&self, bytes: &[u8], src: SocketAddr, mut stream: BufDnsStreamHandle) {
+        match MessageRequest::from_bytes(bytes) {
+            Ok(message) if message.message_type() == MessageType::Response => {
+                self.bad.count(BadQuery::Response);
+            }
+            Ok(message) => {
+                let handle = ResponseHandle::new(src, stream, Protocol::Udp);
+                self.respond(&Request::new(message, src, Protocol::Udp), handle)
+                    .await;
+            }
+            Err(error) => match *error.kind {
+                ProtoErrorKind::FormError { header, .. } => {
+                    self.bad.count(BadQuery::Malformed);
+                    // As hickory does: FORMERR with the query's id.
+                    if header.message_type() == MessageType::Query {
+                        let reply = Message::error_msg(
+                            header.id(),
+                            header.op_code(),
+                            ResponseCode::FormErr,
+                        );
+                        let sent = reply
+                            .to_vec()
+                            .and_then(|bytes| stream.send(SerialMessage::new(bytes, src)));
+                        if let Err(error) = sent {
+                            self.bad.count(BadQuery::SendFailed);
+                            debug!(%error, "cannot send a DNS FORMERR");
+                        }
+                    }
+                }
+                _ => self.bad.count(BadQuery::Undecodable),
+            },
+        }
+    }
+
+    async fn send<'a, R: ResponseHandler>(
+        &self,
+        handle: &mut R,
+        response: hickory_server::authority::MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> ResponseInfo {
+        match handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                self.bad.count(BadQuery::SendFailed);
+                debug!(%error, "cannot send a DNS response");
+                let mut header = Header::new();
+                header.set_response_code(ResponseCode::ServFail);
+                header.into()
+            }
+        }
     }
 }
 
-async fn send<'a, R: ResponseHandler>(
-    handle: &mut R,
-    response: hickory_server::authority::MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-) -> ResponseInfo {
-    match handle.send_response(response).await {
-        Ok(info) => info,
-        Err(error) => {
-            warn!(%error, "cannot send a DNS response");
-            let mut header = Header::new();
-            header.set_response_code(ResponseCode::ServFail);
-            header.into()
+/// Whether an answer to `src` could arrive anywhere (hickory's rule).
+fn answerable(src: SocketAddr) -> bool {
+    let ip_ok = match src.ip() {
+        IpAddr::V4(ip) => !ip.is_unspecified() && !ip.is_broadcast(),
+        IpAddr::V6(ip) => !ip.is_unspecified(),
+    };
+    src.port() != 0 && ip_ok
+}
+
+/// The UDP side: hickory's datagram stream, each datagram decoded and
+/// judged by the handler, so every bad one is counted and none is logged.
+/// (TCP goes through hickory's `ServerFuture`; its per-message warnings are
+/// filtered out of the log, see `main.rs`.)
+async fn serve_udp(socket: tokio::net::UdpSocket, handler: Arc<Handler>) {
+    // The address is unused: each answer goes to its query's source.
+    let (mut stream, stream_handle) =
+        UdpStream::with_bound(socket, SocketAddr::from(([127, 255, 255, 254], 0)));
+    let mut tasks = JoinSet::new();
+    while let Some(message) = stream.next().await {
+        while tasks.try_join_next().is_some() {}
+        let message = match message {
+            Ok(message) => message,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::NotConnected | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                warn!(%error, "the DNS UDP socket failed; no more UDP answers");
+                return;
+            }
+            Err(error) => {
+                debug!(%error, "DNS UDP receive error");
+                continue;
+            }
+        };
+        let src = message.addr();
+        if !answerable(src) {
+            handler.bad.count(BadQuery::BadSource);
+            continue;
+        }
+        let handler = Arc::clone(&handler);
+        let stream = stream_handle.with_remote_addr(src);
+        tasks.spawn(async move { handler.respond_raw(message.bytes(), src, stream).await });
+    }
+}
+
+/// Logs the bad queries at most every [`BAD_QUERY_SUMMARY_EVERY`], and
+/// only when there were new ones.
+async fn summarise_bad_queries(bad: Arc<BadQueries>) {
+    let mut interval = tokio::time::interval(BAD_QUERY_SUMMARY_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = 0;
+    loop {
+        interval.tick().await;
+        let total = bad.total();
+        if total > reported {
+            info!(
+                "DNS: {} bad quer{} in the last {} s ({total} since start): {}",
+                total - reported,
+                if total - reported == 1 { "y" } else { "ies" },
+                BAD_QUERY_SUMMARY_EVERY.as_secs(),
+                bad_query_summary(&bad.snapshot())
+            );
+            reported = total;
         }
     }
 }
@@ -665,6 +882,7 @@ impl RequestHandler for Handler {
 pub struct DnsServer {
     local_addr: SocketAddr,
     data: SharedData,
+    bad: Arc<BadQueries>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -706,8 +924,10 @@ impl BoundDns {
 
         let zones = data.zone_origins();
         let data: SharedData = Arc::new(RwLock::new(Arc::new(data)));
+        let bad = Arc::new(BadQueries::default());
         let handler = Handler {
             data: Arc::clone(&data),
+            bad: Arc::clone(&bad),
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -729,6 +949,7 @@ impl BoundDns {
         Ok(DnsServer {
             local_addr,
             data,
+            bad,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -759,6 +980,12 @@ impl DnsServer {
     /// The address the server listens on, with the port it got.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bad queries so far, by [`BadQuery::name`] (kinds seen at least
+    /// once).
+    pub fn bad_queries(&self) -> BTreeMap<String, u64> {
+        self.bad.snapshot()
     }
 
     /// Replaces every record without a restart. Queries answered after it
@@ -856,18 +1083,28 @@ fn serve(
         }
     };
     runtime.block_on(async move {
-        let mut server = ServerFuture::new(handler);
-        let registered = server
-            .register_socket_std(udp)
-            .and_then(|()| server.register_listener_std(tcp, TCP_TIMEOUT));
-        let failed = registered.is_err();
-        // start() waits for this message; if it is gone, so is the caller.
-        let _ = ready.send(registered);
-        if failed {
-            return;
+        let bad = Arc::clone(&handler.bad);
+        let mut server = ServerFuture::new(handler.clone());
+        let handler = Arc::new(handler);
+        let registered = tokio::net::UdpSocket::from_std(udp)
+            .and_then(|udp| server.register_listener_std(tcp, TCP_TIMEOUT).map(|()| udp));
+        let udp = match registered {
+            Ok(udp) => {
+                // start() waits for this message; if it is gone, so is the caller.
+                let _ = ready.send(Ok(()));
+                udp
+            }
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        tokio::select! {
+            // Err means the DnsServer was dropped without a signal: stop too.
+            _ = stop => {}
+            () = serve_udp(udp, handler) => {}
+            () = summarise_bad_queries(bad) => {}
         }
-        // Err means the DnsServer was dropped without a signal: stop too.
-        let _ = stop.await;
         if let Err(error) = server.shutdown_gracefully().await {
             warn!(%error, "the DNS server stopped with an error");
         }
@@ -1228,6 +1465,62 @@ mod tests {
         let edns = response.extensions().as_ref().expect("an OPT record");
         assert_eq!(edns.max_payload(), EDNS_MAX_PAYLOAD);
         assert_eq!(ptr_target(&response.answers()[0]), "Douglas.Adams.");
+    }
+
+    /// Junk is counted by kind, malformed queries still get FORMERR, and
+    /// good queries are answered throughout.
+    #[test]
+    fn junk_is_counted_by_kind_and_good_queries_still_answered() {
+        let server = start_lab();
+        let addr = server.local_addr();
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        // Shorter than a header.
+        socket.send_to(&[0xde, 0xad, 0xbe], addr).unwrap();
+        // A query header announcing one question, then garbage.
+        let malformed = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+        socket.send_to(&malformed, addr).unwrap();
+        let mut buffer = [0u8; 512];
+        let (length, _) = socket.recv_from(&mut buffer).unwrap();
+        let formerr = Message::from_vec(&buffer[..length]).unwrap();
+        assert_eq!(formerr.id(), 0x1234);
+        assert_eq!(formerr.response_code(), ResponseCode::FormErr);
+        // A response (reflection bait): no answer.
+        let mut response = request("1.0.18.198.in-addr.arpa.", RecordType::PTR);
+        response.set_message_type(MessageType::Response);
+        socket.send_to(&response.to_vec().unwrap(), addr).unwrap();
+        // Another opcode, and a name outside the zones.
+        let mut notify = request("0.18.198.in-addr.arpa.", RecordType::SOA);
+        notify.set_op_code(OpCode::Notify);
+        assert_eq!(ask_udp(addr, &notify).response_code(), ResponseCode::NotImp);
+        assert_eq!(
+            ask(addr, "example.com.", RecordType::A).response_code(),
+            ResponseCode::Refused
+        );
+        let good = ask(addr, "1.0.18.198.in-addr.arpa.", RecordType::PTR);
+        assert_eq!(ptr_target(&good.answers()[0]), "Douglas.Adams.");
+        let expected: BTreeMap<String, u64> = [
+            ("undecodable", 1),
+            ("malformed", 1),
+            ("response", 1),
+            ("not_implemented", 1),
+            ("refused", 1),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        // Each datagram is its own task: wait for the dropped ones too.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let mut counts = server.bad_queries();
+        while counts != expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            counts = server.bad_queries();
+        }
+        assert_eq!(counts, expected);
+        assert_eq!(
+            bad_query_summary(&counts),
+            "malformed=1 not_implemented=1 refused=1 response=1 undecodable=1"
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::responder::socket::LinkIo;
 use crate::responder::{Control, Counters, Moderation, Responder};
 use crate::rules::{self, Target, MARK};
 use crate::state::{AppliedRule, State, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -306,7 +308,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     tracing::info!("ready: answering probes for {} target(s)", shows.len());
     let store = ctx.store.clone();
     let counters_path = store.counters_path(deployment);
-    let mut saved = Counters::default();
+    let mut saved = SavedCounters::default();
     let started = Instant::now();
     // The moderation pause is short; the default timer slack (50 us)
     // would double it.
@@ -330,17 +332,31 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
                 dns.as_ref().zip(dns_settings.as_ref()),
             );
         }
-        if r.counters != saved {
-            saved = r.counters.clone();
+        let dns_bad_queries = dns.as_ref().map(DnsServer::bad_queries).unwrap_or_default();
+        if r.counters != saved.responder || dns_bad_queries != saved.dns_bad_queries {
+            saved = SavedCounters {
+                responder: r.counters.clone(),
+                dns_bad_queries,
+            };
             save_counters(&counters_path, &saved);
         }
     });
 
     tracing::info!("stopping; counters: {}", responder.counters.summary());
+    let saved = SavedCounters {
+        responder: responder.counters.clone(),
+        dns_bad_queries: dns.as_ref().map(DnsServer::bad_queries).unwrap_or_default(),
+    };
     if let Some(server) = dns {
+        if !saved.dns_bad_queries.is_empty() {
+            tracing::info!(
+                "DNS bad queries: {}",
+                crate::dns::bad_query_summary(&saved.dns_bad_queries)
+            );
+        }
         server.shutdown();
     }
-    save_counters(&counters_path, &responder.counters);
+    save_counters(&counters_path, &saved);
     withdraw(&ctx.store, deployment)?;
     result.map_err(|e| Error::Responder(format!("receiving failed: {e}")))
 }
@@ -398,8 +414,22 @@ fn reload(
     }
 }
 
-fn save_counters(path: &std::path::Path, counters: &Counters) {
-    let text = serde_json::to_string_pretty(&counters.snapshot()).expect("counters are plain data");
+/// What serve writes to the counters file (`troll status` reads it): the
+/// responder's counters and, with `--dns`, the bad DNS queries by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedCounters {
+    #[serde(flatten)]
+    pub responder: Counters,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dns_bad_queries: BTreeMap<String, u64>,
+}
+
+fn save_counters(path: &std::path::Path, counters: &SavedCounters) {
+    let snapshot = SavedCounters {
+        responder: counters.responder.snapshot(),
+        dns_bad_queries: counters.dns_bad_queries.clone(),
+    };
+    let text = serde_json::to_string_pretty(&snapshot).expect("counters are plain data");
     let tmp = path.with_extension("json.tmp");
     if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
         tracing::warn!("cannot save counters to {}: {e}", path.display());
