@@ -64,17 +64,17 @@ impl State {
     /// The deployment's shows, one per target, or an error saying what is
     /// missing (a message, addresses).
     pub fn shows(&self) -> Result<Vec<Show>> {
-        let plan = self.plan.as_ref().ok_or_else(|| {
-            Error::Usage(format!(
-                "deployment '{}' has no message; run `troll set-message` first",
-                self.deployment
-            ))
+        let plan = self.plan.as_ref().ok_or_else(|| Error::Incomplete {
+            deployment: self.deployment.clone(),
+            missing: "message",
+            command: "set-message",
         })?;
         if self.targets.is_empty() {
-            return Err(Error::Usage(format!(
-                "deployment '{}' has no addresses; run `troll provision` first",
-                self.deployment
-            )));
+            return Err(Error::Incomplete {
+                deployment: self.deployment.clone(),
+                missing: "addresses",
+                command: "provision",
+            });
         }
         self.targets
             .iter()

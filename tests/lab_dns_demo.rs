@@ -468,6 +468,8 @@ fn demo_refusals_are_one_sentence() {
         .arg("--state-dir")
         .arg(state.path())
         .args(["demo", "--client", "tracepath"]));
+    // A missing tool is not bad input: exit 1, not 2.
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "troll: tracepath is not installed; install the Debian package iputils-tracepath (apt-get install iputils-tracepath)\n"

@@ -172,9 +172,10 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
         ("iptables", "iptables"),
     ] {
         if lab::which(program).is_none() {
-            return Err(Error::Usage(format!(
-                "{program} is not installed; install the Debian package {package} (apt-get install {package})"
-            )));
+            return Err(Error::MissingTool {
+                program: program.into(),
+                package,
+            });
         }
     }
     if args.ipv6 && !args.client.has_ipv6() {

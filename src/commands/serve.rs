@@ -218,7 +218,11 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
                 "troll serve needs root, or CAP_NET_RAW and CAP_NET_ADMIN, to read probes and send replies; run it with sudo".into(),
             )
         } else {
-            Error::Responder(format!("cannot open the sockets: {e}"))
+            Error::Responder {
+                op: "cannot open the sockets",
+                interface: interface.clone(),
+                source: e,
+            }
         }
     })?;
     let _serving = ctx.store.serve_lock(deployment)?;
@@ -258,9 +262,11 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     ] {
         if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
             withdraw(&ctx.store, deployment)?;
-            return Err(Error::Responder(format!(
-                "cannot install a signal handler: {e}"
-            )));
+            return Err(Error::Responder {
+                op: "cannot install a signal handler",
+                interface: None,
+                source: e,
+            });
         }
     }
 
@@ -358,7 +364,11 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     }
     save_counters(&counters_path, &saved);
     withdraw(&ctx.store, deployment)?;
-    result.map_err(|e| Error::Responder(format!("receiving failed: {e}")))
+    result.map_err(|e| Error::Responder {
+        op: "receiving failed",
+        interface,
+        source: e,
+    })
 }
 
 /// Removes the rules this serve applied and says in the state that it no
