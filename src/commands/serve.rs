@@ -8,7 +8,7 @@
 //! says so.
 
 use crate::cli::{Context, ServeArgs};
-use crate::dns::{DnsServer, PtrEntry, ZoneData};
+use crate::dns::{DnsServer, ZoneData};
 use crate::error::{Error, Result};
 use crate::plan::Hop;
 use crate::responder::decide::Table;
@@ -142,19 +142,7 @@ impl DnsSettings {
     /// The zones of the deployment's current message.
     fn zone(&self, state: Option<&State>, deployment: &str) -> Result<ZoneData> {
         let state = state.ok_or_else(|| Error::NoDeployment(deployment.to_string()))?;
-        let entries = state
-            .ptr_records()?
-            .into_iter()
-            .map(|p| PtrEntry {
-                address: p.address,
-                name: p.name,
-            })
-            .collect();
-        let zone = ZoneData::new(entries, self.ttl)?;
-        Ok(match &self.nameserver {
-            Some(ns) => zone.with_nameserver(ns)?,
-            None => zone,
-        })
+        ZoneData::from_state(state, self.ttl, self.nameserver.as_deref())
     }
 }
 

@@ -60,6 +60,29 @@ pub struct ZoneData {
 }
 
 impl ZoneData {
+    /// The zones of a deployment's current message: its PTR records with
+    /// `ttl`, and `nameserver` as SOA MNAME and NS when given (`serve
+    /// --dns` and `troll zone` build them the same way).
+    pub fn from_state(
+        state: &crate::state::State,
+        ttl: u32,
+        nameserver: Option<&str>,
+    ) -> crate::Result<ZoneData> {
+        let entries = state
+            .ptr_records()?
+            .into_iter()
+            .map(|p| PtrEntry {
+                address: p.address,
+                name: p.name,
+            })
+            .collect();
+        let zone = ZoneData::new(entries, ttl)?;
+        Ok(match nameserver {
+            Some(ns) => zone.with_nameserver(ns)?,
+            None => zone,
+        })
+    }
+
     /// Groups `entries` into reverse zones: the /24 of each IPv4 address
     /// (`c.b.a.in-addr.arpa.`), the /64 of each IPv6 address (16 nibbles
     /// under `ip6.arpa.`). `ttl` is used for every record and as the SOA
