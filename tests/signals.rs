@@ -22,6 +22,16 @@ fn forge_serve_lock(state_dir: &std::path::Path, deployment: &str, pid: &str) ->
     lock
 }
 
+/// Checks that `child` was not signalled, then ends it.
+fn still_running_then_kill(child: &mut std::process::Child) {
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the bystander was not signalled"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Regression: teardown signalled whatever pid the lock file held.
 #[test]
 fn teardown_refuses_to_signal_a_lock_pid_that_is_not_troll_serve() {
@@ -43,12 +53,7 @@ fn teardown_refuses_to_signal_a_lock_pid_that_is_not_troll_serve() {
         );
         assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     }
-    assert!(
-        bystander.try_wait().unwrap().is_none(),
-        "the bystander was not signalled"
-    );
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
+    still_running_then_kill(&mut bystander);
     // Nothing was torn down meanwhile.
     let status = run(troll(dir.path()).args(["status", "--json"]));
     assert_eq!(status.code, 0, "{}", status.stderr);
@@ -77,10 +82,5 @@ fn set_message_signals_no_process_the_state_names_falsely() {
             out.stderr
         );
     }
-    assert!(
-        bystander.try_wait().unwrap().is_none(),
-        "the bystander was not signalled"
-    );
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
+    still_running_then_kill(&mut bystander);
 }
