@@ -27,9 +27,11 @@ esac
 sanitizer="${FUZZ_SANITIZER:-address}"
 jobs="${FUZZ_JOBS:-1}"
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "fuzz.sh: installing cargo-fuzz" >&2
-    cargo install cargo-fuzz --locked
+# Pinned, so every machine fuzzes with the same tool.
+cargo_fuzz_version="0.13.2"
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+    echo "fuzz.sh: installing cargo-fuzz $cargo_fuzz_version" >&2
+    cargo install cargo-fuzz --version "=$cargo_fuzz_version" --locked
 fi
 
 target_args=()

@@ -33,6 +33,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   done
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "install-deps: no Rust toolchain found; install Rust 1.80 or newer (rustup) and run this again" >&2
+  echo "install-deps: no Rust toolchain found; install Rust 1.94 or newer (rustup) and run this again" >&2
   exit 1
 fi

@@ -553,16 +553,7 @@ impl MessageArgs {
             });
         }
         match self.message.as_deref() {
-            Some("-") => {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .map_err(|source| Error::ReadMessage {
-                        path: "standard input".into(),
-                        source,
-                    })?;
-                Ok(text)
-            }
+            Some("-") => read_message_stdin(),
             Some(text) => Ok(text.to_string()),
             None => Err(Error::Usage(
                 "no message given; pass it as an argument, with --file PATH, or `-` for standard input"
@@ -598,4 +589,17 @@ pub fn encode_text(text: String, options: MessageOptions, strict: bool) -> Resul
         encoded,
         options,
     })
+}
+
+/// Reads a message given as `-` from standard input (set-message,
+/// provision, preview, demo).
+pub fn read_message_stdin() -> Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|source| Error::ReadMessage {
+            path: "standard input".into(),
+            source,
+        })?;
+    Ok(text)
 }

@@ -258,10 +258,8 @@ pub fn provision_vultr(
     }
     let mut targets = vec![out.target_v4];
     if ipv6 {
-        targets.push(out.target_v6.ok_or_else(|| {
-            Error::Usage(format!(
-                "instance {instance} has no IPv6 network; enable IPv6 on it or drop --ipv6"
-            ))
+        targets.push(out.target_v6.ok_or_else(|| Error::NoIpv6 {
+            instance: instance.to_string(),
         })?);
     }
     Ok((targets, out.ipv4.into_iter().chain(out.ipv6).collect()))

@@ -14,8 +14,25 @@ pub enum Error {
     Plan(#[from] crate::plan::PlanError),
     #[error(transparent)]
     Provider(#[from] troll_providers::Error),
+    /// Bad input: flags, arguments, config values. Exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// A program troll runs is not installed.
+    #[error("{program} is not installed; install the Debian package {package} (apt-get install {package})")]
+    MissingTool {
+        program: String,
+        package: &'static str,
+    },
+    /// The deployment lacks what the command needs; another command first.
+    #[error("deployment '{deployment}' has no {missing}; run `troll {command}` first")]
+    Incomplete {
+        deployment: String,
+        missing: &'static str,
+        command: &'static str,
+    },
+    /// `--ipv6` for a cloud instance that has no IPv6 network.
+    #[error("instance {instance} has no IPv6 network; enable IPv6 on it or drop --ipv6")]
+    NoIpv6 { instance: String },
     #[error("cannot read the message from {path}: {source}")]
     ReadMessage {
         path: String,
@@ -37,6 +54,15 @@ pub enum Error {
          stop that `troll serve` first"
     )]
     AlreadyServed { deployment: String, pid: String },
+    #[error(
+        "deployment '{deployment}' is held by pid {pid}, which troll will not signal ({reason}); \
+         stop that process yourself, then run this again"
+    )]
+    NotSignalled {
+        deployment: String,
+        pid: String,
+        reason: crate::process::PidError,
+    },
     #[error(
         "the state file {} is not valid ({detail}); troll will not overwrite it: \
          repair it or move it away",
@@ -67,14 +93,21 @@ pub enum Error {
     Lab(String),
     #[error(transparent)]
     Dns(#[from] crate::dns::DnsError),
-    #[error("the responder failed: {0}")]
-    Responder(String),
+    /// A socket operation of the responder failed; keeps the OS error and
+    /// the interface (`None`: every interface).
+    #[error("the responder failed: {op}{}: {source}", on_interface(interface.as_deref()))]
+    Responder {
+        op: &'static str,
+        interface: Option<String>,
+        source: std::io::Error,
+    },
     #[error("the config file {} is not valid: {detail}", path.display())]
     Config { path: PathBuf, detail: String },
 }
 
 impl Error {
-    /// 2 for mistakes in what the user gave us, 1 for everything else.
+    /// 2 for mistakes in what the user gave us, 1 for everything else
+    /// (missing tools, an incomplete deployment, the environment).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Encode(_)
@@ -91,5 +124,66 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+fn on_interface(interface: Option<&str>) -> String {
+    interface.map(|i| format!(" on {i}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bad_input_exits_2() {
+        let usage = Error::Usage("--hops needs --target".into());
+        assert_eq!(usage.exit_code(), 2);
+        let missing = Error::MissingTool {
+            program: "iptables".into(),
+            package: "iptables",
+        };
+        assert_eq!(missing.exit_code(), 1);
+        assert_eq!(
+            missing.to_string(),
+            "iptables is not installed; install the Debian package iptables (apt-get install iptables)"
+        );
+        let no_ipv6 = Error::NoIpv6 {
+            instance: "i-1".into(),
+        };
+        assert_eq!(no_ipv6.exit_code(), 1);
+        let incomplete = Error::Incomplete {
+            deployment: "lab".into(),
+            missing: "message",
+            command: "set-message",
+        };
+        assert_eq!(incomplete.exit_code(), 1);
+        assert_eq!(
+            incomplete.to_string(),
+            "deployment 'lab' has no message; run `troll set-message` first"
+        );
+    }
+
+    #[test]
+    fn responder_errors_keep_the_interface_and_the_os_error() {
+        let e = Error::Responder {
+            op: "cannot open the sockets",
+            interface: Some("eth0".into()),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        };
+        assert_eq!(e.exit_code(), 1);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "the responder failed: cannot open the sockets on eth0: No such device"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .and_then(std::io::Error::raw_os_error),
+            Some(libc::ENODEV)
+        );
     }
 }

@@ -61,7 +61,10 @@ impl LabNames {
 fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip").args(args).output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Usage("the `ip` command is missing; install the Debian package iproute2".into())
+            Error::MissingTool {
+                program: "ip".into(),
+                package: "iproute2",
+            }
         } else {
             Error::io("cannot run", "ip", e)
         }

@@ -31,8 +31,12 @@ fn init_logging(verbose: u8, quiet: bool, daemon: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
+    // hickory logs a warning per bad packet (a junk flood would fill the
+    // journal); troll counts those itself and logs a summary instead.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{default},hickory_server=warn"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default},hickory_server=error,hickory_proto=error"
+        ))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

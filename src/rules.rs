@@ -246,15 +246,14 @@ fn run(family: Family, args: &[&str]) -> Result<std::process::Output> {
         .args(args)
         .output()
         .map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Usage(format!(
-                    "{} is not installed; install the Debian package iptables",
-                    binary(family)
-                ))
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingTool {
+                    program: binary(family).into(),
+                    package: "iptables",
+                }
             } else {
                 Error::io("cannot run", binary(family), e)
-            };
-            hint
+            }
         })
 }
 

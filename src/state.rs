@@ -68,17 +68,17 @@ impl State {
     /// The deployment's shows, one per target, or an error saying what is
     /// missing (a message, addresses).
     pub fn shows(&self) -> Result<Vec<Show>> {
-        let plan = self.plan.as_ref().ok_or_else(|| {
-            Error::Usage(format!(
-                "deployment '{}' has no message; run `troll set-message` first",
-                self.deployment
-            ))
+        let plan = self.plan.as_ref().ok_or_else(|| Error::Incomplete {
+            deployment: self.deployment.clone(),
+            missing: "message",
+            command: "set-message",
         })?;
         if self.targets.is_empty() {
-            return Err(Error::Usage(format!(
-                "deployment '{}' has no addresses; run `troll provision` first",
-                self.deployment
-            )));
+            return Err(Error::Incomplete {
+                deployment: self.deployment.clone(),
+                missing: "addresses",
+                command: "provision",
+            });
         }
         self.targets
             .iter()
@@ -220,7 +220,7 @@ impl Store {
     pub fn serve_lock(&self, deployment: &str) -> Result<File> {
         check_name(deployment)?;
         self.create_dir()?;
-        self.acquire(&self.dir.join(format!("{deployment}.serve.lock")))?
+        self.acquire(&self.serve_lock_path(deployment))?
             .map_err(|pid| Error::AlreadyServed {
                 deployment: deployment.to_string(),
                 pid,
@@ -229,10 +229,7 @@ impl Store {
 
     /// Removes a torn-down deployment's lock files (after its state).
     pub fn remove_locks(&self, deployment: &str) {
-        for path in [
-            self.lock_path(deployment),
-            self.dir.join(format!("{deployment}.serve.lock")),
-        ] {
+        for path in [self.lock_path(deployment), self.serve_lock_path(deployment)] {
             let _ = fs::remove_file(path);
         }
     }
@@ -253,6 +250,11 @@ impl Store {
     }
 
     /// Where a running responder keeps its counters for `troll status`.
+    /// The lock file a running `troll serve` of `deployment` holds.
+    pub fn serve_lock_path(&self, deployment: &str) -> PathBuf {
+        self.dir.join(format!("{deployment}.serve.lock"))
+    }
+
     pub fn counters_path(&self, deployment: &str) -> PathBuf {
         self.dir.join(format!("{deployment}.counters.json"))
     }

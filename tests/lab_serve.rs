@@ -278,12 +278,7 @@ while True:
     let before_sysctl = lab.sysctl_snapshot();
     let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
     // Once set up, serve keeps only CAP_NET_ADMIN and CAP_NET_RAW.
-    let pid = lab.pid(serve);
-    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
-        let line = proc_status.lines().find(|l| l.starts_with(field)).unwrap();
-        assert!(line.ends_with("0000000000003000"), "{line}");
-    }
+    assert_threads_reduced(lab.pid(serve));
     assert!(lab
         .serve_log(serve)
         .contains("dropped privileges: keeping only CAP_NET_ADMIN and CAP_NET_RAW"));
@@ -316,6 +311,117 @@ print("services ok")
     assert_eq!(lab.sysctl_snapshot(), before_sysctl);
     let log = lab.serve_log(serve);
     assert!(log.contains("stopping; counters: received="), "{log}");
+}
+
+/// CAP_NET_ADMIN and CAP_NET_RAW, as /proc shows a capability set.
+const NET_CAPS: u64 = 0x3000;
+
+/// Checks every thread of process `pid` (capset and the bounding set are per
+/// thread, so the process's own status line is not enough): effective,
+/// permitted and bounding sets are exactly CAP_NET_ADMIN and CAP_NET_RAW,
+/// inheritable and ambient hold nothing else. Returns the thread names.
+fn assert_threads_reduced(pid: u32) -> Vec<String> {
+    let mut names = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in\n{status}"))
+                .trim()
+                .to_owned()
+        };
+        let thread = field("Name:");
+        for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            let value = u64::from_str_radix(&field(set), 16).unwrap();
+            assert_eq!(value, NET_CAPS, "thread {thread}: {set} {value:#x}");
+        }
+        for set in ["CapInh:", "CapAmb:"] {
+            let value = u64::from_str_radix(&field(set), 16).unwrap();
+            assert_eq!(value & !NET_CAPS, 0, "thread {thread}: {set} {value:#x}");
+        }
+        names.push(thread);
+    }
+    names
+}
+
+/// Regression: the DNS thread, which parses untrusted packets, started
+/// before the drop and kept every capability (CapEff 000001fffeffffff).
+#[test]
+fn every_thread_keeps_only_net_caps_with_dns_and_after_a_reload() {
+    let mut lab = lab_serving_names();
+    let serve = 0;
+    let pid = lab.pid(serve);
+    let threads = assert_threads_reduced(pid);
+    assert!(
+        threads.iter().any(|t| t == "troll-dns"),
+        "the DNS server runs in its own thread: {threads:?}"
+    );
+    let out = lab.client_run(
+        "dig",
+        &[
+            "+norecurse",
+            "+tries=1",
+            "+time=3",
+            &format!("@{SERVER_ADDR}"),
+            "+short",
+            "-x",
+            "198.18.0.2",
+        ],
+    );
+    assert_eq!(
+        out.trim(),
+        "hop.two.",
+        "the DNS server answers after the drop"
+    );
+
+    let out = sh_ok(lab.troll().args(["set-message", "Fresh.Start\nSecond"]));
+    assert!(out.contains("reloads the message now"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lab.serve_log(serve).contains("reloaded the show") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            lab.serve_log(serve)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let after = assert_threads_reduced(pid);
+    assert_eq!(
+        after, threads,
+        "a reload starts no thread and keeps the set"
+    );
+    let status = lab.stop(serve, libc::SIGTERM);
+    assert!(status.success(), "{}", lab.serve_log(serve));
+}
+
+/// Without `--dns` serve is one thread, reduced too.
+#[test]
+fn serve_without_dns_is_one_reduced_thread() {
+    let (lab, serve) = lab_serving_flags();
+    let threads = assert_threads_reduced(lab.pid(serve));
+    assert_eq!(threads.len(), 1, "{threads:?}");
+}
+
+/// teardown signals the running serve through a pidfd, after checking it
+/// is this deployment's serve, and waits for it to restore the rules.
+#[test]
+fn teardown_stops_a_running_serve() {
+    let mut lab = Lab::new();
+    let before_rules = lab.iptables_snapshot();
+    let serve = lab.serve(&["--target", TARGET, "--hops", HOPS]);
+    let pid = lab.pid(serve);
+    let out = sh_ok(lab.troll().arg("teardown"));
+    assert!(
+        out.contains(&format!(
+            "troll serve (pid {pid}) stopped and its rules removed"
+        )),
+        "{out}"
+    );
+    let status = lab.stop(serve, 0);
+    assert!(status.success(), "{}", lab.serve_log(serve));
+    assert_eq!(lab.iptables_snapshot(), before_rules);
 }
 
 #[test]

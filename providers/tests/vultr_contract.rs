@@ -59,15 +59,24 @@ fn prism_binary() -> PathBuf {
     }
 }
 
-fn spec() -> PathBuf {
-    // shared/ lies beside the repository, on developer machines and in CI.
-    let path = repo_root().join("../shared/specs/vultr-openapi.json");
-    assert!(
-        path.is_file(),
-        "the Vultr OpenAPI specification is missing at {} (shared/ beside the repository)",
-        path.display()
+/// The specification, or `None` (with a message saying why the test is
+/// skipped) where shared/ is not beside the repository.
+fn spec() -> Option<PathBuf> {
+    // shared/ lies beside the repository, on developer machines and in CI;
+    // TROLL_VULTR_SPEC names another copy.
+    let path = std::env::var_os("TROLL_VULTR_SPEC").map_or_else(
+        || repo_root().join("../shared/specs/vultr-openapi.json"),
+        PathBuf::from,
     );
-    path
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: the Vultr OpenAPI specification is not at {} (shared/ beside the repository); the contract test needs it",
+            path.display()
+        );
+        None
+    }
 }
 
 /// Prism, killed when dropped, also when the test panics.
@@ -86,7 +95,7 @@ impl Drop for Prism {
 }
 
 impl Prism {
-    fn start() -> Prism {
+    fn start(spec: &std::path::Path) -> Prism {
         let bin = prism_binary();
         assert!(
             bin.exists(),
@@ -102,7 +111,7 @@ impl Prism {
         let out = std::fs::File::create(&log).expect("prism log file");
         let child = Command::new(&bin)
             .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .arg(spec())
+            .arg(spec)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log handle"))
             .stderr(out)
@@ -164,7 +173,10 @@ fn operation(method: &str, path: &str) -> Option<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_passes_prism_validation() {
-    let prism = Prism::start();
+    let Some(spec) = spec() else {
+        return;
+    };
+    let prism = Prism::start(&spec);
     let proxy = Proxy::start(([127, 0, 0, 1], prism.port).into());
     let settings = Settings {
         base_url: format!("http://{}", proxy.addr),

@@ -12,7 +12,6 @@ use crate::cli::{encode_text, Context, DemoArgs};
 use crate::error::{Error, Result};
 use crate::lab::{self, LabNames, SERVER_ADDR};
 use crate::state::Store;
-use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -172,9 +171,10 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
         ("iptables", "iptables"),
     ] {
         if lab::which(program).is_none() {
-            return Err(Error::Usage(format!(
-                "{program} is not installed; install the Debian package {package} (apt-get install {package})"
-            )));
+            return Err(Error::MissingTool {
+                program: program.into(),
+                package,
+            });
         }
     }
     if args.ipv6 && !args.client.has_ipv6() {
@@ -185,16 +185,7 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     }
     let text = match args.message.as_deref() {
         None => DEFAULT_MESSAGE.to_string(),
-        Some("-") => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|source| Error::ReadMessage {
-                    path: "standard input".into(),
-                    source,
-                })?;
-            text
-        }
+        Some("-") => crate::cli::read_message_stdin()?,
         Some(text) => text.to_string(),
     };
     let input = encode_text(text, Default::default(), false)?;

@@ -8,7 +8,7 @@
 //! says so.
 
 use crate::cli::{Context, ServeArgs};
-use crate::dns::{DnsServer, PtrEntry, ZoneData};
+use crate::dns::{DnsServer, ZoneData};
 use crate::error::{Error, Result};
 use crate::plan::Hop;
 use crate::responder::decide::Table;
@@ -19,6 +19,8 @@ use crate::responder::socket::LinkIo;
 use crate::responder::{Control, Counters, Moderation, Responder};
 use crate::rules::{self, Target, MARK};
 use crate::state::{AppliedRule, State, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -141,19 +143,7 @@ impl DnsSettings {
     /// The zones of the deployment's current message.
     fn zone(&self, state: Option<&State>, deployment: &str) -> Result<ZoneData> {
         let state = state.ok_or_else(|| Error::NoDeployment(deployment.to_string()))?;
-        let entries = state
-            .ptr_records()?
-            .into_iter()
-            .map(|p| PtrEntry {
-                address: p.address,
-                name: p.name,
-            })
-            .collect();
-        let zone = ZoneData::new(entries, self.ttl)?;
-        Ok(match &self.nameserver {
-            Some(ns) => zone.with_nameserver(ns)?,
-            None => zone,
-        })
+        ZoneData::from_state(state, self.ttl, self.nameserver.as_deref())
     }
 }
 
@@ -234,21 +224,22 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
                 "troll serve needs root, or CAP_NET_RAW and CAP_NET_ADMIN, to read probes and send replies; run it with sudo".into(),
             )
         } else {
-            Error::Responder(format!("cannot open the sockets: {e}"))
+            Error::Responder {
+                op: "cannot open the sockets",
+                interface: interface.clone(),
+                source: e,
+            }
         }
     })?;
     let _serving = ctx.store.serve_lock(deployment)?;
     let dns_settings = DnsSettings::from_args(args, serve_cfg)?;
-    let dns = match &dns_settings {
-        Some(settings) => {
-            let server =
-                DnsServer::start(settings.addr, settings.zone(state.as_ref(), deployment)?)?;
-            tracing::info!(
-                "answering PTR queries on {} (UDP and TCP)",
-                server.local_addr()
-            );
-            Some(server)
-        }
+    // Bound now, while binding port 53 is allowed; served only after the
+    // privileges are dropped, so its thread never holds more than the rest.
+    let dns_bound = match &dns_settings {
+        Some(settings) => Some((
+            DnsServer::bind(settings.addr)?,
+            settings.zone(state.as_ref(), deployment)?,
+        )),
         None => None,
     };
 
@@ -275,8 +266,14 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         (signal_hook::consts::SIGHUP, &control.reload),
         (signal_hook::consts::SIGUSR1, &control.dump),
     ] {
-        signal_hook::flag::register(signal, flag.clone())
-            .map_err(|e| Error::Responder(format!("cannot install a signal handler: {e}")))?;
+        if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
+            withdraw(&ctx.store, deployment)?;
+            return Err(Error::Responder {
+                op: "cannot install a signal handler",
+                interface: None,
+                source: e,
+            });
+        }
     }
 
     let rate = args.rate.or(serve_cfg.rate).unwrap_or(DEFAULT_RATE);
@@ -300,14 +297,33 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         );
     }
 
+    // Every socket is open and no thread runs yet: capset and the bounding
+    // set act on the calling thread only, so every thread started from here
+    // on (the DNS server's) inherits the reduced set.
     match crate::privileges::drop_all_but_net() {
         Ok(line) => tracing::info!("{line}"),
         Err(e) => tracing::warn!("could not drop privileges: {e}"),
     }
+    let dns = match dns_bound {
+        Some((bound, zone)) => match bound.start(zone) {
+            Ok(server) => {
+                tracing::info!(
+                    "answering PTR queries on {} (UDP and TCP)",
+                    server.local_addr()
+                );
+                Some(server)
+            }
+            Err(e) => {
+                withdraw(&ctx.store, deployment)?;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
     tracing::info!("ready: answering probes for {} target(s)", shows.len());
     let store = ctx.store.clone();
     let counters_path = store.counters_path(deployment);
-    let mut saved = Counters::default();
+    let mut saved = SavedCounters::default();
     let started = Instant::now();
     // The moderation pause is short; the default timer slack (50 us)
     // would double it.
@@ -331,24 +347,48 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
                 dns.as_ref().zip(dns_settings.as_ref()),
             );
         }
-        if r.counters != saved {
-            saved = r.counters.clone();
+        let dns_bad_queries = dns.as_ref().map(DnsServer::bad_queries).unwrap_or_default();
+        if r.counters != saved.responder || dns_bad_queries != saved.dns_bad_queries {
+            saved = SavedCounters {
+                responder: r.counters.clone(),
+                dns_bad_queries,
+            };
             save_counters(&counters_path, &saved);
         }
     });
 
     tracing::info!("stopping; counters: {}", responder.counters.summary());
+    let saved = SavedCounters {
+        responder: responder.counters.clone(),
+        dns_bad_queries: dns.as_ref().map(DnsServer::bad_queries).unwrap_or_default(),
+    };
     if let Some(server) = dns {
+        if !saved.dns_bad_queries.is_empty() {
+            tracing::info!(
+                "DNS bad queries: {}",
+                crate::dns::bad_query_summary(&saved.dns_bad_queries)
+            );
+        }
         server.shutdown();
     }
-    save_counters(&counters_path, &responder.counters);
-    let mut locked = ctx.store.lock(deployment)?;
+    save_counters(&counters_path, &saved);
+    withdraw(&ctx.store, deployment)?;
+    result.map_err(|e| Error::Responder {
+        op: "receiving failed",
+        interface,
+        source: e,
+    })
+}
+
+/// Removes the rules this serve applied and says in the state that it no
+/// longer serves.
+fn withdraw(store: &Store, deployment: &str) -> Result<()> {
+    let mut locked = store.lock(deployment)?;
     let removed = rules::remove(&locked.state.rules);
     locked.state.rules.clear();
     locked.state.serve_pid = None;
     locked.save()?;
-    removed?;
-    result.map_err(|e| Error::Responder(format!("receiving failed: {e}")))
+    removed
 }
 
 /// SIGHUP: a new message was stored; follow it (hop table and rules).
@@ -394,8 +434,22 @@ fn reload(
     }
 }
 
-fn save_counters(path: &std::path::Path, counters: &Counters) {
-    let text = serde_json::to_string_pretty(&counters.snapshot()).expect("counters are plain data");
+/// What serve writes to the counters file (`troll status` reads it): the
+/// responder's counters and, with `--dns`, the bad DNS queries by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedCounters {
+    #[serde(flatten)]
+    pub responder: Counters,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dns_bad_queries: BTreeMap<String, u64>,
+}
+
+fn save_counters(path: &std::path::Path, counters: &SavedCounters) {
+    let snapshot = SavedCounters {
+        responder: counters.responder.snapshot(),
+        dns_bad_queries: counters.dns_bad_queries.clone(),
+    };
+    let text = serde_json::to_string_pretty(&snapshot).expect("counters are plain data");
     let tmp = path.with_extension("json.tmp");
     if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
         tracing::warn!("cannot save counters to {}: {e}", path.display());

@@ -6,6 +6,7 @@ use super::print_warnings;
 use crate::cli::{Context, MessageInput, SetMessageArgs};
 use crate::error::Result;
 use crate::plan::{Plan, PlanOptions};
+use crate::process::{pid_from_u32, PidError, ServeProcess};
 use crate::state::State;
 
 /// Plans a message and prints what the encoder and the plan had to say.
@@ -79,7 +80,12 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
             locked.save()?;
         }
     }
-    let (held, served) = (locked.state.addresses.len(), locked.state.serve_pid);
+    let held = locked.state.addresses.len();
+    // Taken while the state is locked, so the pid is the one serve recorded.
+    let server = locked
+        .state
+        .serve_pid
+        .and_then(|pid| serve_process(ctx, pid));
     drop(locked);
 
     println!(
@@ -89,21 +95,29 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
     if held == 0 {
         println!("It has no addresses yet; `troll provision` allocates them.");
     }
-    if let Some(pid) = served {
-        notify_server(ctx, pid);
+    if let Some(server) = server {
+        // Told after the lock is released: the reload takes it.
+        if server.signal(libc::SIGHUP).is_ok() {
+            println!(
+                "troll serve (pid {}) reloads the message now.",
+                server.pid()
+            );
+        }
     }
     Ok(())
 }
 
-/// Tells the deployment's running `troll serve` to reload (SIGHUP), if it
-/// still runs.
-fn notify_server(ctx: &Context, pid: u32) {
-    // The serve lock is free exactly when no serve runs.
-    if ctx.store.serve_lock(&ctx.deployment).is_ok() {
-        return;
-    }
-    // SAFETY: kill(2) with the pid that holds the deployment's serve lock.
-    if unsafe { libc::kill(pid as i32, libc::SIGHUP) } == 0 {
-        println!("troll serve (pid {pid}) reloads the message now.");
+/// The deployment's running `troll serve`, if `pid` (from the state) still
+/// is one.
+fn serve_process(ctx: &Context, pid: u32) -> Option<ServeProcess> {
+    let lock = ctx.store.serve_lock_path(&ctx.deployment);
+    match pid_from_u32(pid).and_then(|pid| ServeProcess::open(pid, &lock)) {
+        Ok(process) => Some(process),
+        // A serve that crashed left its pid behind: nothing to tell.
+        Err(PidError::Gone(_)) => None,
+        Err(e) => {
+            tracing::warn!("not telling troll serve to reload: {e}");
+            None
+        }
     }
 }

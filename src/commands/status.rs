@@ -2,12 +2,14 @@
 //! see now, whether its rules are in place and its responder runs.
 
 use crate::cli::{Context, StatusArgs};
+use crate::commands::serve::SavedCounters;
 use crate::error::{Error, Result};
 use crate::plan::Hop;
 use crate::resolve;
 use crate::responder::Counters;
 use crate::rules;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
@@ -66,6 +68,8 @@ pub struct Responder {
     pub pid: Option<u32>,
     pub uptime_secs: Option<u64>,
     pub counters: Option<Counters>,
+    /// Bad DNS queries by kind, when serve runs `--dns` and has seen some.
+    pub dns_bad_queries: Option<BTreeMap<String, u64>>,
 }
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
@@ -152,9 +156,17 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
         })
         .collect();
     let pid = ctx.store.serve_running(&ctx.deployment);
-    let counters = std::fs::read_to_string(ctx.store.counters_path(&ctx.deployment))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let saved: Option<SavedCounters> =
+        std::fs::read_to_string(ctx.store.counters_path(&ctx.deployment))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+    let (counters, dns_bad_queries) = match saved {
+        Some(s) => (
+            Some(s.responder),
+            Some(s.dns_bad_queries).filter(|d| !d.is_empty()),
+        ),
+        None => (None, None),
+    };
     let status = Status {
         deployment: ctx.deployment.clone(),
         provider: state.provider.map(|p| p.to_string()),
@@ -167,6 +179,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
             pid,
             uptime_secs: pid.and_then(uptime),
             counters,
+            dns_bad_queries,
         },
     };
     if args.json {
@@ -273,6 +286,9 @@ fn render(s: &Status) -> String {
     }
     if let Some(c) = &s.responder.counters {
         let _ = writeln!(out, "counters    {}", c.summary());
+    }
+    if let Some(d) = &s.responder.dns_bad_queries {
+        let _ = writeln!(out, "dns junk    {}", crate::dns::bad_query_summary(d));
     }
     out
 }

@@ -5,6 +5,7 @@ use crate::cli::Context;
 use crate::commands::serve::clean_leftovers;
 use crate::error::{Error, Result};
 use crate::lab;
+use crate::process::{parse_pid, PidError, ServeProcess};
 use crate::state::Store;
 use std::time::{Duration, Instant};
 
@@ -63,47 +64,57 @@ pub fn deployment(store: &Store, name: &str) -> Result<String> {
     Ok(removed.join(", "))
 }
 
+/// How long the serve lock may name a process troll will not signal
+/// before teardown gives up (a lock changing hands names none briefly).
+const REFUSED_FOR: Duration = Duration::from_secs(1);
+
 /// Stops a running `troll serve` of the deployment (SIGTERM, then waits
 /// for it to restore its rules) and returns its lock and its pid.
 fn stop_server(store: &Store, name: &str) -> Result<(std::fs::File, Option<i32>)> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut signalled = None;
+    let mut signalled: Option<ServeProcess> = None;
+    // Since when, and why, the lock's pid was not signalled.
+    let mut refused: Option<(Instant, PidError)> = None;
     loop {
-        match store.serve_lock(name) {
+        let pid = match store.serve_lock(name) {
             Ok(lock) => {
-                if let Some(pid) = signalled {
-                    wait_gone(pid, deadline);
+                if let Some(process) = &signalled {
+                    process.wait_exit(deadline + Duration::from_secs(5));
                 }
-                return Ok((lock, signalled));
+                return Ok((lock, signalled.map(|p| p.pid())));
             }
-            Err(Error::AlreadyServed { pid, .. }) if Instant::now() < deadline => {
-                if signalled.is_none() {
-                    if let Ok(pid) = pid.parse::<i32>() {
-                        tracing::info!("stopping troll serve (pid {pid})");
-                        // SAFETY: kill(2) with a pid read from our own lock file.
-                        unsafe { libc::kill(pid, libc::SIGTERM) };
-                        signalled = Some(pid);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            Err(Error::AlreadyServed { pid, .. }) if Instant::now() < deadline => pid,
             Err(e) => return Err(e),
+        };
+        if signalled.is_none() {
+            // Taken while that process holds the serve lock, and only if it
+            // is a troll serve of this deployment.
+            let lock = store.serve_lock_path(name);
+            let outcome = parse_pid(&pid)
+                .and_then(|pid| ServeProcess::open(pid, &lock))
+                .and_then(|process| {
+                    tracing::info!("stopping troll serve (pid {})", process.pid());
+                    match process.signal(libc::SIGTERM) {
+                        Ok(()) | Err(PidError::Gone(_)) => Ok(process),
+                        Err(e) => Err(e),
+                    }
+                });
+            match outcome {
+                Ok(process) => signalled = Some(process),
+                Err(reason) => {
+                    // The lock may be changing hands: look again for a while.
+                    let since = refused.map_or_else(Instant::now, |(since, _)| since);
+                    if since.elapsed() > REFUSED_FOR {
+                        return Err(Error::NotSignalled {
+                            deployment: name.to_string(),
+                            pid,
+                            reason,
+                        });
+                    }
+                    refused = Some((since, reason));
+                }
+            }
         }
-    }
-}
-
-/// Waits (until `deadline`) for a process that released its lock to exit.
-fn wait_gone(pid: i32, deadline: Instant) {
-    let running = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|stat| {
-                // The state follows the parenthesised command name.
-                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-                !state.starts_with('Z') && !state.starts_with('X')
-            })
-            .unwrap_or(false)
-    };
-    while running() && Instant::now() < deadline + Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

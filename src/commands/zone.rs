@@ -2,7 +2,7 @@
 //! operators whose reverse zone is served by BIND, NSD or Knot.
 
 use crate::cli::{Context, ZoneArgs};
-use crate::dns::{render_zone_file, PtrEntry, ZoneData};
+use crate::dns::{render_zone_file, ZoneData};
 use crate::error::{Error, Result};
 
 pub fn run(ctx: &Context, args: &ZoneArgs) -> Result<()> {
@@ -10,18 +10,7 @@ pub fn run(ctx: &Context, args: &ZoneArgs) -> Result<()> {
         .store
         .load(&ctx.deployment)?
         .ok_or_else(|| Error::NoDeployment(ctx.deployment.clone()))?;
-    let entries = state
-        .ptr_records()?
-        .into_iter()
-        .map(|p| PtrEntry {
-            address: p.address,
-            name: p.name,
-        })
-        .collect();
-    let mut zone = ZoneData::new(entries, args.ttl)?;
-    if let Some(ns) = &args.nameserver {
-        zone = zone.with_nameserver(ns)?;
-    }
+    let zone = ZoneData::from_state(&state, args.ttl, args.nameserver.as_deref())?;
     let files = render_zone_file(&zone);
     match &args.output {
         None => {
