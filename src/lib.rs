@@ -20,11 +20,6 @@ pub mod plan;
 pub mod privileges;
 pub mod process;
 pub mod resolve;
-// Five unsafe blocks in the responder share a SAFETY comment with the
-// block before them (local.rs: the netmask in an `if let`; socket.rs: the
-// zeroed recvmmsg/sendmmsg arrays). They get their own comments when the
-// responder's socket rework lands; this allow goes then.
-#[allow(clippy::undocumented_unsafe_blocks)]
 pub mod responder;
 pub mod rules;
 pub mod state;

@@ -33,10 +33,10 @@ pub fn broadcasts() -> Vec<IpAddr> {
         let addr = unsafe { sockaddr_ip(ifa.ifa_addr) };
         // The subnet's all-ones and all-zeros addresses, which the kernel
         // routes as broadcast whether or not the address has a `brd`.
-        // SAFETY: as above, for the netmask.
-        if let (Some(IpAddr::V4(a)), Some(IpAddr::V4(m))) =
-            (addr, unsafe { sockaddr_ip(ifa.ifa_netmask) })
-        {
+        // SAFETY: a non-null ifa_netmask points at a sockaddr of the
+        // family it names, as ifa_addr does.
+        let mask = unsafe { sockaddr_ip(ifa.ifa_netmask) };
+        if let (Some(IpAddr::V4(a)), Some(IpAddr::V4(m))) = (addr, mask) {
             let (a, m) = (u32::from(a), u32::from(m));
             if m.leading_ones() < 31 {
                 out.push(IpAddr::V4(Ipv4Addr::from(a | !m)));

@@ -773,7 +773,9 @@ impl PacketIo for LinkIo {
         loop {
             // SAFETY: all of these are plain data; zeroed is a valid value.
             let mut from: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
+            // SAFETY: iovec is plain data (a null pointer and a length).
             let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+            // SAFETY: mmsghdr is plain data (pointers and lengths).
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
             let base = batch.data.as_mut_ptr();
             for i in 0..BATCH {
@@ -859,7 +861,9 @@ impl PacketIo for LinkIo {
             .count();
         // SAFETY: plain data; zeroed is a valid value.
         let mut dest: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
+        // SAFETY: iovec is plain data (a null pointer and a length).
         let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+        // SAFETY: mmsghdr is plain data (pointers and lengths).
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
         for i in 0..count {
             let link = batch.link(from + i);
