@@ -71,6 +71,9 @@ pub enum Error {
     Responder(String),
     #[error("the config file {} is not valid: {detail}", path.display())]
     Config { path: PathBuf, detail: String },
+    /// `troll deploy` and the remote step of teardown, over SSH.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl Error {

@@ -22,6 +22,7 @@ pub fn deployment(store: &Store, name: &str) -> Result<String> {
         return Err(Error::NoDeployment(name.to_string()));
     }
     let mut removed = Vec::new();
+    remote_step(store, name, &mut removed)?;
     let (serving, stopped) = stop_server(store, name)?;
     if let Some(pid) = stopped {
         removed.push(format!(
@@ -61,6 +62,22 @@ pub fn deployment(store: &Store, name: &str) -> Result<String> {
     store.remove_locks(name);
     removed.push("state deleted".into());
     Ok(removed.join(", "))
+}
+
+/// A deployment `troll deploy` installed on a server is removed there
+/// first, over SSH, before anything it depends on (addresses, PTRs) is
+/// released; the state forgets the server only once that worked.
+fn remote_step(store: &Store, name: &str, removed: &mut Vec<String>) -> Result<()> {
+    let mut locked = store.lock(name)?;
+    if let Some(remote) = locked.state.remote.clone() {
+        removed.push(crate::commands::deploy::teardown_remote(
+            &locked.state,
+            &remote,
+        )?);
+        locked.state.remote = None;
+        locked.save()?;
+    }
+    Ok(())
 }
 
 /// Stops a running `troll serve` of the deployment (SIGTERM, then waits
