@@ -16,6 +16,8 @@ use util::lab::{check_trace, sh_ok, Expected, Lab, SERVER_ADDR, TARGET};
 
 /// A user that is not root and may not sudo.
 const USER: &str = "trolldeploy";
+/// A stand-in API key in the user's environment.
+const SECRET: &str = "k3y-that-must-stay-home";
 /// A root login (uid 0) whose sessions sshd chroots into Debian 11.
 const OLD_ROOT: &str = "trollold";
 
@@ -179,6 +181,9 @@ impl Setup {
             .env("XDG_CONFIG_HOME", self.home.path())
             .env_remove("RUST_LOG")
             .env_remove("SSH_AUTH_SOCK")
+            // Keys the user's machine has; none may reach the server.
+            .env("VULTR_API_KEY", SECRET)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .stdin(Stdio::null());
         cmd
     }
@@ -302,6 +307,15 @@ fn deploy_serves_updates_in_place_and_tears_down_over_ssh() {
     assert!(installed.exists());
     let first = supervisor(&setup);
     assert!(!first.is_empty());
+    let leaked = Command::new("grep")
+        .args(["-r", "-l", SECRET])
+        .arg(setup.remote_root())
+        .output()
+        .unwrap();
+    assert!(
+        leaked.stdout.is_empty(),
+        "the API key reached the server: {leaked:?}"
+    );
 
     let hops: [Expected; 2] = [
         Some(&["Deployed.One", "198.18.9.1"]),
