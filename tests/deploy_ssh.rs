@@ -72,6 +72,7 @@ fn sshd(
     root: &Path,
     disk_kib: Option<u64>,
     chroot: Option<&str>,
+    pre: &str,
 ) {
     let local = root.join("usr-local");
     let varlib = root.join("var-lib");
@@ -98,7 +99,7 @@ fn sshd(
         None => String::new(),
     };
     let script = format!(
-        "set -e; {tmpfs}mount --bind {local} /usr/local; mount --bind {varlib} /var/lib; \
+        "set -e; {pre}{tmpfs}mount --bind {local} /usr/local; mount --bind {varlib} /var/lib; \
          mount --bind {passwd} /etc/passwd; mount --bind {shadow} /etc/shadow; mkdir -p /run/sshd; \
          exec /usr/sbin/sshd -D -e -f {config}",
         local = local.display(),
@@ -291,6 +292,7 @@ fn deploy_serves_updates_in_place_and_tears_down_over_ssh() {
         &setup.remote_root(),
         None,
         None,
+        "",
     );
     let rules_before = lab.iptables_snapshot();
     provision(&setup, &lab, "Deployed.One\nDeployed.Two\nDeployed.Target");
@@ -396,9 +398,10 @@ fn deploy_refusals_are_one_line_and_change_nothing() {
         &setup.remote_root(),
         None,
         Some(bullseye.trim()),
+        "",
     );
     let full = setup.server.path().join("full");
-    sshd(&mut lab, &setup.keys, 2224, &full, Some(1024), None);
+    sshd(&mut lab, &setup.keys, 2224, &full, Some(1024), None, "");
     provision(&setup, &lab, "Refused.One\nRefused.Target");
     let before = setup.server_files();
 
@@ -438,4 +441,108 @@ fn troll_needs_new_glibc() -> bool {
         env!("CARGO_BIN_EXE_troll"),
     ]));
     out.contains("GLIBC_ABI_DT_RELR") || out.contains("GLIBC_2.34")
+}
+
+/// A directory under /var/cache/troll-tests (sshd refuses a chroot under
+/// the world-writable /tmp), removed with the test.
+struct CacheDir(PathBuf);
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The release binary (scripts/package.sh) deployed to a Debian 11 server:
+/// sshd chroots the login into an overlay of the cached bullseye root with
+/// iptables installed, so the server side runs Debian 11's glibc 2.31 and
+/// its iptables.
+#[test]
+fn deploy_the_release_binary_to_debian_11() {
+    let dist = std::env::var_os("TROLL_DIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dist"));
+    let binary = dist.join("troll");
+    assert!(
+        binary.exists(),
+        "no release binary in {}; run scripts/package.sh first (scripts/test.sh does)",
+        dist.display()
+    );
+    let mut lab = Lab::new();
+    let bullseye = sh_ok(&mut Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/debian11-rootfs.sh"
+    )));
+    let bullseye = bullseye.trim().to_string();
+    let cache = CacheDir(Path::new(&bullseye).parent().unwrap().join(format!(
+        "deploy-{}-{}",
+        std::process::id(),
+        lab.server
+    )));
+    let c = &cache.0;
+    for d in ["upper", "work", "merged"] {
+        std::fs::create_dir_all(c.join(d)).unwrap();
+    }
+    let overlay = format!(
+        "mount -t overlay overlay -o lowerdir={bullseye},upperdir={u},workdir={w} {m}",
+        u = c.join("upper").display(),
+        w = c.join("work").display(),
+        m = c.join("merged").display(),
+    );
+    // iptables comes from Debian's mirror, in this (host) network namespace.
+    let m = c.join("merged");
+    sh_ok(Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c"]).arg(format!(
+        "set -e; {overlay}; mount --rbind /dev {m}/dev; cp /etc/resolv.conf {m}/etc/resolv.conf; \
+         chroot {m} sh -c 'export DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin; \
+         apt-get update -qq && apt-get install -y -qq --no-install-recommends iptables >/dev/null'",
+        m = m.display()
+    )));
+    let _reaper = Reaper(lab.server.clone());
+    let setup = Setup::new();
+    let pre = format!(
+        "{overlay}; mount -t proc proc {m}/proc; mount --rbind /dev {m}/dev; ",
+        m = m.display()
+    );
+    sshd(
+        &mut lab,
+        &setup.keys,
+        2222,
+        &setup.remote_root(),
+        None,
+        Some(&m.display().to_string()),
+        &pre,
+    );
+    let rules_before = lab.iptables_snapshot();
+    provision(&setup, &lab, "Debian.Eleven\nGlibc.2-31\nOld.Target");
+
+    let dns = format!("{SERVER_ADDR}:53");
+    let dest = format!("{OLD_ROOT}@198.19.254.2");
+    let bin = binary.display().to_string();
+    let extra = ["--binary", &bin, "--dns", &dns, "--interface", "eth0"];
+    let out = setup.deploy(&lab, &dest, 2222, "id", &extra);
+    assert!(out.status.success(), "{}", text(&out));
+    let hops: [Expected; 2] = [
+        Some(&["Debian.Eleven", "198.18.9.1"]),
+        Some(&["Glibc.2-31", "198.18.9.2"]),
+    ];
+    check_trace(&trace(&lab), &hops, &["Old.Target", TARGET], 3);
+    // It ran from the overlay, where Debian 11's files are.
+    assert!(c.join("upper/usr/local/bin/troll").exists());
+
+    let out = setup.troll(&lab).arg("teardown").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Every rule and chain is gone. Debian 11 has no `nft` to delete the
+    // emptied raw table with (see rules.rs), so that may stay, empty.
+    let after = lab.iptables_snapshot();
+    assert!(
+        after == rules_before
+            || !after
+                .lines()
+                .any(|l| l.starts_with("-A") || l.contains("troll")),
+        "left: {after}"
+    );
+    assert!(
+        !c.join("upper/usr/local/bin/troll").exists(),
+        "the binary deploy installed is gone"
+    );
 }
