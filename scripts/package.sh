@@ -100,12 +100,15 @@ mkdir -p "$share/man/man1" "$share/completions"
 "$stage/troll" completions bash >"$share/completions/troll.bash"
 "$stage/troll" completions zsh >"$share/completions/_troll"
 "$stage/troll" completions fish >"$share/completions/troll.fish"
-# troll@.service: `systemctl enable --now troll@NAME` serves deployment NAME.
-sed -e 's|{{exe}}|/usr/bin/troll|g' -e 's|{{deployment}}|%i|g' -e 's|{{serve_args}}||g' \
-  -e 's|{{capabilities}}|CAP_NET_RAW CAP_NET_ADMIN|g' \
-  -e 's|rendered by$|shipped as a template unit by|' \
-  -e 's|^# `troll install-service`\.|# the troll package (`systemctl enable --now troll@NAME`).|' \
-  templates/troll.service >"$share/troll@.service"
+# troll@.service: `systemctl enable --now troll@NAME` serves deployment NAME
+# (the unit `troll install-service` writes, with %i for the name).
+{
+  echo '# troll: the responder for deployment %i, a template unit from the troll'
+  echo '# package: `systemctl enable --now troll@NAME`. It runs `troll serve`'
+  echo '# (/usr/bin/troll) with only the two capabilities it needs.'
+  sed -e '1,/^\[Unit\]/{/^#/d}' -e 's|{{exe}}|/usr/bin/troll|g' -e 's|{{deployment}}|%i|g' \
+    -e 's|{{serve_args}}||g' -e 's|{{capabilities}}|CAP_NET_RAW CAP_NET_ADMIN|g' templates/troll.service
+} >"$share/troll@.service"
 grep -q '{{' "$share/troll@.service" && die "templates/troll.service has a placeholder package.sh does not fill"
 
 # The tarball.

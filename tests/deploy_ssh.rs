@@ -264,6 +264,24 @@ fn provision(setup: &Setup, lab: &Lab, message: &str) {
     sh_ok(setup.troll(lab).args(["set-message", message]));
 }
 
+/// Waits (up to 10 s) until a trace shows `hops` and then `target`: the
+/// running serve reloads a new message within moments.
+fn wait_for_trace(lab: &Lab, hops: &[Expected], target: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = trace(lab);
+        let ok = std::panic::catch_unwind(|| check_trace(&out, hops, &[target, TARGET], 3));
+        if ok.is_ok() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new message never showed:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn trace(lab: &Lab) -> String {
     lab.client_run("traceroute", &["-w", "3", "-m", "10", TARGET])
 }
@@ -335,7 +353,7 @@ fn deploy_serves_updates_in_place_and_tears_down_over_ssh() {
     );
     assert_eq!(supervisor(&setup), first);
 
-    // A new message: updated in place and restarted.
+    // A new message: set in place; the running serve follows it.
     sh_ok(
         setup
             .troll(&lab)
@@ -343,9 +361,25 @@ fn deploy_serves_updates_in_place_and_tears_down_over_ssh() {
     );
     let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("without a restart"), "{}", text(&out));
+    assert_eq!(supervisor(&setup), first);
+    let hops: [Expected; 2] = [Some(&["Second.Try", "198.18.9.1"]), None];
+    wait_for_trace(&lab, &hops, "Second.Target");
+
+    // A new binary (one more byte: another SHA-256): copied, and the
+    // service restarts on it.
+    let newer = setup.home.path().join("troll-newer");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_troll")).unwrap();
+    bytes.push(0);
+    std::fs::write(&newer, bytes).unwrap();
+    std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let newer = newer.display().to_string();
+    let with_binary = [&extra[..], &["--binary", &newer]].concat();
+    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &with_binary);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("copying"), "{}", text(&out));
     assert!(text(&out).contains("is serving on"), "{}", text(&out));
     assert_ne!(supervisor(&setup), first);
-    let hops: [Expected; 2] = [Some(&["Second.Try", "198.18.9.1"]), None];
     check_trace(&trace(&lab), &hops, &["Second.Target", TARGET], 3);
 
     // Teardown on the user's machine removes it from the server first.

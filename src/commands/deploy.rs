@@ -90,10 +90,14 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> Result<()> {
         );
         ssh.upload(&binary, &sha, !server.root)?;
     }
-    let fingerprint = fingerprint(&sha, &handover, systemd);
-    let script = apply_script(&state, &handover, &fingerprint, systemd, args.timeout);
+    let fingerprints = (
+        run_fingerprint(&sha, &handover, systemd),
+        show_fingerprint(&handover),
+    );
+    let script = apply_script(&state, &handover, &fingerprints, systemd, args.timeout);
     let out = ssh.run_script(&script, !server.root)?;
-    let changed = out.lines().any(|l| l == "troll-deploy: restarted");
+    let restarted = out.lines().any(|l| l == "troll-deploy: restarted");
+    let reloaded = out.lines().any(|l| l == "troll-deploy: message");
     for line in out.lines().filter(|l| !l.starts_with("troll-deploy: ")) {
         println!("  {line}");
     }
@@ -102,9 +106,14 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> Result<()> {
         .first()
         .map(|t| t.public.to_string())
         .unwrap_or_default();
-    if changed {
+    if restarted {
         println!(
             "deployment '{}' is serving on {}.",
+            state.deployment, args.ssh_dest
+        );
+    } else if reloaded {
+        println!(
+            "deployment '{}' on {} shows the new message; troll serve follows it without a restart.",
             state.deployment, args.ssh_dest
         );
     } else {
@@ -131,17 +140,25 @@ pub fn teardown_remote(state: &State, remote: &RemoteDeployment) -> Result<Strin
     Ok(format!("service on {} stopped and removed", remote.dest))
 }
 
-/// What the server runs with; the service restarts only when it changes.
-fn fingerprint(binary_sha: &str, handover: &Handover, systemd: bool) -> String {
+/// What the service runs with (binary, addresses, serve flags, init): it
+/// restarts only when this changes.
+fn run_fingerprint(binary_sha: &str, handover: &Handover, systemd: bool) -> String {
+    digest(&[
+        binary_sha,
+        &handover.provision.join("\0"),
+        &handover.serve_args.join("\0"),
+        &systemd.to_string(),
+    ])
+}
+
+/// What it shows: a running serve follows `set-message` without a restart.
+fn show_fingerprint(handover: &Handover) -> String {
+    digest(&[&handover.message, &handover.set_message.join("\0")])
+}
+
+fn digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for part in [
-        binary_sha.to_string(),
-        handover.message.clone(),
-        handover.provision.join("\0"),
-        handover.set_message.join("\0"),
-        handover.serve_args.join("\0"),
-        systemd.to_string(),
-    ] {
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0xff]);
     }
@@ -167,11 +184,12 @@ fn remote_file(deployment: &str, what: &str) -> String {
 }
 
 /// The server-side work of a deploy, idempotent: nothing happens when the
-/// server already runs this fingerprint.
+/// server already runs these (run, show) fingerprints, and only the
+/// message is set when only the show changed.
 fn apply_script(
     state: &State,
     handover: &Handover,
-    fingerprint: &str,
+    fingerprints: &(String, String),
     systemd: bool,
     timeout: u64,
 ) -> String {
@@ -228,15 +246,20 @@ fn apply_script(
 umask 022
 mkdir -p {STATE_DIR}
 chmod 0700 {STATE_DIR}
-if [ "$(cat {deployed} 2>/dev/null || true)" = {fp} ] && {running}; then
+deployed=$(cat {deployed} 2>/dev/null || true)
+if [ "$deployed" = {both} ] && {running}; then
   echo "troll-deploy: unchanged"
+elif [ "${{deployed%% *}}" = {run} ] && {running}; then
+  printf '%s' {message} | {set_message} >/dev/null
+  echo {both} > {deployed}
+  echo "troll-deploy: message"
 else
   {stop}
   {provision} >/dev/null
   printf '%s' {message} | {set_message} >/dev/null
   : > {log}
   {start}
-  echo {fp} > {deployed}
+  echo {both} > {deployed}
   echo "troll-deploy: restarted"
 fi
 # Wait until troll status shows the responder up with its rules in place.
@@ -255,7 +278,8 @@ while :; do
 done
 {EXE} --state-dir {STATE_DIR} --deployment {d} status --no-resolve | sed -n '1,3p'
 "#,
-        fp = sq(fingerprint),
+        run = sq(&fingerprints.0),
+        both = sq(&format!("{} {}", fingerprints.0, fingerprints.1)),
         provision = sh_argv(&handover.provision),
         message = sq(&handover.message),
         set_message = sh_argv(&handover.set_message),
