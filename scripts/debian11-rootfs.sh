@@ -23,10 +23,14 @@ valid() {
     grep -q '^VERSION_ID="11"' "$root/etc/os-release"
 }
 
+# Tests that run at once wait for one build instead of racing.
+mkdir -p "$(dirname "$root")"
+exec 9>"$root.lock"
+flock 9
+
 if ! valid; then
   echo "debian11-rootfs: building $SUITE in $root" >&2
   rm -rf "$root" "$root.new"
-  mkdir -p "$(dirname "$root")"
   debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$root.new" "$MIRROR" \
     >"$(dirname "$root")/debootstrap.log" 2>&1 ||
     die "debootstrap failed; see $(dirname "$root")/debootstrap.log"
