@@ -461,9 +461,9 @@ binary runs on glibc 2.17 and later), hands the server the deployment's
 addresses as a static deployment and its message (no API key leaves this
 machine), installs and starts the systemd unit troll-NAME (or, where the
 server has no systemd, supervises troll serve itself), and waits until the
-responder is up. Running it again updates the server in place and restarts
-the service only when something changed. `troll teardown` removes it from
-the server first.
+responder is up. Running it again updates the server in place: a new
+message is set live, and only a new binary, new addresses or new flags
+restart the service. `troll teardown` removes it from the server first.
 
 Example:
   troll deploy root@203.0.113.10
