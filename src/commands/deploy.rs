@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> Result<()> {
     let ssh = Ssh::new(&args.ssh_dest, &args.ssh_option, args.connect_timeout);
 
     println!("checking {} ...", args.ssh_dest);
-    let server = ssh.probe(&state.deployment)?;
+    let server = ssh.probe()?;
     server.check(&args.ssh_dest, &needs, &binary_path, binary.len() as u64)?;
     let systemd = server.systemd && !args.no_systemd;
     if !server.systemd && !args.no_systemd {
@@ -429,7 +429,7 @@ impl Ssh {
         self.exec(remote, script.as_bytes())
     }
 
-    fn probe(&self, _deployment: &str) -> Result<Server> {
+    fn probe(&self) -> Result<Server> {
         let out = self.exec("sh -s", PROBE.as_bytes())?;
         Ok(Server::parse(&out))
     }
