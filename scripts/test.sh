@@ -11,6 +11,10 @@ scripts/setup-moto.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The release artifacts (glibc 2.17 binary, tarball, .deb, SHA256SUMS) for
+# tests/dist_debian11.rs, which runs them in Debian 11.
+scripts/package.sh target/dist
+export TROLL_DIST_DIR=$PWD/target/dist
 cargo test --workspace --locked --no-fail-fast -- --test-threads 2
 # The decision function under libFuzzer with ASan for a bounded time
 # (an hour by hand: scripts/fuzz.sh 3600).

@@ -95,6 +95,9 @@ pub enum Command {
     /// Install a systemd unit that runs `troll serve` for the deployment
     #[command(long_about = INSTALL_SERVICE_HELP)]
     InstallService(InstallServiceArgs),
+    /// Install a provisioned deployment on its server over SSH and start serving it
+    #[command(long_about = DEPLOY_HELP)]
+    Deploy(DeployArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -201,7 +204,9 @@ Example:
 
 const TEARDOWN_HELP: &str = "\
 Stop the deployment's `troll serve` if one runs, remove every firewall rule
-it recorded, and delete its state.
+it recorded, and delete its state. A deployment installed on a server with
+`troll deploy` is first stopped and removed there over SSH, then its cloud
+resources are released.
 
 Example:
   troll teardown --deployment lab";
@@ -487,6 +492,55 @@ pub struct InstallServiceArgs {
     /// Where to write the unit
     #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
     pub unit_dir: PathBuf,
+}
+
+const DEPLOY_HELP: &str = "\
+Install a provisioned deployment on its server over SSH and start serving it.
+
+Run it on your own machine after `troll provision` and `troll set-message`.
+It uses the system's OpenSSH client with your SSH config, keys and agent
+(SSH_DEST is anything `ssh` accepts: user@host, or a Host from ~/.ssh/config;
+the login must be root or may sudo without a password). It checks the
+server's architecture, glibc, privileges and free space first, copies the
+troll binary to /usr/local/bin/troll (this one, or --binary: the release
+binary runs on glibc 2.17 and later), hands the server the deployment's
+addresses as a static deployment and its message (no API key leaves this
+machine), installs and starts the systemd unit troll-NAME (or, where the
+server has no systemd, supervises troll serve itself), and waits until the
+responder is up. Running it again updates the server in place: a new
+message is set live, and only a new binary, new addresses or new flags
+restart the service. `troll teardown` removes it from the server first.
+
+Example:
+  troll deploy root@203.0.113.10
+  troll deploy admin@myserver --binary troll-0.1.0-x86_64-linux/troll";
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The server, as ssh takes it: [user@]host or a Host of your ssh config
+    #[arg(value_name = "SSH_DEST")]
+    pub ssh_dest: String,
+    /// The troll binary to install [default: this one, when the server's glibc can run it]
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Run troll serve under troll's own supervision instead of systemd (chosen by itself where the server has no systemd)
+    #[arg(long)]
+    pub no_systemd: bool,
+    /// Extra ssh option, as `ssh -o OPTION` (repeatable), e.g. Port=2222
+    #[arg(long = "ssh-option", short = 'o', value_name = "OPTION")]
+    pub ssh_option: Vec<String>,
+    /// Seconds ssh waits for the connection
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub connect_timeout: u64,
+    /// Seconds to wait for the responder to come up on the server
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Serve PTR queries on the server too (passed to `troll serve --dns`)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub dns: Option<String>,
+    /// Passed to `troll serve --interface` on the server
+    #[arg(long, value_name = "IF")]
+    pub interface: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

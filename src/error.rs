@@ -103,6 +103,9 @@ pub enum Error {
     },
     #[error("the config file {} is not valid: {detail}", path.display())]
     Config { path: PathBuf, detail: String },
+    /// `troll deploy` and the remote step of teardown, over SSH.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl Error {

@@ -62,6 +62,25 @@ pub struct State {
     pub delays: crate::responder::settings::DelaySettings,
     /// The namespaces of a local lab (`troll demo`), removed on teardown.
     pub lab: Option<LabNames>,
+    /// The server `troll deploy` installed the deployment on, recorded
+    /// before it changes anything there; teardown removes it first.
+    pub remote: Option<RemoteDeployment>,
+}
+
+/// A deployment installed on a server over SSH by `troll deploy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteDeployment {
+    /// The SSH destination, as given (`user@host`, or a name from ~/.ssh/config).
+    pub dest: String,
+    /// Extra `ssh -o` options given to deploy.
+    pub ssh_options: Vec<String>,
+    /// The login is not root: commands run under `sudo -n`.
+    pub sudo: bool,
+    /// Served by a systemd unit; else by troll's own supervisor.
+    pub systemd: bool,
+    /// Deploy installed /usr/local/bin/troll (none was there before).
+    pub installed_binary: bool,
 }
 
 impl State {

@@ -2,6 +2,7 @@
 //! `Result`; printing the error and choosing the exit code is `main`'s job.
 
 pub mod demo;
+pub mod deploy;
 pub mod docs;
 pub mod install_service;
 pub mod preview;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&ctx, &args),
         Command::Status(args) => status::run(&ctx, &args),
         Command::InstallService(args) => install_service::run(&ctx, &args),
+        Command::Deploy(args) => deploy::run(&ctx, &args),
         Command::Teardown => teardown::run(&ctx),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }

@@ -23,6 +23,7 @@ pub fn deployment(store: &Store, name: &str) -> Result<String> {
         return Err(Error::NoDeployment(name.to_string()));
     }
     let mut removed = Vec::new();
+    remote_step(store, name, &mut removed)?;
     let (serving, stopped) = stop_server(store, name)?;
     if let Some(pid) = stopped {
         removed.push(format!(
@@ -67,6 +68,22 @@ pub fn deployment(store: &Store, name: &str) -> Result<String> {
 /// How long the serve lock may name a process troll will not signal
 /// before teardown gives up (a lock changing hands names none briefly).
 const REFUSED_FOR: Duration = Duration::from_secs(1);
+
+/// A deployment `troll deploy` installed on a server is removed there
+/// first, over SSH, before anything it depends on (addresses, PTRs) is
+/// released; the state forgets the server only once that worked.
+fn remote_step(store: &Store, name: &str, removed: &mut Vec<String>) -> Result<()> {
+    let mut locked = store.lock(name)?;
+    if let Some(remote) = locked.state.remote.clone() {
+        removed.push(crate::commands::deploy::teardown_remote(
+            &locked.state,
+            &remote,
+        )?);
+        locked.state.remote = None;
+        locked.save()?;
+    }
+    Ok(())
+}
 
 /// Stops a running `troll serve` of the deployment (SIGTERM, then waits
 /// for it to restore its rules) and returns its lock and its pid.

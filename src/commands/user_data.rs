@@ -20,8 +20,8 @@ use troll_providers::{AddressPair, ProviderKind};
 const TEMPLATE: &str = include_str!("../../templates/cloud-init.yaml");
 /// Where the user data installs troll and keeps its state (the unit's
 /// `StateDirectory`).
-const EXE: &str = "/usr/local/bin/troll";
-const STATE_DIR: &str = "/var/lib/troll";
+pub const EXE: &str = "/usr/local/bin/troll";
+pub const STATE_DIR: &str = "/var/lib/troll";
 
 /// What the operator chooses about the instance.
 #[derive(Debug, Clone)]
@@ -107,74 +107,116 @@ pub fn render(state: &State, options: &Options) -> Result<String> {
             options.binary_sha256
         )));
     }
-    if state.provider == Some(ProviderKind::Local) {
-        return Err(Error::Usage(format!(
-            "deployment '{}' uses the local lab's addresses, which exist only on this machine; provision it with --provider vultr, aws or static first",
-            state.deployment
-        )));
-    }
-    if state.targets.is_empty() || state.addresses.is_empty() {
-        return Err(Error::Usage(format!(
-            "deployment '{}' has no addresses yet; run `troll provision` first",
-            state.deployment
-        )));
-    }
-    let message = state.message.as_deref().ok_or_else(|| {
-        Error::Usage(format!(
-            "deployment '{}' has no message; run `troll set-message` first",
-            state.deployment
-        ))
-    })?;
-
-    let troll = |command: &[&str]| -> Vec<String> {
-        let mut argv: Vec<String> = [EXE, "--state-dir", STATE_DIR, "--deployment"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        argv.push(state.deployment.clone());
-        argv.extend(command.iter().map(|s| s.to_string()));
-        argv
-    };
-    let pairs = |pairs: &[AddressPair]| -> String {
-        pairs
-            .iter()
-            .map(|p| {
-                if p.public == p.local {
-                    p.public.to_string()
-                } else {
-                    format!("{}={}", p.public, p.local)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let mut provision = troll(&["provision", "--provider", "static"]);
-    for target in &state.targets {
-        provision.extend(["--target".to_string(), pairs(std::slice::from_ref(target))]);
-    }
-    provision.extend(["--hop-address".to_string(), pairs(&state.addresses)]);
-
     let message_path = format!("/etc/troll/{}.message", state.deployment);
-    let mut set_message = troll(&["set-message", "--file", &message_path]);
-    if state.message_options.wrap {
-        set_message.push("--wrap".into());
-    }
-    if state.message_options.keep_target_name {
-        set_message.push("--keep-target-name".into());
-    }
-    let mut install = troll(&["install-service", "--exe", EXE]);
-    if let Some(dns) = &options.dns {
-        install.extend(["--dns".to_string(), dns.clone()]);
-    }
-
+    let handover = Handover::new(state, &message_path, options.dns.as_deref(), None)?;
     Ok(TEMPLATE
-        .replace("{{message}}", &json(message))
+        .replace("{{message}}", &json(&handover.message))
         .replace("{{binary_url}}", &format!("'{}'", options.binary_url))
         .replace("{{binary_sha256}}", &options.binary_sha256)
-        .replace("{{provision}}", &json(&provision))
-        .replace("{{set_message}}", &json(&set_message))
-        .replace("{{install_service}}", &json(&install))
+        .replace("{{provision}}", &json(&handover.provision))
+        .replace("{{set_message}}", &json(&handover.set_message))
+        .replace("{{install_service}}", &json(&handover.install_service))
         .replace("{{deployment}}", &state.deployment))
+}
+
+/// How a deployment is handed to its server: the server records the same
+/// addresses as a static deployment and stores the same message, so it
+/// needs no cloud credential. Shared by the cloud-init user data and
+/// `troll deploy`; each field is one troll command line (argv).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// The message text, as the operator wrote it.
+    pub message: String,
+    /// `troll provision --provider static --target ... --hop-address ...`
+    pub provision: Vec<String>,
+    /// `troll set-message --file MESSAGE_FILE [--wrap] [--keep-target-name]`
+    pub set_message: Vec<String>,
+    /// `troll install-service --exe EXE [--dns ADDR] [--interface IF]`
+    pub install_service: Vec<String>,
+    /// The arguments after `serve` that the service runs with.
+    pub serve_args: Vec<String>,
+}
+
+impl Handover {
+    /// The handover of `state`; `message_file` is where set-message reads
+    /// the message on the server (`-`: standard input).
+    pub fn new(
+        state: &State,
+        message_file: &str,
+        dns: Option<&str>,
+        interface: Option<&str>,
+    ) -> Result<Handover> {
+        if state.provider == Some(ProviderKind::Local) {
+            return Err(Error::Usage(format!(
+                "deployment '{}' uses the local lab's addresses, which exist only on this machine; provision it with --provider vultr, aws or static first",
+                state.deployment
+            )));
+        }
+        if state.targets.is_empty() || state.addresses.is_empty() {
+            return Err(Error::Usage(format!(
+                "deployment '{}' has no addresses yet; run `troll provision` first",
+                state.deployment
+            )));
+        }
+        let message = state.message.as_deref().ok_or_else(|| {
+            Error::Usage(format!(
+                "deployment '{}' has no message; run `troll set-message` first",
+                state.deployment
+            ))
+        })?;
+
+        let troll = |command: &[&str]| -> Vec<String> {
+            let mut argv: Vec<String> = [EXE, "--state-dir", STATE_DIR, "--deployment"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            argv.push(state.deployment.clone());
+            argv.extend(command.iter().map(|s| s.to_string()));
+            argv
+        };
+        let pairs = |pairs: &[AddressPair]| -> String {
+            pairs
+                .iter()
+                .map(|p| {
+                    if p.public == p.local {
+                        p.public.to_string()
+                    } else {
+                        format!("{}={}", p.public, p.local)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut provision = troll(&["provision", "--provider", "static"]);
+        for target in &state.targets {
+            provision.extend(["--target".to_string(), pairs(std::slice::from_ref(target))]);
+        }
+        provision.extend(["--hop-address".to_string(), pairs(&state.addresses)]);
+
+        let mut set_message = troll(&["set-message", "--file", message_file]);
+        if state.message_options.wrap {
+            set_message.push("--wrap".into());
+        }
+        if state.message_options.keep_target_name {
+            set_message.push("--keep-target-name".into());
+        }
+        let mut serve_args = Vec::new();
+        if let Some(dns) = dns {
+            serve_args.extend(["--dns".to_string(), dns.to_string()]);
+        }
+        if let Some(interface) = interface {
+            serve_args.extend(["--interface".to_string(), interface.to_string()]);
+        }
+        let mut install_service = troll(&["install-service", "--exe", EXE]);
+        install_service.extend(serve_args.iter().cloned());
+        Ok(Handover {
+            message: message.to_string(),
+            provision,
+            set_message,
+            install_service,
+            serve_args,
+        })
+    }
 }
 
 /// A URL the instance can fetch with curl, safe inside single quotes.
