@@ -7,7 +7,7 @@ packages=(
   build-essential pkg-config ca-certificates
   iproute2 iptables procps psmisc
   traceroute inetutils-traceroute mtr-tiny iputils-tracepath iputils-ping tcptraceroute
-  nftables dnsutils bind9-utils python3 python3-yaml systemd cloud-init ethtool
+  nftables unbound dnsutils bind9-utils python3 python3-yaml systemd cloud-init ethtool
 )
 
 if [ "${TROLL_SKIP_APT:-0}" != 1 ]; then

@@ -71,6 +71,9 @@ pub enum Error {
     Responder(String),
     #[error("the config file {} is not valid: {detail}", path.display())]
     Config { path: PathBuf, detail: String },
+    /// `troll check` found the show wrong, or could not look at it.
+    #[error("{0}")]
+    Check(String),
 }
 
 impl Error {

@@ -24,6 +24,7 @@ fn help_texts_match_snapshots() {
         (vec!["zone", "--help"], "help-zone.txt"),
         (vec!["teardown", "--help"], "help-teardown.txt"),
         (vec!["status", "--help"], "help-status.txt"),
+        (vec!["check", "--help"], "help-check.txt"),
         (
             vec!["install-service", "--help"],
             "help-install-service.txt",

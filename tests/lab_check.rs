@@ -1,0 +1,336 @@
+//! `troll check` over the internet lab (3 routers, the cloud NAT, the
+//! edge, Unbound as the client's resolver), from the far client, in each
+//! situation of issue 15: all ok; serve stopped; PTRs gone; the message
+//! changed on the server but not in --file; a show longer than
+//! --max-hops; over UDP, ICMP and TCP, as root and as nobody.
+
+mod util;
+
+use serde_json::Value;
+use util::internet::{public, NatMode, Net};
+
+const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nTarget.Name";
+/// The resolver's cache-max-ttl in the lab, plus slack.
+const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(7);
+
+fn serving() -> (Net, tempfile::NamedTempFile) {
+    let mut net = Net::new(NatMode::Full);
+    net.provision(MESSAGE, 3);
+    net.serve();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, MESSAGE.as_bytes()).unwrap();
+    // Readable by nobody too (the unprivileged check).
+    std::fs::set_permissions(
+        file.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    (net, file)
+}
+
+struct Checked {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+/// `troll check --json ARGS TARGET` in the far client.
+fn check(net: &Net, user: Option<&str>, args: &[&str]) -> Checked {
+    let target = public(0).to_string();
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &net.ns("far")]);
+    if let Some(user) = user {
+        cmd.args([
+            "setpriv",
+            "--reuid",
+            user,
+            "--regid",
+            "nogroup",
+            "--clear-groups",
+            "--",
+        ]);
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_troll"))
+        .args(["check", "--json", "--wait", "2"])
+        .args(args)
+        .arg(&target)
+        .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test")
+        .env_remove("RUST_LOG");
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!(
+        "troll check {args:?} ({user:?}): exit {:?}\n{stdout}{stderr}",
+        out.status.code()
+    );
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    Checked {
+        code: out.status.code().unwrap_or(-1),
+        json,
+        stderr,
+    }
+}
+
+/// The verdicts of one protocol, fake hops then the target.
+fn verdicts(c: &Checked, protocol: &str) -> Vec<String> {
+    let p = c.json["protocols"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no JSON: {}", c.stderr))
+        .iter()
+        .find(|p| p["protocol"] == protocol)
+        .unwrap_or_else(|| panic!("no {protocol} in {}", c.json));
+    assert_eq!(p["status"], "checked", "{p}");
+    p["report"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["verdict"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn status(c: &Checked, protocol: &str) -> String {
+    c.json["protocols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["protocol"] == protocol)
+        .map_or("absent".into(), |p| {
+            p["status"].as_str().unwrap().to_string()
+        })
+}
+
+const ALL_OK: [&str; 5] = ["ok"; 5];
+
+#[test]
+fn all_ok_over_udp_icmp_and_tcp_then_serve_stopped() {
+    let (mut net, file) = serving();
+    let file = file.path().to_str().unwrap();
+    let troll_dns = format!("{}", troll::lab::internet::SERVER_PUBLIC);
+    let c = check(&net, None, &["--file", file, "--resolver", &troll_dns]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    for protocol in ["udp", "icmp", "tcp"] {
+        assert_eq!(verdicts(&c, protocol), ALL_OK, "{protocol}");
+    }
+    let report = &c.json["protocols"][0]["report"];
+    assert_eq!(report["start"], 4, "3 real hops first: {report}");
+    assert_eq!(report["real_hops"].as_array().unwrap().len(), 3);
+
+    // The plain text form says the same.
+    let text = util::lab::sh(
+        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
+            .args(["check", "--protocol", "udp", "--file", file])
+            .arg(public(0).to_string())
+            .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test"),
+    );
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(text.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("udp: the show starts at hop 4, after 3 real hop(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("udp: ok: 5 of 5 lines match"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("Hop-One") && l.contains("198.51.100.101") && l.ends_with("ok")),
+        "{stdout}"
+    );
+
+    // Serve stopped: the target's kernel answers where the show was.
+    net.stop(0);
+    let c = check(&net, None, &["--file", file, "--protocol", "all"]);
+    assert_eq!(c.code, 1);
+    for protocol in ["udp", "icmp", "tcp"] {
+        assert_eq!(verdicts(&c, protocol)[..4], ["no answer"; 4], "{protocol}");
+    }
+    assert!(
+        c.stderr
+            .starts_with("troll: the show at 198.51.100.100 does not match"),
+        "{}",
+        c.stderr
+    );
+    assert_eq!(c.stderr.lines().count(), 1, "{}", c.stderr);
+}
+
+#[test]
+fn names_gone_and_a_changed_message() {
+    let (mut net, file) = serving();
+    let file = file.path().to_str().unwrap();
+    // The message changes on the server, not in the file: hop 2's name is
+    // stale, seen through Unbound once the cached PTR expires.
+    let changed = MESSAGE.replace("hop.two", "hop.TWO");
+    util::lab::sh_ok(net.troll_in("server").args(["set-message", &changed]));
+    let troll_dns = troll::lab::internet::SERVER_PUBLIC.to_string();
+    // troll's own server at once...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let c = check(
+            &net,
+            None,
+            &[
+                "--file",
+                file,
+                "--protocol",
+                "udp",
+                "--resolver",
+                &troll_dns,
+            ],
+        );
+        if verdicts(&c, "udp")[1] == "wrong name" {
+            assert_eq!(c.code, 1);
+            assert_eq!(verdicts(&c, "udp"), ["ok", "wrong name", "ok", "ok", "ok"]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not follow the change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // ...and the system resolver (Unbound) after the PTR's cache time.
+    std::thread::sleep(CACHE_WAIT);
+    for protocol in ["udp", "icmp", "tcp"] {
+        let c = check(&net, None, &["--file", file, "--protocol", protocol]);
+        assert_eq!(c.code, 1);
+        assert_eq!(
+            verdicts(&c, protocol),
+            ["ok", "wrong name", "ok", "ok", "ok"],
+            "{protocol}"
+        );
+    }
+    // With the changed message the show is right again.
+    let c = check(&net, None, &["--message", &changed, "--protocol", "udp"]);
+    assert_eq!(
+        (c.code, verdicts(&c, "udp")),
+        (0, ALL_OK.map(String::from).to_vec())
+    );
+
+    // Serving without the DNS server: the hops answer, their names are gone.
+    net.stop(0);
+    net.serve_without_dns();
+    std::thread::sleep(CACHE_WAIT);
+    for protocol in ["udp", "icmp", "tcp"] {
+        let c = check(&net, None, &["--message", &changed, "--protocol", protocol]);
+        assert_eq!(c.code, 1);
+        // The target falls back to the client's /etc/hosts (`troll.lab`),
+        // a name glibc finds once DNS has none: not the one expected.
+        assert_eq!(
+            verdicts(&c, protocol),
+            ["no PTR yet", "no PTR yet", "ok", "no PTR yet", "wrong name"],
+            "{protocol}"
+        );
+    }
+}
+
+#[test]
+fn a_show_longer_than_max_hops() {
+    let (net, file) = serving();
+    let file = file.path().to_str().unwrap();
+    for protocol in ["udp", "icmp", "tcp"] {
+        let c = check(
+            &net,
+            None,
+            &["--file", file, "--protocol", protocol, "--max-hops", "5"],
+        );
+        assert_eq!(c.code, 1);
+        assert_eq!(
+            verdicts(&c, protocol),
+            [
+                "ok",
+                "ok",
+                "out of hop range",
+                "out of hop range",
+                "out of hop range"
+            ],
+            "{protocol}"
+        );
+        assert_eq!(c.json["protocols"][0]["report"]["needs_max_hops"], 8);
+    }
+    let out = util::lab::sh(
+        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
+            .args([
+                "check",
+                "--protocol",
+                "udp",
+                "--max-hops",
+                "5",
+                "--file",
+                file,
+            ])
+            .arg(public(0).to_string())
+            .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("`traceroute -m 8`"), "{stdout}");
+}
+
+/// No root: UDP works, ICMP only where ping sockets are allowed, TCP is
+/// skipped, not failed.
+#[test]
+fn unprivileged_check() {
+    let (net, file) = serving();
+    let file = file.path().to_str().unwrap();
+    let far = net.ns("far");
+    // A fresh namespace allows ping sockets to nobody ("1 0").
+    util::lab::sh_ok(
+        troll::lab::exec(&far, "sysctl").args(["-qw", "net.ipv4.ping_group_range=1 0"]),
+    );
+    let c = check(&net, Some("nobody"), &["--file", file]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert_eq!(verdicts(&c, "udp"), ALL_OK);
+    assert_eq!(
+        (status(&c, "icmp"), status(&c, "tcp")),
+        ("skipped".into(), "skipped".into())
+    );
+
+    util::lab::sh_ok(
+        troll::lab::exec(&far, "sysctl").args(["-qw", "net.ipv4.ping_group_range=0 2147483647"]),
+    );
+    let c = check(&net, Some("nobody"), &["--file", file]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert_eq!(verdicts(&c, "udp"), ALL_OK);
+    assert_eq!(verdicts(&c, "icmp"), ALL_OK);
+    assert_eq!(status(&c, "tcp"), "skipped");
+
+    // Only TCP asked for, without root: nothing to check, one line.
+    let c = check(&net, Some("nobody"), &["--file", file, "--protocol", "tcp"]);
+    assert_eq!(c.code, 1);
+    assert!(c.stderr.contains("run as root"), "{}", c.stderr);
+    assert_eq!(c.stderr.lines().count(), 1, "{}", c.stderr);
+}
+
+#[test]
+fn unknown_and_unreachable_hosts() {
+    let net = Net::new(NatMode::Full);
+    let far = net.ns("far");
+    let out = util::lab::sh(troll::lab::exec(&far, env!("CARGO_BIN_EXE_troll")).args([
+        "check",
+        "--message",
+        "a\nb",
+        "no-such-host.invalid",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "troll: cannot resolve host 'no-such-host.invalid'; check the name, or give the target's address"
+    );
+    // The NAT's namespace has no route anywhere.
+    let out = util::lab::sh(
+        troll::lab::exec(&net.ns("nat"), env!("CARGO_BIN_EXE_troll")).args([
+            "check",
+            "--protocol",
+            "udp",
+            "--message",
+            "a\nb",
+            "198.51.100.100",
+        ]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("troll: cannot reach 198.51.100.100"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
