@@ -179,7 +179,8 @@ mtr-tcp, tracepath, inetutils (inetutils-traceroute), tcptraceroute.
 Example:
   troll demo
   troll demo --client mtr \"$(printf 'Hello\\nWorld')\"
-  troll demo --keep            # leave the lab running and try clients by hand";
+  troll demo --keep            # leave the lab running and try clients by hand
+  troll demo --internet        # routers, cloud NAT, edge, Unbound; then troll check";
 
 const STATUS_HELP: &str = "\
 Show a deployment: its provider, the target and every hop with the name it
@@ -440,6 +441,9 @@ pub struct DemoArgs {
     /// Serve the show over IPv6 too (hops from 2001:db8:18::/64) and trace the IPv6 target
     #[arg(long)]
     pub ipv6: bool,
+    /// Over the internet lab: 3 routers, a cloud's 1:1 NAT, a provider edge and Unbound; then `troll check`
+    #[arg(long)]
+    pub internet: bool,
 }
 
 #[derive(Debug, Args)]

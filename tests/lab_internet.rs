@@ -237,3 +237,56 @@ fn every_client_over_an_outer_only_nat() {
     let tp = ["-b", "-m", "12"];
     runs_over(NatMode::OuterOnly, Kind::Tracepath, "tracepath", &tp, None);
 }
+
+/// `troll demo --internet`: the same topology for a user, a real
+/// traceroute and then `troll check`, and nothing left afterwards.
+#[test]
+fn demo_internet_shows_the_message_and_cleans_up() {
+    util::lab::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = util::lab::sh(
+        std::process::Command::new(env!("CARGO_BIN_EXE_troll"))
+            .arg("--state-dir")
+            .arg(dir.path())
+            .args(["demo", "--internet", "Hello\nWorld\nTarget"]),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(stdout.contains("ae0.r1.isp.test (100.65.1.1)"), "{stdout}");
+    assert!(stdout.contains(" 4  Hello (198.51.100.101)"), "{stdout}");
+    assert!(stdout.contains(" 6  Target (198.51.100.100)"), "{stdout}");
+    for protocol in ["udp", "icmp", "tcp"] {
+        assert!(
+            stdout.contains(&format!("{protocol}: ok: 3 of 3 lines match")),
+            "{stdout}"
+        );
+    }
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let demo_pid = stdout
+        .split("troll-inet-")
+        .nth(1)
+        .and_then(|rest| rest.split('-').next())
+        .expect("the demo names its namespaces");
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.starts_with(&format!("troll-inet-{demo_pid}-"))),
+        "left behind: {left:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count(),
+        0
+    );
+}

@@ -197,6 +197,9 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
         }
         Some(text) => text.to_string(),
     };
+    if args.internet {
+        return super::demo_internet::run(ctx, args, text);
+    }
     let input = encode_text(text, Default::default(), false)?;
     let plan = plan_message(&input)?;
     let pid = std::process::id();

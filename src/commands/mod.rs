@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod demo_internet;
 pub mod docs;
 pub mod install_service;
 pub mod preview;
