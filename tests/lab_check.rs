@@ -334,3 +334,44 @@ fn unknown_and_unreachable_hosts() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// Where the deployment's state is, HOST alone is enough: the show and
+/// the address of every hop come from it.
+#[test]
+fn the_deployment_gives_the_show_and_its_addresses() {
+    let (net, _file) = serving();
+    let out = util::lab::sh(
+        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
+            .args(["check", "--json", "--protocol", "udp"])
+            .arg(public(0).to_string())
+            .env("TROLL_STATE_DIR", net.state_dir.path()),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let c = Checked {
+        code: 0,
+        json,
+        stderr: String::new(),
+    };
+    assert_eq!(verdicts(&c, "udp"), ALL_OK);
+    let lines = &c.json["protocols"][0]["report"]["lines"];
+    assert_eq!(lines[0]["address"], public(1).to_string());
+    assert_eq!(lines[3]["address"], public(3).to_string());
+    // A host that is not the deployment's target is a usage error.
+    let out = util::lab::sh(
+        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
+            .args(["check", "100.65.1.1"])
+            .env("TROLL_STATE_DIR", net.state_dir.path()),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not a target of deployment 'default'"),
+        "{stderr}"
+    );
+}
