@@ -375,3 +375,89 @@ fn the_deployment_gives_the_show_and_its_addresses() {
         "{stderr}"
     );
 }
+
+/// Numbers for the report, not a pass/fail check: how long `troll check`
+/// takes for a 10-line show and how many probes it sends, against
+/// traceroute (UDP, -I, -T) for the same show. Run with
+/// `cargo test --test lab_check -- --ignored --nocapture bench`.
+#[test]
+#[ignore = "a benchmark: prints numbers"]
+fn bench_check_against_traceroute() {
+    let mut net = Net::new(NatMode::Full);
+    // Ten lines, one of them blank (a silent hop), as messages have.
+    let message = "L1\nL2\nL3\nL4\n\nL6\nL7\nL8\nL9\nTen";
+    net.provision(message, 8);
+    net.serve();
+    let far = net.ns("far");
+    let target = public(0).to_string();
+    let nft = |args: &str| {
+        util::lab::sh_ok(troll::lab::exec(&far, "sh").args(["-c", &format!("nft {args}")]));
+    };
+    nft("add table ip bench");
+    nft("'add chain ip bench out { type filter hook output priority 0; }'");
+    nft(&format!("add rule ip bench out ip daddr {target} counter"));
+    // Probes sent to the target since the last call.
+    let seen = std::cell::Cell::new(0u64);
+    let probes = || -> u64 {
+        let out = util::lab::sh_ok(
+            troll::lab::exec(&far, "nft").args(["list", "chain", "ip", "bench", "out"]),
+        );
+        let total: u64 = out
+            .split("packets ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        total - seen.replace(total)
+    };
+    probes();
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "traceroute (UDP)",
+            vec!["traceroute", "-w", "3", "-m", "30", &target],
+        ),
+        (
+            "traceroute -I",
+            vec!["traceroute", "-I", "-w", "3", "-m", "30", &target],
+        ),
+        (
+            "traceroute -T",
+            vec!["traceroute", "-T", "-w", "3", "-m", "30", &target],
+        ),
+    ];
+    for (label, cmd) in runs {
+        let started = std::time::Instant::now();
+        let out = net.client_run("far", cmd[0], &cmd[1..]);
+        let took = started.elapsed();
+        assert!(out.contains("Ten (198.51.100.100)"), "{out}");
+        println!(
+            "BENCH {label}: {:.2} s, {} probes",
+            took.as_secs_f64(),
+            probes()
+        );
+    }
+    let bin = env!("CARGO_BIN_EXE_troll");
+    for protocol in ["udp", "icmp", "tcp", "all"] {
+        let started = std::time::Instant::now();
+        let out = net.client_run(
+            "far",
+            bin,
+            &[
+                "check",
+                "--protocol",
+                protocol,
+                "--message",
+                message,
+                &target,
+            ],
+        );
+        let took = started.elapsed();
+        assert!(out.contains("ok: 10 of 10 lines match"), "{out}");
+        println!(
+            "BENCH troll check --protocol {protocol}: {:.2} s, {} probes",
+            took.as_secs_f64(),
+            probes()
+        );
+    }
+}
