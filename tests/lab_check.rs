@@ -461,3 +461,33 @@ fn bench_check_against_traceroute() {
         );
     }
 }
+
+/// IPv6 (no NAT, as on AWS): the same verdicts over all three protocols.
+#[test]
+fn ipv6_all_ok_over_udp_icmp_and_tcp() {
+    let (net, file) = serving();
+    let out = util::lab::sh(
+        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
+            .args(["check", "-6", "--json", "--file"])
+            .arg(file.path())
+            .arg(util::internet::public6(0).to_string())
+            .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    let c = Checked {
+        code: 0,
+        json: serde_json::from_str(&stdout).unwrap(),
+        stderr: stderr.into_owned(),
+    };
+    for protocol in ["udp", "icmp", "tcp"] {
+        assert_eq!(verdicts(&c, protocol), ALL_OK, "{protocol}");
+    }
+    assert_eq!(c.json["protocols"][2]["report"]["start"], 4);
+    assert_eq!(
+        c.json["protocols"][0]["report"]["lines"][0]["address"],
+        "2001:db8:20::101"
+    );
+}

@@ -117,44 +117,69 @@ pub fn trace(
         let last =
             (usize::from(next) + options.parallel - 1).min(usize::from(options.max_hops)) as u8;
         let batch: Vec<u8> = (next..=last).collect();
-        for &ttl in &batch {
-            session.send(ttl).map_err(|e| {
-                ProbeError::Io(format!("cannot send a probe to {}: {e}", options.target))
-            })?;
-            trace.probes += 1;
-        }
-        let deadline = Instant::now() + options.wait;
-        let mut pending: Vec<u8> = batch.clone();
-        while !pending.is_empty() && Instant::now() < deadline {
-            // Once the destination answered, later TTLs need no answer.
-            if let Some(reached) = trace.reached {
-                pending.retain(|t| *t < reached);
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            for (ttl, answer) in session.poll(left.min(Duration::from_millis(50))) {
-                if !pending.contains(&ttl) || trace.answers.contains_key(&ttl) {
-                    continue;
-                }
-                trace.answers.insert(ttl, answer);
-                pending.retain(|t| *t != ttl);
-                progress(ttl);
-                if matches!(answer, Answer::Reached(_) | Answer::Unreachable(_)) {
-                    trace.reached = Some(trace.reached.map_or(ttl, |r| r.min(ttl)));
-                }
-            }
-        }
+        run_batch(session.as_mut(), &batch, options, &mut trace, progress)?;
         next = last.saturating_add(1);
         if last == options.max_hops {
             break;
         }
     }
+    // One more probe for every TTL still unanswered before the end, as
+    // traceroute sends three: a probe lost on the way (or queued behind
+    // neighbour discovery on a fresh path) is not a verdict.
+    let end = trace
+        .reached
+        .map_or(options.max_hops, |r| r.saturating_sub(1));
+    let missing: Vec<u8> = (1..=end)
+        .filter(|t| !trace.answers.contains_key(t))
+        .collect();
+    for batch in missing.chunks(options.parallel.max(1) * 4) {
+        run_batch(session.as_mut(), batch, options, &mut trace, progress)?;
+    }
     if let Some(reached) = trace.reached {
         trace.answers.retain(|ttl, _| *ttl <= reached);
     }
     Ok(trace)
+}
+
+/// Sends one probe per TTL of `batch` and collects answers until all
+/// came, the destination answered below them, or the wait is over.
+fn run_batch(
+    session: &mut dyn Session,
+    batch: &[u8],
+    options: &TraceOptions,
+    trace: &mut Trace,
+    progress: &mut dyn FnMut(u8),
+) -> Result<(), ProbeError> {
+    for &ttl in batch {
+        session.send(ttl).map_err(|e| {
+            ProbeError::Io(format!("cannot send a probe to {}: {e}", options.target))
+        })?;
+        trace.probes += 1;
+    }
+    let deadline = Instant::now() + options.wait;
+    let mut pending: Vec<u8> = batch.to_vec();
+    while !pending.is_empty() && Instant::now() < deadline {
+        // Once the destination answered, later TTLs need no answer.
+        if let Some(reached) = trace.reached {
+            pending.retain(|t| *t < reached);
+            if pending.is_empty() {
+                break;
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        for (ttl, answer) in session.poll(left.min(Duration::from_millis(50))) {
+            if trace.answers.contains_key(&ttl) || ttl > options.max_hops {
+                continue;
+            }
+            trace.answers.insert(ttl, answer);
+            pending.retain(|t| *t != ttl);
+            progress(ttl);
+            if matches!(answer, Answer::Reached(_) | Answer::Unreachable(_)) {
+                trace.reached = Some(trace.reached.map_or(ttl, |r| r.min(ttl)));
+            }
+        }
+    }
+    Ok(())
 }
 
 trait Session {
