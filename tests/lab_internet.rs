@@ -290,3 +290,38 @@ fn demo_internet_shows_the_message_and_cleans_up() {
         0
     );
 }
+
+/// A failing test leaves nothing: namespaces, /etc overlays, Unbound.
+#[test]
+fn the_lab_is_removed_also_on_panic() {
+    let seen = std::sync::Mutex::new((Vec::new(), String::new()));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let net = Net::new(NatMode::OuterOnly);
+        let names: Vec<String> = troll::lab::internet::ROLES
+            .iter()
+            .map(|r| net.ns(r))
+            .collect();
+        let conf = net.lab.dir.path().display().to_string();
+        *seen.lock().unwrap() = (names, conf);
+        panic!("a test fails with the lab up");
+    }));
+    assert!(result.is_err());
+    let (names, conf) = seen.into_inner().unwrap();
+    assert_eq!(names.len(), 8);
+    for ns in &names {
+        assert!(
+            !std::path::Path::new("/run/netns").join(ns).exists(),
+            "{ns} left"
+        );
+        assert!(
+            !troll::lab::LabNames::etc_dir(ns).exists(),
+            "/etc/netns/{ns} left"
+        );
+    }
+    let unbound_left = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(&conf));
+    assert!(!unbound_left, "unbound still runs");
+}
