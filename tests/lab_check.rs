@@ -491,3 +491,37 @@ fn ipv6_all_ok_over_udp_icmp_and_tcp() {
         "2001:db8:20::101"
     );
 }
+
+/// Behind a NAT that leaves the header quoted in ICMP errors alone, the
+/// hops' Time Exceeded name the target's private address: no client whose
+/// kernel matches the quote shows them, and check says so over every
+/// protocol (its raw sockets match the quote as strictly).
+#[test]
+fn an_outer_only_nat_is_no_answer() {
+    let mut net = Net::new(NatMode::OuterOnly);
+    net.provision(MESSAGE, 3);
+    net.serve();
+    let c = check(
+        &net,
+        None,
+        &[
+            "--message",
+            MESSAGE,
+            "--protocol",
+            "all",
+            "--max-hops",
+            "10",
+        ],
+    );
+    assert_eq!(c.code, 1);
+    // UDP: the target's port unreachable quotes the private address too.
+    assert_eq!(verdicts(&c, "udp"), ["no answer"; 5]);
+    for protocol in ["icmp", "tcp"] {
+        let v = verdicts(&c, protocol);
+        assert_eq!(v[..4], ["no answer"; 4], "{protocol}");
+        assert_eq!(
+            v[4], "ok",
+            "{protocol}: echo replies and RSTs quote nothing"
+        );
+    }
+}

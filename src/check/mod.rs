@@ -205,12 +205,15 @@ pub fn judge(
         // The target (or an unreachable) answered at or before this TTL.
         let cut_short = matches!((ttl, reached), (Some(t), Some(r)) if t >= r);
         let (address, ptr, verdict) = match (answer, &hop.name) {
-            _ if beyond_range => (None, Vec::new(), Verdict::OutOfHopRange),
+            // Nothing of the show, and no target: not even a silent line
+            // can be said to be right.
+            _ if start.is_none() => (None, Vec::new(), Verdict::NoAnswer),
             _ if cut_short => (
                 answer.map(|a| a.address()),
                 answer.map(|a| lookup(&a.address())).unwrap_or_default(),
                 Verdict::NoAnswer,
             ),
+            _ if beyond_range => (None, Vec::new(), Verdict::OutOfHopRange),
             (None, None) => (None, Vec::new(), Verdict::Ok),
             (None, Some(_)) => (None, Vec::new(), Verdict::NoAnswer),
             (Some(a), None) => (
@@ -248,7 +251,7 @@ pub fn judge(
     let target_line = {
         let answer = reached.and_then(|r| trace.answers.get(&(r as u8)));
         let (address, ptr, verdict) = match answer {
-            _ if ttl.is_some_and(|t| t > max_hops) => (None, Vec::new(), Verdict::OutOfHopRange),
+            None if ttl.is_some_and(|t| t > max_hops) => (None, Vec::new(), Verdict::OutOfHopRange),
             None => (None, Vec::new(), Verdict::NoAnswer),
             Some(a) => {
                 let addr = a.address();
@@ -286,7 +289,9 @@ pub fn judge(
                 .map(|a| a.address())
         })
         .collect();
-    let needs_max_hops = start.map(|s| s + count).filter(|&t| t > max_hops);
+    let needs_max_hops = start
+        .map(|s| s + count)
+        .filter(|&t| t > max_hops && reached.is_none());
     Report {
         protocol,
         start,

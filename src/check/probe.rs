@@ -511,15 +511,24 @@ impl RawSession {
     /// Matches a quoted probe (IP header and at least 8 bytes) to a TTL.
     fn match_quote(&self, quoted: &[u8]) -> Option<u8> {
         let v6 = self.options.target.is_ipv6();
-        let (proto, transport) = if v6 {
+        // Like a kernel-matched client (traceroute -I/-T, tracepath), a
+        // quote must name the target it was sent to: one that names
+        // another address (e.g. a private one behind a NAT that leaves
+        // quotes alone) reaches no such client.
+        let (proto, transport, destination) = if v6 {
             if quoted.len() < 48 {
                 return None;
             }
-            (quoted[6], &quoted[40..])
+            let dst: [u8; 16] = quoted[24..40].try_into().ok()?;
+            (quoted[6], &quoted[40..], IpAddr::from(dst))
         } else {
             let ip = Ipv4HeaderSlice::from_slice(quoted).ok()?;
-            (ip.protocol().0, &quoted[ip.slice().len()..])
+            let dst = IpAddr::V4(ip.destination_addr());
+            (ip.protocol().0, &quoted[ip.slice().len()..], dst)
         };
+        if destination != self.options.target {
+            return None;
+        }
         if transport.len() < 8 {
             return None;
         }
