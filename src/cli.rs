@@ -92,6 +92,9 @@ pub enum Command {
     /// Show a deployment: hops, wanted and resolved names, rules, responder
     #[command(long_about = STATUS_HELP)]
     Status(StatusArgs),
+    /// Trace HOST from here and compare what it shows with the message (no root needed)
+    #[command(long_about = CHECK_HELP)]
+    Check(CheckArgs),
     /// Install a systemd unit that runs `troll serve` for the deployment
     #[command(long_about = INSTALL_SERVICE_HELP)]
     InstallService(InstallServiceArgs),
@@ -179,7 +182,8 @@ mtr-tcp, tracepath, inetutils (inetutils-traceroute), tcptraceroute.
 Example:
   troll demo
   troll demo --client mtr \"$(printf 'Hello\\nWorld')\"
-  troll demo --keep            # leave the lab running and try clients by hand";
+  troll demo --keep            # leave the lab running and try clients by hand
+  troll demo --internet        # routers, cloud NAT, edge, Unbound; then troll check";
 
 const STATUS_HELP: &str = "\
 Show a deployment: its provider, the target and every hop with the name it
@@ -187,9 +191,37 @@ should have and the name a resolver returns now, whether its firewall
 chains are in place, and whether its responder runs (pid, uptime, answered
 and dropped probes by reason).
 
+This is the server's own view. For the view from outside (what a
+traceroute from the internet shows, hop by hop), run `troll check` from
+another machine.
+
 Example:
   troll status
   troll status --resolver 198.51.100.53 --json";
+
+const CHECK_HELP: &str = "\
+Trace HOST from this machine and compare, hop by hop, what it shows with
+the message: run it from your laptop after provisioning. No root needed:
+UDP probes use IP_RECVERR and ICMP uses ping sockets where
+net.ipv4.ping_group_range allows (raw sockets as root); TCP SYN probes
+need root. A protocol it cannot use is reported as skipped.
+
+The expected show is the deployment's (when its state is on this machine),
+or --message / --file, encoded exactly as `troll set-message` does. The
+show starts at the first hop that answers from a show address (or with a
+show name), after your own real hops. Each fake hop and the target get a
+verdict: ok, no answer, wrong address, no PTR yet, wrong name, or out of
+hop range. Names are compared byte for byte, through the system resolver
+and --resolver ADDR too: two resolvers show PTRs that are only partly
+spread.
+
+Exit codes: 0 every line matches for every protocol checked, 1 otherwise,
+2 usage error.
+
+Example:
+  troll check 203.0.113.10 --file message.txt
+  troll check -6 troll.example.com --resolver 1.1.1.1 --json
+  troll check 203.0.113.10             # where the deployment's state is";
 
 const INSTALL_SERVICE_HELP: &str = "\
 Render templates/troll.service for the deployment and write it to
@@ -460,6 +492,9 @@ pub struct DemoArgs {
     /// Serve the show over IPv6 too (hops from 2001:db8:18::/64) and trace the IPv6 target
     #[arg(long)]
     pub ipv6: bool,
+    /// Over the internet lab: 3 routers, a cloud's 1:1 NAT, a provider edge and Unbound; then `troll check`
+    #[arg(long)]
+    pub internet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -471,6 +506,67 @@ pub struct StatusArgs {
     #[arg(long, conflicts_with = "resolver")]
     pub no_resolve: bool,
     /// Print the status as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckProtocol {
+    /// UDP to closed ports (no root; IP_RECVERR)
+    Udp,
+    /// ICMP echo (ping sockets, or raw as root)
+    Icmp,
+    /// TCP SYN (raw sockets: root)
+    Tcp,
+    /// Every protocol
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The server: a name or an address
+    #[arg(value_name = "HOST")]
+    pub host: String,
+    /// Use the IPv4 address of HOST
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use the IPv6 address of HOST
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// The expected message [default: the deployment's]
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    pub message: Option<String>,
+    /// Read the expected message from a file
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The message was set with --wrap
+    #[arg(long)]
+    pub wrap: bool,
+    /// The message was set with --keep-target-name
+    #[arg(long)]
+    pub keep_target_name: bool,
+    /// Protocols to probe with [default: every one these privileges allow]
+    #[arg(long, value_enum, value_name = "PROTO")]
+    pub protocol: Option<CheckProtocol>,
+    /// Highest TTL to probe
+    #[arg(long, short = 'm', value_name = "N", default_value_t = 64)]
+    pub max_hops: usize,
+    /// TTLs probed at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+    /// Seconds to wait for the answers of each batch of TTLs
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub wait: f64,
+    /// First UDP destination port (one port per TTL, as traceroute)
+    #[arg(long, value_name = "PORT", default_value_t = 33434)]
+    pub port: u16,
+    /// TCP destination port
+    #[arg(long, value_name = "PORT", default_value_t = 80)]
+    pub tcp_port: u16,
+    /// Also look names up at this DNS server (ADDR or ADDR:PORT)
+    #[arg(long, value_name = "ADDR")]
+    pub resolver: Option<String>,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -106,6 +106,9 @@ pub enum Error {
     /// `troll deploy` and the remote step of teardown, over SSH.
     #[error("{0}")]
     Remote(String),
+    /// `troll check` found the show wrong, or could not look at it.
+    #[error("{0}")]
+    Check(String),
 }
 
 impl Error {

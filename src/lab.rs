@@ -13,6 +13,9 @@
 //! is named in [`LabNames`] so that it can be removed completely, also by a
 //! later `troll teardown` after a crash.
 
+pub mod internet;
+pub mod nat;
+
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -8,6 +8,7 @@
 //! answers probes, `dns` serves the PTR names, `lab` builds network
 //! namespaces for `troll demo` and the tests.
 
+pub mod check;
 pub mod cli;
 pub mod cloud;
 pub mod commands;

@@ -25,6 +25,7 @@ fn help_texts_match_snapshots() {
         (vec!["teardown", "--help"], "help-teardown.txt"),
         (vec!["status", "--help"], "help-status.txt"),
         (vec!["deploy", "--help"], "help-deploy.txt"),
+        (vec!["check", "--help"], "help-check.txt"),
         (
             vec!["install-service", "--help"],
             "help-install-service.txt",

@@ -188,6 +188,9 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
         Some("-") => crate::cli::read_message_stdin()?,
         Some(text) => text.to_string(),
     };
+    if args.internet {
+        return super::demo_internet::run(ctx, args, text);
+    }
     let input = encode_text(text, Default::default(), false)?;
     let plan = plan_message(&input)?;
     let pid = std::process::id();

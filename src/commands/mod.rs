@@ -1,8 +1,10 @@
 //! One module per subcommand. Each takes validated values and returns a
 //! `Result`; printing the error and choosing the exit code is `main`'s job.
 
+pub mod check;
 pub mod demo;
 pub mod deploy;
+pub mod demo_internet;
 pub mod docs;
 pub mod install_service;
 pub mod preview;
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Zone(args) => zone::run(&ctx, &args),
         Command::Demo(args) => demo::run(&ctx, &args),
         Command::Status(args) => status::run(&ctx, &args),
+        Command::Check(args) => check::run(&ctx, &args),
         Command::InstallService(args) => install_service::run(&ctx, &args),
         Command::Deploy(args) => deploy::run(&ctx, &args),
         Command::Teardown => teardown::run(&ctx),

@@ -62,4 +62,5 @@ pub fn snapshot(name: &str, actual: &str) {
         "snapshot {name} differs; run with TROLL_UPDATE_SNAPSHOTS=1 if intended"
     );
 }
+pub mod internet;
 pub mod lab;

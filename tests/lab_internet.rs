@@ -1,0 +1,327 @@
+//! Every told client over the internet lab: three real routers with PTR
+//! names, a cloud's stateless 1:1 NAT (both variants), a provider edge that
+//! drops wrong-source packets, and Unbound as the clients' resolver asking
+//! troll's own DNS server. A `static` deployment of PUBLIC=LOCAL pairs
+//! serves on the server behind the NAT. Each client, 5 runs in a row from
+//! the far client (3 routers) and one from the near client (1 router),
+//! IPv4 through each NAT variant and IPv6 (no NAT, as on AWS). Afterwards
+//! the edge has dropped none of troll's replies.
+
+mod util;
+
+use util::internet::{public, public6, real_hops, NatMode, Net};
+use util::lab::{check_mtr, check_trace, check_tracepath, Expected};
+
+/// Mixed case on purpose: clients must show it as written.
+const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nTarget.Name";
+const RUNS: usize = 5;
+
+/// The words each line of a trace from `role` must show: real hops, the
+/// show, and the target.
+fn expected(role: &str, v6: bool) -> (Vec<Option<Vec<String>>>, Vec<String>) {
+    let addr = |n: u8| {
+        if v6 {
+            public6(n).to_string()
+        } else {
+            public(n).to_string()
+        }
+    };
+    let mut hops: Vec<Option<Vec<String>>> = real_hops(role, v6)
+        .into_iter()
+        .map(|w| Some(w.to_vec()))
+        .collect();
+    hops.push(Some(vec!["Hop-One".into(), addr(1)]));
+    hops.push(Some(vec!["hop.two".into(), addr(2)]));
+    hops.push(None);
+    hops.push(Some(vec!["HOP_three".into(), addr(3)]));
+    (hops, vec!["Target.Name".into(), addr(0)])
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Trace,
+    Mtr,
+    Tracepath,
+}
+
+fn check(kind: Kind, out: &str, role: &str, v6: bool) {
+    let (hops, target) = expected(role, v6);
+    let words: Vec<Option<Vec<&str>>> = hops
+        .iter()
+        .map(|h| h.as_ref().map(|w| w.iter().map(String::as_str).collect()))
+        .collect();
+    let hops: Vec<Expected> = words.iter().map(|h| h.as_deref()).collect();
+    let target: Vec<&str> = target.iter().map(String::as_str).collect();
+    match kind {
+        Kind::Trace => check_trace(out, &hops, &target, 3),
+        Kind::Mtr => check_mtr(out, &hops, &target),
+        Kind::Tracepath => check_tracepath(out, &hops, &target),
+    }
+}
+
+/// Runs `program flags TARGET` over the NAT that translates quotes: RUNS
+/// times from the far client, once from the near one, and (when `v6_flag`
+/// is given) from both over IPv6; then reads the edge's counters.
+fn runs(kind: Kind, program: &str, flags: &[&str], v6_flag: Option<&str>) {
+    runs_over(NatMode::Full, kind, program, flags, v6_flag);
+}
+
+fn runs_over(mode: NatMode, kind: Kind, program: &str, flags: &[&str], v6_flag: Option<&str>) {
+    {
+        let mut net = Net::new(mode);
+        net.provision(MESSAGE, 3);
+        net.serve();
+        let mut cases = vec![("far", false); RUNS];
+        cases.push(("near", false));
+        if v6_flag.is_some() && mode == NatMode::Full {
+            cases.push(("far", true));
+            cases.push(("near", true));
+        }
+        for (run, (role, v6)) in cases.into_iter().enumerate() {
+            let mut args = flags.to_vec();
+            let target = if v6 {
+                public6(0).to_string()
+            } else {
+                public(0).to_string()
+            };
+            if v6 {
+                args.extend(v6_flag);
+            }
+            args.push(&target);
+            let out = net.client_run(role, program, &args);
+            println!("{mode:?} run {run} from {role}: {program} {args:?}\n{out}");
+            check(kind, &out, role, v6);
+        }
+        let counters = net.lab.edge_counters().unwrap();
+        println!("edge: {counters:?}");
+        assert_eq!(
+            (counters.dropped4, counters.dropped6),
+            (0, 0),
+            "{counters:?}"
+        );
+        assert!(counters.passed4 > 0, "{counters:?}");
+    }
+}
+
+#[test]
+fn traceroute_udp() {
+    runs(
+        Kind::Trace,
+        "traceroute",
+        &["-w", "3", "-m", "12"],
+        Some("-6"),
+    );
+}
+
+#[test]
+fn traceroute_icmp() {
+    runs(
+        Kind::Trace,
+        "traceroute",
+        &["-I", "-w", "3", "-m", "12"],
+        Some("-6"),
+    );
+}
+
+#[test]
+fn traceroute_tcp() {
+    runs(
+        Kind::Trace,
+        "traceroute",
+        &["-T", "-w", "3", "-m", "12"],
+        Some("-6"),
+    );
+}
+
+/// inetutils traceroute and tcptraceroute speak IPv4 only.
+#[test]
+fn inetutils_traceroute() {
+    let flags = ["--resolve-hostnames", "-w", "3", "-m", "12"];
+    runs(Kind::Trace, "inetutils-traceroute", &flags, None);
+    let icmp = ["--resolve-hostnames", "-I", "-w", "3", "-m", "12"];
+    runs(Kind::Trace, "inetutils-traceroute", &icmp, None);
+}
+
+#[test]
+fn tcptraceroute() {
+    runs(Kind::Trace, "tcptraceroute", &["-w", "3", "-m", "12"], None);
+}
+
+const MTR: [&str; 9] = ["-r", "-w", "-b", "-c", "3", "-i", "0.2", "-m", "12"];
+
+#[test]
+fn mtr_icmp() {
+    runs(Kind::Mtr, "mtr", &MTR, Some("-6"));
+}
+
+#[test]
+fn mtr_udp() {
+    let flags: Vec<&str> = MTR.iter().copied().chain(["-u"]).collect();
+    runs(Kind::Mtr, "mtr", &flags, Some("-6"));
+}
+
+#[test]
+fn mtr_tcp() {
+    let flags: Vec<&str> = MTR.iter().copied().chain(["-T"]).collect();
+    runs(Kind::Mtr, "mtr", &flags, Some("-6"));
+}
+
+#[test]
+fn tracepath() {
+    runs(
+        Kind::Tracepath,
+        "tracepath",
+        &["-b", "-m", "12"],
+        Some("-6"),
+    );
+}
+
+/// The edge is real: a packet from an address the server was not given
+/// is dropped and counted.
+#[test]
+fn the_edge_drops_packets_from_unassigned_sources() {
+    let net = Net::new(NatMode::Full);
+    let server = net.ns("server");
+    util::lab::sh_ok(troll::lab::exec(&server, "ip").args([
+        "addr",
+        "add",
+        "10.20.0.250/32",
+        "dev",
+        "eth0",
+    ]));
+    let before = net.lab.edge_counters().unwrap();
+    let out = util::lab::sh(troll::lab::exec(&server, "ping").args([
+        "-c",
+        "2",
+        "-W",
+        "1",
+        "-I",
+        "10.20.0.250",
+        "100.65.1.2",
+    ]));
+    assert!(!out.status.success(), "a spoofed ping got through");
+    let after = net.lab.edge_counters().unwrap();
+    assert!(
+        after.dropped4 >= before.dropped4 + 2,
+        "{before:?} {after:?}"
+    );
+    // The server's own address passes.
+    util::lab::sh_ok(troll::lab::exec(&server, "ping").args(["-c", "1", "-W", "2", "100.65.1.2"]));
+}
+
+/// The NAT that translates only the outer header. Measured: the hops'
+/// Time Exceeded quote the probe with the target's *private* address (as
+/// the server received it), so clients whose kernel matches the quote to
+/// their socket (traceroute UDP, -I, -T; tracepath; mtr) show `* * *` for
+/// every fake hop. The fix belongs to the responder (quote the probe with
+/// the target's public address), whose table does not know it yet.
+#[test]
+#[ignore = "the responder quotes the private target address; see the comment"]
+fn every_client_over_an_outer_only_nat() {
+    let udp = ["-w", "3", "-m", "12"];
+    runs_over(NatMode::OuterOnly, Kind::Trace, "traceroute", &udp, None);
+    let icmp = ["-I", "-w", "3", "-m", "12"];
+    runs_over(NatMode::OuterOnly, Kind::Trace, "traceroute", &icmp, None);
+    let tcp = ["-T", "-w", "3", "-m", "12"];
+    runs_over(NatMode::OuterOnly, Kind::Trace, "traceroute", &tcp, None);
+    let inet = ["--resolve-hostnames", "-w", "3", "-m", "12"];
+    runs_over(
+        NatMode::OuterOnly,
+        Kind::Trace,
+        "inetutils-traceroute",
+        &inet,
+        None,
+    );
+    runs_over(NatMode::OuterOnly, Kind::Trace, "tcptraceroute", &udp, None);
+    runs_over(NatMode::OuterOnly, Kind::Mtr, "mtr", &MTR, None);
+    let tp = ["-b", "-m", "12"];
+    runs_over(NatMode::OuterOnly, Kind::Tracepath, "tracepath", &tp, None);
+}
+
+/// `troll demo --internet`: the same topology for a user, a real
+/// traceroute and then `troll check`, and nothing left afterwards.
+#[test]
+fn demo_internet_shows_the_message_and_cleans_up() {
+    util::lab::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = util::lab::sh(
+        std::process::Command::new(env!("CARGO_BIN_EXE_troll"))
+            .arg("--state-dir")
+            .arg(dir.path())
+            .args(["demo", "--internet", "Hello\nWorld\nTarget"]),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(stdout.contains("ae0.r1.isp.test (100.65.1.1)"), "{stdout}");
+    assert!(stdout.contains(" 4  Hello (198.51.100.101)"), "{stdout}");
+    assert!(stdout.contains(" 6  Target (198.51.100.100)"), "{stdout}");
+    for protocol in ["udp", "icmp", "tcp"] {
+        assert!(
+            stdout.contains(&format!("{protocol}: ok: 3 of 3 lines match")),
+            "{stdout}"
+        );
+    }
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let demo_pid = stdout
+        .split("troll-inet-")
+        .nth(1)
+        .and_then(|rest| rest.split('-').next())
+        .expect("the demo names its namespaces");
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.starts_with(&format!("troll-inet-{demo_pid}-"))),
+        "left behind: {left:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count(),
+        0
+    );
+}
+
+/// A failing test leaves nothing: namespaces, /etc overlays, Unbound.
+#[test]
+fn the_lab_is_removed_also_on_panic() {
+    let seen = std::sync::Mutex::new((Vec::new(), String::new()));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let net = Net::new(NatMode::OuterOnly);
+        let names: Vec<String> = troll::lab::internet::ROLES
+            .iter()
+            .map(|r| net.ns(r))
+            .collect();
+        let conf = net.lab.dir.path().display().to_string();
+        *seen.lock().unwrap() = (names, conf);
+        panic!("a test fails with the lab up");
+    }));
+    assert!(result.is_err());
+    let (names, conf) = seen.into_inner().unwrap();
+    assert_eq!(names.len(), 8);
+    for ns in &names {
+        assert!(
+            !std::path::Path::new("/run/netns").join(ns).exists(),
+            "{ns} left"
+        );
+        assert!(
+            !troll::lab::LabNames::etc_dir(ns).exists(),
+            "/etc/netns/{ns} left"
+        );
+    }
+    let unbound_left = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(&conf));
+    assert!(!unbound_left, "unbound still runs");
+}
