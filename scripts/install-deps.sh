@@ -28,7 +28,19 @@ if [ "${TROLL_SKIP_APT:-0}" != 1 ]; then
     echo "install-deps: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # unbound and openssh-server are only run by the tests, each inside a
+    # lab namespace with its own config: keep apt from starting them as
+    # host services (a resolver on the host's port 53, an sshd on 22).
+    guard=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+      guard=1
+    fi
+    rc=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
+    [ "$rc" = 0 ] || { echo "install-deps: apt-get install failed (exit $rc)" >&2; exit "$rc"; }
   fi
 fi
 
