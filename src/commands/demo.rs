@@ -320,9 +320,19 @@ fn start_server(
             });
         }
     }
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(|e| Error::Lab(format!("cannot start troll serve: {e}")))?;
+    wait_ready(child, log, stop)
+}
+
+/// Waits until the serve `child` logs [`READY`] into `log`; kills it when
+/// it does not in time or the user stops the demo, and says why.
+pub(super) fn wait_ready(
+    mut child: Child,
+    log: &std::path::Path,
+    stop: &AtomicBool,
+) -> Result<Child> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();

@@ -7,7 +7,6 @@
 //! everything is removed at the end, also on Ctrl-C or failure (the NAT
 //! runs inside this process, so the lab cannot outlive it: no `--keep`).
 
-use super::demo::READY;
 use super::set_message::{plan_message, store_message};
 use super::teardown;
 use crate::cli::{encode_text, Context, DemoArgs};
@@ -227,7 +226,7 @@ fn start_server(
         std::env::current_exe().map_err(|e| Error::io("cannot find", "troll's own binary", e))?;
     let log = ctx.store.dir().join(format!("{deployment}.serve.log"));
     let log_file = std::fs::File::create(&log).map_err(|e| Error::io("cannot create", &log, e))?;
-    let mut child = lab::exec(&net.ns("server"), &exe.to_string_lossy())
+    let child = lab::exec(&net.ns("server"), &exe.to_string_lossy())
         .arg("--state-dir")
         .arg(ctx.store.dir())
         .args([
@@ -244,26 +243,5 @@ fn start_server(
         .stderr(log_file)
         .spawn()
         .map_err(|e| Error::Lab(format!("cannot start troll serve: {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(READY) {
-            return Ok(child);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Error::Lab(format!(
-                "troll serve exited ({status}) in the server namespace:\n{}",
-                text.trim_end()
-            )));
-        }
-        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::Lab(format!(
-                "troll serve did not start in time:\n{}",
-                text.trim_end()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    super::demo::wait_ready(child, &log, stop)
 }
