@@ -205,137 +205,105 @@ impl<F: Fn(IpAddr, u16) -> bool> PortTable for F {
     }
 }
 
-/// Why the responder sends nothing for a packet. Dropping here only means
-/// "no reply from the responder": whether the kernel also sees the packet is
-/// decided by the rules (it does not for probes with `t <= N`).
-///
-/// New reasons are appended, so `index()` of the existing ones stays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropReason {
+/// Defines [`DropReason`] from one list: each variant with its stable
+/// name. The enum, [`DropReason::ALL`], `name()` and `index()` all come
+/// from it, so a new reason cannot be left out of one of them.
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)+) => {
+        /// Why the responder sends nothing for a packet. Dropping here only means
+        /// "no reply from the responder": whether the kernel also sees the packet is
+        /// decided by the rules (it does not for probes with `t <= N`).
+        ///
+        /// New reasons are appended, so `index()` of the existing ones stays.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum DropReason {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl DropReason {
+            /// Every reason, in `index()` order (for counters).
+            pub const ALL: [DropReason; [$(DropReason::$variant),+].len()] =
+                [$(DropReason::$variant),+];
+
+            /// Stable snake_case name, used in logs and JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)+
+                }
+            }
+
+            /// Position in [`DropReason::ALL`], for an array of counters.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+drop_reasons! {
     /// Shorter than its IP header, its IPv4 total length or IPv6 payload
     /// length, an IPv6 extension header, or its transport header (ICMP 8,
     /// UDP 8, TCP 20 bytes or its data offset, 8 bytes of any other
     /// protocol).
-    Truncated = 0,
+    Truncated = "truncated",
     /// IP version is neither 4 nor 6.
-    BadVersion,
+    BadVersion = "bad_version",
     /// IPv4 header length (IHL) below 5.
-    BadHeaderLength,
+    BadHeaderLength = "bad_header_length",
     /// IPv4 total length smaller than the IP header.
-    BadTotalLength,
+    BadTotalLength = "bad_total_length",
     /// IPv4 header checksum is wrong.
-    BadChecksum,
+    BadChecksum = "bad_checksum",
     /// Destination is not a target of the show.
-    NotForTarget,
+    NotForTarget = "not_for_target",
     /// Not the first fragment of a datagram (fragment offset != 0).
-    Fragment,
+    Fragment = "fragment",
     /// Arrived with TTL (hop limit) 0, which no router forwards.
-    TtlZero,
+    TtlZero = "ttl_zero",
     /// No one to answer. IPv4: unspecified (0.0.0.0/8), loopback,
     /// multicast, class E or the limited broadcast. IPv6: unspecified,
     /// loopback, multicast or IPv4-mapped (which Linux drops on input).
-    BadSource,
+    BadSource = "bad_source",
     /// An ICMP error message (ICMPv6 types 0–127), or an ICMPv4 type unknown
     /// to us; never answered (RFC 1122 3.2.2, RFC 4443 2.4 (e)).
-    IcmpError,
+    IcmpError = "icmp_error",
     /// An ICMP query other than an echo request (echo reply, timestamp,
     /// node information, extended echo...).
-    IcmpNotEcho,
+    IcmpNotEcho = "icmp_not_echo",
     /// TCP with a data offset below 5.
-    BadTcpHeader,
+    BadTcpHeader = "bad_tcp_header",
     /// Retired (issue 16): TCP without a clean SYN on a fake hop, which
     /// now gets Time Exceeded like any probe. Kept so the indices stay.
-    TcpNotSyn,
+    TcpNotSyn = "tcp_not_syn",
     /// Retired (issue 16): neither ICMP, UDP nor TCP on a fake hop, which
     /// now gets Time Exceeded like any probe. Kept so the indices stay.
-    OtherProtocol,
+    OtherProtocol = "other_protocol",
     /// The hop at this TTL is a blank line of the message.
-    SilentHop,
+    SilentHop = "silent_hop",
     /// An IPv6 extension header chain that cannot be walked: a hop-by-hop
     /// header that is not the first one, or an authentication header with
     /// a zero length.
-    BadExtensionHeader,
+    BadExtensionHeader = "bad_extension_header",
     /// Link-local ICMPv6 control traffic, left to the kernel: neighbour
     /// discovery and router messages (133–137, 141, 142, 148, 149),
     /// multicast listener discovery (130–132, 143) and multicast router
     /// discovery (151–153).
-    NeighborDiscovery,
+    NeighborDiscovery = "neighbor_discovery",
     /// IPv6 packet to a multicast address: a show's target is unicast.
-    Multicast,
+    Multicast = "multicast",
     /// IPv4 header with options (source routes, record route, malformed
     /// lengths...): no traceroute client sends them by default, and a
     /// reply would quote whatever they hold.
-    IpOptions,
+    IpOptions = "ip_options",
     /// UDP length field below 8 or beyond the datagram: an impossible
     /// length.
-    BadUdpLength,
+    BadUdpLength = "bad_udp_length",
     /// Past the hops of a hop address, neither an echo request nor UDP: a
     /// router's interface answers nothing else.
-    HopAddressOther,
+    HopAddressOther = "hop_address_other",
     /// An echo request to a hop address whose reply would not fit the
     /// reply limit (576 bytes on IPv4, 1280 on IPv6), or a fragment of one.
-    EchoTooLong,
-}
-
-impl DropReason {
-    /// Every reason, in `index()` order (for counters).
-    pub const ALL: [DropReason; 22] = [
-        DropReason::Truncated,
-        DropReason::BadVersion,
-        DropReason::BadHeaderLength,
-        DropReason::BadTotalLength,
-        DropReason::BadChecksum,
-        DropReason::NotForTarget,
-        DropReason::Fragment,
-        DropReason::TtlZero,
-        DropReason::BadSource,
-        DropReason::IcmpError,
-        DropReason::IcmpNotEcho,
-        DropReason::BadTcpHeader,
-        DropReason::TcpNotSyn,
-        DropReason::OtherProtocol,
-        DropReason::SilentHop,
-        DropReason::BadExtensionHeader,
-        DropReason::NeighborDiscovery,
-        DropReason::Multicast,
-        DropReason::IpOptions,
-        DropReason::BadUdpLength,
-        DropReason::HopAddressOther,
-        DropReason::EchoTooLong,
-    ];
-
-    /// Stable snake_case name, used in logs and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::BadVersion => "bad_version",
-            DropReason::BadHeaderLength => "bad_header_length",
-            DropReason::BadTotalLength => "bad_total_length",
-            DropReason::BadChecksum => "bad_checksum",
-            DropReason::NotForTarget => "not_for_target",
-            DropReason::Fragment => "fragment",
-            DropReason::TtlZero => "ttl_zero",
-            DropReason::BadSource => "bad_source",
-            DropReason::IcmpError => "icmp_error",
-            DropReason::IcmpNotEcho => "icmp_not_echo",
-            DropReason::BadTcpHeader => "bad_tcp_header",
-            DropReason::TcpNotSyn => "tcp_not_syn",
-            DropReason::OtherProtocol => "other_protocol",
-            DropReason::SilentHop => "silent_hop",
-            DropReason::BadExtensionHeader => "bad_extension_header",
-            DropReason::NeighborDiscovery => "neighbor_discovery",
-            DropReason::Multicast => "multicast",
-            DropReason::IpOptions => "ip_options",
-            DropReason::BadUdpLength => "bad_udp_length",
-            DropReason::HopAddressOther => "hop_address_other",
-            DropReason::EchoTooLong => "echo_too_long",
-        }
-    }
-
-    /// Position in [`DropReason::ALL`], for an array of counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
+    EchoTooLong = "echo_too_long",
 }
 
 impl fmt::Display for DropReason {
