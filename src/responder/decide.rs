@@ -990,6 +990,7 @@ fn write_reply_v6(answer: &AnswerV6<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::responder::fixture::{fix_ipv4_checksum, hex, icmpv6_sum, ones_complement};
     use proptest::prelude::*;
 
     const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
@@ -1062,31 +1063,10 @@ mod tests {
         (addr == IpAddr::V4(TARGET) || addr == IpAddr::V6(V6_TARGET)) && port == OPEN_PORT
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        s.chunks(2)
-            .map(|pair| {
-                let text = std::str::from_utf8(pair).expect("ascii hex");
-                u8::from_str_radix(text, 16).expect("hex digit")
-            })
-            .collect()
-    }
-
     fn tracepath_probe() -> Vec<u8> {
         let mut probe = hex(TRACEPATH_HEAD);
         probe.resize(1500, 0);
         probe
-    }
-
-    /// Recomputes the IP header checksum after a test edited the header.
-    fn fix_ip_checksum(packet: &mut [u8]) {
-        let ihl = usize::from(packet[0] & 0xf) * 4;
-        packet[10..12].copy_from_slice(&[0, 0]);
-        let sum = checksum::Sum16BitWords::new()
-            .add_slice(&packet[..ihl])
-            .ones_complement();
-        // The sum is over native-endian words, so its bytes go back as is.
-        packet[10..12].copy_from_slice(&sum.to_ne_bytes());
     }
 
     /// A fixture with some header bytes replaced, checksum fixed.
@@ -1095,7 +1075,7 @@ mod tests {
         for &(at, value) in edits {
             packet[at] = value;
         }
-        fix_ip_checksum(&mut packet);
+        fix_ipv4_checksum(&mut packet);
         packet
     }
 
@@ -1144,12 +1124,7 @@ mod tests {
             icmp.checksum(),
             icmp.header().icmp_type.calc_checksum(icmp.payload())
         );
-        assert_eq!(
-            checksum::Sum16BitWords::new()
-                .add_slice(icmp.slice())
-                .ones_complement(),
-            0
-        );
+        assert_eq!(ones_complement(icmp.slice()), 0);
         if kind == ReplyKind::PortUnreachable {
             assert_eq!(ip.source_addr(), probe_ip.destination_addr());
         }
@@ -1193,17 +1168,7 @@ mod tests {
         assert!(icmp.is_checksum_valid(ip.source(), ip.destination()));
         // The same, by hand: pseudo-header (RFC 8200 8.1) plus message sum
         // to all ones.
-        let icmp_len = u32::try_from(icmp.slice().len()).unwrap();
-        assert_eq!(
-            checksum::Sum16BitWords::new()
-                .add_16bytes(ip.source())
-                .add_16bytes(ip.destination())
-                .add_4bytes(icmp_len.to_be_bytes())
-                .add_4bytes([0, 0, 0, 58])
-                .add_slice(icmp.slice())
-                .ones_complement(),
-            0
-        );
+        assert_eq!(icmpv6_sum(ip.source(), ip.destination(), icmp.slice()), 0);
         if kind == ReplyKind::PortUnreachable {
             assert_eq!(ip.source_addr(), probe_ip.destination_addr());
         }
@@ -1368,7 +1333,7 @@ mod tests {
         probe.truncate(28);
         probe[2..4].copy_from_slice(&28u16.to_be_bytes());
         probe[24..26].copy_from_slice(&8u16.to_be_bytes());
-        fix_ip_checksum(&mut probe);
+        fix_ipv4_checksum(&mut probe);
         let (decision, out) = run(&probe);
         assert_eq!(check_reply(&probe, decision, &out).len(), 56);
     }
@@ -1563,7 +1528,7 @@ mod tests {
             let mut packet = hex(fixture);
             packet.truncate(keep);
             packet[2..4].copy_from_slice(&(keep as u16).to_be_bytes());
-            fix_ip_checksum(&mut packet);
+            fix_ipv4_checksum(&mut packet);
             assert_drop(&packet, DropReason::Truncated);
         }
         // TCP data offset 15 (60 bytes) in a 40-byte segment.
@@ -2420,7 +2385,7 @@ mod tests {
                 probe[7] = 5;
             } else {
                 probe[8] = 5;
-                fix_ip_checksum(&mut probe);
+                fix_ipv4_checksum(&mut probe);
             }
             assert_eq!(run(&probe).0, Decision::Kernel, "{probe:02x?}");
         }
@@ -2448,7 +2413,7 @@ mod tests {
         for (len, answered) in [(20usize, false), (27, false), (28, true)] {
             let mut probe = hex(PROTO253_TTL2)[..len].to_vec();
             probe[3] = len as u8;
-            fix_ip_checksum(&mut probe);
+            fix_ipv4_checksum(&mut probe);
             let (decision, out) = run(&probe);
             if answered {
                 assert_eq!(check_reply(&probe, decision, &out).len(), 56);
@@ -2504,7 +2469,7 @@ mod tests {
         match destination {
             IpAddr::V4(d) => {
                 packet[16..20].copy_from_slice(&d.octets());
-                fix_ip_checksum(&mut packet);
+                fix_ipv4_checksum(&mut packet);
             }
             IpAddr::V6(d) => packet[24..40].copy_from_slice(&d.octets()),
         }
@@ -2568,7 +2533,7 @@ mod tests {
             let mut probe = to(UDP_TTL1, hop4);
             probe[8] = ttl;
             probe[22..24].copy_from_slice(&OPEN_PORT.to_be_bytes());
-            fix_ip_checksum(&mut probe);
+            fix_ipv4_checksum(&mut probe);
             let (decision, out) = run_router(&probe);
             match expect {
                 Some((from, icmp_type)) => {
@@ -2585,7 +2550,7 @@ mod tests {
         // meets its hop.
         let mut echo = hex(PING_HOP4_TTL4);
         echo[8] = 2;
-        fix_ip_checksum(&mut echo);
+        fix_ipv4_checksum(&mut echo);
         let (decision, out) = run_router(&echo);
         assert_eq!(check_reply(&echo, decision, &out)[12..16], HOP2.octets());
         let (decision, out) = run_router(&to(SCTP_TTL4, IpAddr::V4(HOP4)));
@@ -2622,7 +2587,7 @@ mod tests {
         // ICMP errors and non-echo queries: as for a target.
         let mut timestamp = hex(PING_HOP4_TTL4);
         timestamp[20] = 13;
-        fix_ip_checksum(&mut timestamp);
+        fix_ipv4_checksum(&mut timestamp);
         assert_eq!(
             run_router(&timestamp).0,
             Decision::Drop(DropReason::IcmpNotEcho)
@@ -2635,12 +2600,12 @@ mod tests {
         let mut big = hex(PING_HOP4_TTL4);
         big.resize(600, 0x55);
         big[2..4].copy_from_slice(&600u16.to_be_bytes());
-        fix_ip_checksum(&mut big);
+        fix_ipv4_checksum(&mut big);
         assert_eq!(run_router(&big).0, Decision::Drop(DropReason::EchoTooLong));
         // 576 bytes fit: the reply is exactly as long as the request.
         let mut fits = big[..576].to_vec();
         fits[2..4].copy_from_slice(&576u16.to_be_bytes());
-        fix_ip_checksum(&mut fits);
+        fix_ipv4_checksum(&mut fits);
         let Decision::Reply { len, .. } = run_router(&fits).0 else {
             panic!("a 576-byte echo is answered");
         };
@@ -2648,7 +2613,7 @@ mod tests {
         // The first fragment of a longer request.
         let mut first = hex(PING_HOP4_TTL4);
         first[6] = 0x20;
-        fix_ip_checksum(&mut first);
+        fix_ipv4_checksum(&mut first);
         assert_eq!(
             run_router(&first).0,
             Decision::Drop(DropReason::EchoTooLong)
@@ -2727,7 +2692,7 @@ mod tests {
             packet[2..4].copy_from_slice(&total_len.to_be_bytes());
             packet[8] = ttl;
             packet[9] = protocol;
-            fix_ip_checksum(&mut packet);
+            fix_ipv4_checksum(&mut packet);
             check_any(&packet);
         }
 
@@ -2746,11 +2711,8 @@ mod tests {
             if truncate {
                 packet.truncate(cut.index(packet.len() + 1));
             }
-            if fix && packet.len() >= 20 {
-                let ihl = usize::from(packet[0] & 0xf) * 4;
-                if (20..=packet.len()).contains(&ihl) {
-                    fix_ip_checksum(&mut packet);
-                }
+            if fix {
+                fix_ipv4_checksum(&mut packet);
             }
             check_any(&packet);
         }
@@ -2771,7 +2733,7 @@ mod tests {
             packet[8] = ttl;
             packet[22..24].copy_from_slice(&port.to_be_bytes());
             packet[24..26].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
-            fix_ip_checksum(&mut packet);
+            fix_ipv4_checksum(&mut packet);
 
             let mut out = [0u8; MAX_REPLY];
             let decision = decide(&packet, &table, &ports, &mut out);

@@ -10,6 +10,8 @@
 pub mod decide;
 pub mod delay;
 pub mod filter;
+#[cfg(test)]
+mod fixture;
 pub mod local;
 pub mod ports;
 pub mod ratelimit;
