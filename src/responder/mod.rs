@@ -15,6 +15,7 @@ mod fixture;
 pub mod local;
 pub mod ports;
 pub mod ratelimit;
+mod ring;
 pub mod settings;
 pub mod socket;
 
