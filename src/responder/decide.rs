@@ -2666,6 +2666,23 @@ mod tests {
         ]
     }
 
+    /// `packet` with bytes overwritten at `edits`, then cut at `cut` when
+    /// `truncate`.
+    fn mutate(
+        packet: &mut Vec<u8>,
+        edits: &[(prop::sample::Index, u8)],
+        cut: prop::sample::Index,
+        truncate: bool,
+    ) {
+        for (at, value) in edits {
+            let at = at.index(packet.len());
+            packet[at] = *value;
+        }
+        if truncate {
+            packet.truncate(cut.index(packet.len() + 1));
+        }
+    }
+
     /// Whatever the decision, a reply must be a valid answer to `packet`.
     fn check_any(packet: &[u8]) {
         let (decision, out) = run(packet);
@@ -2704,13 +2721,7 @@ mod tests {
             truncate in any::<bool>(),
             fix in any::<bool>(),
         ) {
-            for (at, value) in edits {
-                let at = at.index(packet.len());
-                packet[at] = value;
-            }
-            if truncate {
-                packet.truncate(cut.index(packet.len() + 1));
-            }
+            mutate(&mut packet, &edits, cut, truncate);
             if fix {
                 fix_ipv4_checksum(&mut packet);
             }
@@ -2789,13 +2800,7 @@ mod tests {
             truncate in any::<bool>(),
             fix in any::<bool>(),
         ) {
-            for (at, value) in edits {
-                let at = at.index(packet.len());
-                packet[at] = value;
-            }
-            if truncate {
-                packet.truncate(cut.index(packet.len() + 1));
-            }
+            mutate(&mut packet, &edits, cut, truncate);
             if fix && packet.len() >= 40 {
                 fix_payload_len(&mut packet);
             }
