@@ -15,6 +15,9 @@
 //! cases are printed, not judged.
 
 mod util;
+// The checksum helpers of the decision's unit tests and fuzz target.
+#[path = "../src/responder/fixture.rs"]
+mod fixture;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::checksum::Sum16BitWords;
 use etherparse::PacketBuilder;
+use fixture::fix_ipv4_checksum;
 use util::lab::{check_trace, sh_ok, Expected, Lab, TARGET};
 
 const CLIENT: [u8; 4] = [198, 19, 254, 1];
@@ -44,18 +48,6 @@ fn target() -> [u8; 4] {
 }
 
 // --- packets ---------------------------------------------------------------
-
-/// Recomputes the IP header checksum (over IHL words, when they exist).
-/// etherparse sums native-endian words: sums go back with `to_ne_bytes`.
-fn fix_ip(p: &mut [u8]) {
-    let ihl = usize::from(p[0] & 0xf) * 4;
-    if ihl < 20 || ihl > p.len() {
-        return;
-    }
-    p[10..12].copy_from_slice(&[0, 0]);
-    let sum = Sum16BitWords::new().add_slice(&p[..ihl]).ones_complement();
-    p[10..12].copy_from_slice(&sum.to_ne_bytes());
-}
 
 /// Recomputes the UDP/TCP/ICMP checksum of a packet without IP options
 /// and with a consistent total length.
@@ -131,7 +123,7 @@ fn edited(mut p: Vec<u8>, edits: &[(usize, u8)]) -> Vec<u8> {
     for &(at, value) in edits {
         p[at] = value;
     }
-    fix_ip(&mut p);
+    fix_ipv4_checksum(&mut p);
     p
 }
 
@@ -144,7 +136,7 @@ fn with_options(p: Vec<u8>, options: &[u8]) -> Vec<u8> {
     out[0] = 0x40 | ((20 + options.len()) / 4) as u8;
     let total = out.len() as u16;
     out[2..4].copy_from_slice(&total.to_be_bytes());
-    fix_ip(&mut out);
+    fix_ipv4_checksum(&mut out);
     out
 }
 
@@ -158,7 +150,7 @@ fn from(p: Vec<u8>, source: [u8; 4]) -> Vec<u8> {
     let mut p = p;
     p[12..16].copy_from_slice(&source);
     fix_transport(&mut p);
-    fix_ip(&mut p);
+    fix_ipv4_checksum(&mut p);
     p
 }
 

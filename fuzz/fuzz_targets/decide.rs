@@ -30,8 +30,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use etherparse::{
-    checksum, icmpv4, icmpv6, Icmpv4Type, Icmpv6Type, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice,
-    NetSlice, SlicedPacket, TransportSlice,
+    icmpv4, icmpv6, Icmpv4Type, Icmpv6Type, IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, NetSlice,
+    SlicedPacket, TransportSlice,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -48,6 +48,12 @@ use decide::{decide, Decision, ReplyKind, Table, MAX_REPLY, MAX_REPLY_V4, MAX_RE
 #[path = "../../src/responder/delay.rs"]
 #[allow(dead_code)]
 mod delay;
+
+// The checksum helpers of the decision's unit tests (std and etherparse).
+#[path = "../../src/responder/fixture.rs"]
+mod fixture;
+
+use fixture::{icmpv6_sum, ones_complement};
 
 /// The targets when the input does not take the probe's destination.
 const TARGET_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -476,14 +482,11 @@ fn check_reply_v6(
         panic!("the reply is not ICMPv6");
     };
     // The checksum covers the pseudo header (RFC 4443 2.3).
-    let sum = checksum::Sum16BitWords::new()
-        .add_16bytes(hdr.source())
-        .add_16bytes(hdr.destination())
-        .add_4bytes(((len - 40) as u32).to_be_bytes())
-        .add_4bytes([0, 0, 0, 58])
-        .add_slice(&reply[40..])
-        .ones_complement();
-    assert_eq!(sum, 0, "ICMPv6 checksum");
+    assert_eq!(
+        icmpv6_sum(hdr.source(), hdr.destination(), &reply[40..]),
+        0,
+        "ICMPv6 checksum"
+    );
     let expected = icmp
         .header()
         .icmp_type
@@ -578,11 +581,4 @@ fn upper_udp_port(mut next: IpNumber, mut rest: &[u8]) -> u16 {
         next = IpNumber(rest[0]);
         rest = &rest[len..];
     }
-}
-
-/// One's complement sum of 16-bit words; 0 over a block with a right checksum.
-fn ones_complement(bytes: &[u8]) -> u16 {
-    checksum::Sum16BitWords::new()
-        .add_slice(bytes)
-        .ones_complement()
 }

@@ -205,137 +205,105 @@ impl<F: Fn(IpAddr, u16) -> bool> PortTable for F {
     }
 }
 
-/// Why the responder sends nothing for a packet. Dropping here only means
-/// "no reply from the responder": whether the kernel also sees the packet is
-/// decided by the rules (it does not for probes with `t <= N`).
-///
-/// New reasons are appended, so `index()` of the existing ones stays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropReason {
+/// Defines [`DropReason`] from one list: each variant with its stable
+/// name. The enum, [`DropReason::ALL`], `name()` and `index()` all come
+/// from it, so a new reason cannot be left out of one of them.
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)+) => {
+        /// Why the responder sends nothing for a packet. Dropping here only means
+        /// "no reply from the responder": whether the kernel also sees the packet is
+        /// decided by the rules (it does not for probes with `t <= N`).
+        ///
+        /// New reasons are appended, so `index()` of the existing ones stays.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum DropReason {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl DropReason {
+            /// Every reason, in `index()` order (for counters).
+            pub const ALL: [DropReason; [$(DropReason::$variant),+].len()] =
+                [$(DropReason::$variant),+];
+
+            /// Stable snake_case name, used in logs and JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)+
+                }
+            }
+
+            /// Position in [`DropReason::ALL`], for an array of counters.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+drop_reasons! {
     /// Shorter than its IP header, its IPv4 total length or IPv6 payload
     /// length, an IPv6 extension header, or its transport header (ICMP 8,
     /// UDP 8, TCP 20 bytes or its data offset, 8 bytes of any other
     /// protocol).
-    Truncated = 0,
+    Truncated = "truncated",
     /// IP version is neither 4 nor 6.
-    BadVersion,
+    BadVersion = "bad_version",
     /// IPv4 header length (IHL) below 5.
-    BadHeaderLength,
+    BadHeaderLength = "bad_header_length",
     /// IPv4 total length smaller than the IP header.
-    BadTotalLength,
+    BadTotalLength = "bad_total_length",
     /// IPv4 header checksum is wrong.
-    BadChecksum,
+    BadChecksum = "bad_checksum",
     /// Destination is not a target of the show.
-    NotForTarget,
+    NotForTarget = "not_for_target",
     /// Not the first fragment of a datagram (fragment offset != 0).
-    Fragment,
+    Fragment = "fragment",
     /// Arrived with TTL (hop limit) 0, which no router forwards.
-    TtlZero,
+    TtlZero = "ttl_zero",
     /// No one to answer. IPv4: unspecified (0.0.0.0/8), loopback,
     /// multicast, class E or the limited broadcast. IPv6: unspecified,
     /// loopback, multicast or IPv4-mapped (which Linux drops on input).
-    BadSource,
+    BadSource = "bad_source",
     /// An ICMP error message (ICMPv6 types 0–127), or an ICMPv4 type unknown
     /// to us; never answered (RFC 1122 3.2.2, RFC 4443 2.4 (e)).
-    IcmpError,
+    IcmpError = "icmp_error",
     /// An ICMP query other than an echo request (echo reply, timestamp,
     /// node information, extended echo...).
-    IcmpNotEcho,
+    IcmpNotEcho = "icmp_not_echo",
     /// TCP with a data offset below 5.
-    BadTcpHeader,
+    BadTcpHeader = "bad_tcp_header",
     /// Retired (issue 16): TCP without a clean SYN on a fake hop, which
     /// now gets Time Exceeded like any probe. Kept so the indices stay.
-    TcpNotSyn,
+    TcpNotSyn = "tcp_not_syn",
     /// Retired (issue 16): neither ICMP, UDP nor TCP on a fake hop, which
     /// now gets Time Exceeded like any probe. Kept so the indices stay.
-    OtherProtocol,
+    OtherProtocol = "other_protocol",
     /// The hop at this TTL is a blank line of the message.
-    SilentHop,
+    SilentHop = "silent_hop",
     /// An IPv6 extension header chain that cannot be walked: a hop-by-hop
     /// header that is not the first one, or an authentication header with
     /// a zero length.
-    BadExtensionHeader,
+    BadExtensionHeader = "bad_extension_header",
     /// Link-local ICMPv6 control traffic, left to the kernel: neighbour
     /// discovery and router messages (133–137, 141, 142, 148, 149),
     /// multicast listener discovery (130–132, 143) and multicast router
     /// discovery (151–153).
-    NeighborDiscovery,
+    NeighborDiscovery = "neighbor_discovery",
     /// IPv6 packet to a multicast address: a show's target is unicast.
-    Multicast,
+    Multicast = "multicast",
     /// IPv4 header with options (source routes, record route, malformed
     /// lengths...): no traceroute client sends them by default, and a
     /// reply would quote whatever they hold.
-    IpOptions,
+    IpOptions = "ip_options",
     /// UDP length field below 8 or beyond the datagram: an impossible
     /// length.
-    BadUdpLength,
+    BadUdpLength = "bad_udp_length",
     /// Past the hops of a hop address, neither an echo request nor UDP: a
     /// router's interface answers nothing else.
-    HopAddressOther,
+    HopAddressOther = "hop_address_other",
     /// An echo request to a hop address whose reply would not fit the
     /// reply limit (576 bytes on IPv4, 1280 on IPv6), or a fragment of one.
-    EchoTooLong,
-}
-
-impl DropReason {
-    /// Every reason, in `index()` order (for counters).
-    pub const ALL: [DropReason; 22] = [
-        DropReason::Truncated,
-        DropReason::BadVersion,
-        DropReason::BadHeaderLength,
-        DropReason::BadTotalLength,
-        DropReason::BadChecksum,
-        DropReason::NotForTarget,
-        DropReason::Fragment,
-        DropReason::TtlZero,
-        DropReason::BadSource,
-        DropReason::IcmpError,
-        DropReason::IcmpNotEcho,
-        DropReason::BadTcpHeader,
-        DropReason::TcpNotSyn,
-        DropReason::OtherProtocol,
-        DropReason::SilentHop,
-        DropReason::BadExtensionHeader,
-        DropReason::NeighborDiscovery,
-        DropReason::Multicast,
-        DropReason::IpOptions,
-        DropReason::BadUdpLength,
-        DropReason::HopAddressOther,
-        DropReason::EchoTooLong,
-    ];
-
-    /// Stable snake_case name, used in logs and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::BadVersion => "bad_version",
-            DropReason::BadHeaderLength => "bad_header_length",
-            DropReason::BadTotalLength => "bad_total_length",
-            DropReason::BadChecksum => "bad_checksum",
-            DropReason::NotForTarget => "not_for_target",
-            DropReason::Fragment => "fragment",
-            DropReason::TtlZero => "ttl_zero",
-            DropReason::BadSource => "bad_source",
-            DropReason::IcmpError => "icmp_error",
-            DropReason::IcmpNotEcho => "icmp_not_echo",
-            DropReason::BadTcpHeader => "bad_tcp_header",
-            DropReason::TcpNotSyn => "tcp_not_syn",
-            DropReason::OtherProtocol => "other_protocol",
-            DropReason::SilentHop => "silent_hop",
-            DropReason::BadExtensionHeader => "bad_extension_header",
-            DropReason::NeighborDiscovery => "neighbor_discovery",
-            DropReason::Multicast => "multicast",
-            DropReason::IpOptions => "ip_options",
-            DropReason::BadUdpLength => "bad_udp_length",
-            DropReason::HopAddressOther => "hop_address_other",
-            DropReason::EchoTooLong => "echo_too_long",
-        }
-    }
-
-    /// Position in [`DropReason::ALL`], for an array of counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
+    EchoTooLong = "echo_too_long",
 }
 
 impl fmt::Display for DropReason {
@@ -1022,6 +990,7 @@ fn write_reply_v6(answer: &AnswerV6<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::responder::fixture::{fix_ipv4_checksum, hex, icmpv6_sum, ones_complement};
     use proptest::prelude::*;
 
     const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
@@ -1094,31 +1063,10 @@ mod tests {
         (addr == IpAddr::V4(TARGET) || addr == IpAddr::V6(V6_TARGET)) && port == OPEN_PORT
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        s.chunks(2)
-            .map(|pair| {
-                let text = std::str::from_utf8(pair).expect("ascii hex");
-                u8::from_str_radix(text, 16).expect("hex digit")
-            })
-            .collect()
-    }
-
     fn tracepath_probe() -> Vec<u8> {
         let mut probe = hex(TRACEPATH_HEAD);
         probe.resize(1500, 0);
         probe
-    }
-
-    /// Recomputes the IP header checksum after a test edited the header.
-    fn fix_ip_checksum(packet: &mut [u8]) {
-        let ihl = usize::from(packet[0] & 0xf) * 4;
-        packet[10..12].copy_from_slice(&[0, 0]);
-        let sum = checksum::Sum16BitWords::new()
-            .add_slice(&packet[..ihl])
-            .ones_complement();
-        // The sum is over native-endian words, so its bytes go back as is.
-        packet[10..12].copy_from_slice(&sum.to_ne_bytes());
     }
 
     /// A fixture with some header bytes replaced, checksum fixed.
@@ -1127,7 +1075,7 @@ mod tests {
         for &(at, value) in edits {
             packet[at] = value;
         }
-        fix_ip_checksum(&mut packet);
+        fix_ipv4_checksum(&mut packet);
         packet
     }
 
@@ -1176,12 +1124,7 @@ mod tests {
             icmp.checksum(),
             icmp.header().icmp_type.calc_checksum(icmp.payload())
         );
-        assert_eq!(
-            checksum::Sum16BitWords::new()
-                .add_slice(icmp.slice())
-                .ones_complement(),
-            0
-        );
+        assert_eq!(ones_complement(icmp.slice()), 0);
         if kind == ReplyKind::PortUnreachable {
             assert_eq!(ip.source_addr(), probe_ip.destination_addr());
         }
@@ -1225,17 +1168,7 @@ mod tests {
         assert!(icmp.is_checksum_valid(ip.source(), ip.destination()));
         // The same, by hand: pseudo-header (RFC 8200 8.1) plus message sum
         // to all ones.
-        let icmp_len = u32::try_from(icmp.slice().len()).unwrap();
-        assert_eq!(
-            checksum::Sum16BitWords::new()
-                .add_16bytes(ip.source())
-                .add_16bytes(ip.destination())
-                .add_4bytes(icmp_len.to_be_bytes())
-                .add_4bytes([0, 0, 0, 58])
-                .add_slice(icmp.slice())
-                .ones_complement(),
-            0
-        );
+        assert_eq!(icmpv6_sum(ip.source(), ip.destination(), icmp.slice()), 0);
         if kind == ReplyKind::PortUnreachable {
             assert_eq!(ip.source_addr(), probe_ip.destination_addr());
         }
@@ -1400,7 +1333,7 @@ mod tests {
         probe.truncate(28);
         probe[2..4].copy_from_slice(&28u16.to_be_bytes());
         probe[24..26].copy_from_slice(&8u16.to_be_bytes());
-        fix_ip_checksum(&mut probe);
+        fix_ipv4_checksum(&mut probe);
         let (decision, out) = run(&probe);
         assert_eq!(check_reply(&probe, decision, &out).len(), 56);
     }
@@ -1595,7 +1528,7 @@ mod tests {
             let mut packet = hex(fixture);
             packet.truncate(keep);
             packet[2..4].copy_from_slice(&(keep as u16).to_be_bytes());
-            fix_ip_checksum(&mut packet);
+            fix_ipv4_checksum(&mut packet);
             assert_drop(&packet, DropReason::Truncated);
         }
         // TCP data offset 15 (60 bytes) in a 40-byte segment.
@@ -2452,7 +2385,7 @@ mod tests {
                 probe[7] = 5;
             } else {
                 probe[8] = 5;
-                fix_ip_checksum(&mut probe);
+                fix_ipv4_checksum(&mut probe);
             }
             assert_eq!(run(&probe).0, Decision::Kernel, "{probe:02x?}");
         }
@@ -2480,7 +2413,7 @@ mod tests {
         for (len, answered) in [(20usize, false), (27, false), (28, true)] {
             let mut probe = hex(PROTO253_TTL2)[..len].to_vec();
             probe[3] = len as u8;
-            fix_ip_checksum(&mut probe);
+            fix_ipv4_checksum(&mut probe);
             let (decision, out) = run(&probe);
             if answered {
                 assert_eq!(check_reply(&probe, decision, &out).len(), 56);
@@ -2536,7 +2469,7 @@ mod tests {
         match destination {
             IpAddr::V4(d) => {
                 packet[16..20].copy_from_slice(&d.octets());
-                fix_ip_checksum(&mut packet);
+                fix_ipv4_checksum(&mut packet);
             }
             IpAddr::V6(d) => packet[24..40].copy_from_slice(&d.octets()),
         }
@@ -2600,7 +2533,7 @@ mod tests {
             let mut probe = to(UDP_TTL1, hop4);
             probe[8] = ttl;
             probe[22..24].copy_from_slice(&OPEN_PORT.to_be_bytes());
-            fix_ip_checksum(&mut probe);
+            fix_ipv4_checksum(&mut probe);
             let (decision, out) = run_router(&probe);
             match expect {
                 Some((from, icmp_type)) => {
@@ -2617,7 +2550,7 @@ mod tests {
         // meets its hop.
         let mut echo = hex(PING_HOP4_TTL4);
         echo[8] = 2;
-        fix_ip_checksum(&mut echo);
+        fix_ipv4_checksum(&mut echo);
         let (decision, out) = run_router(&echo);
         assert_eq!(check_reply(&echo, decision, &out)[12..16], HOP2.octets());
         let (decision, out) = run_router(&to(SCTP_TTL4, IpAddr::V4(HOP4)));
@@ -2654,7 +2587,7 @@ mod tests {
         // ICMP errors and non-echo queries: as for a target.
         let mut timestamp = hex(PING_HOP4_TTL4);
         timestamp[20] = 13;
-        fix_ip_checksum(&mut timestamp);
+        fix_ipv4_checksum(&mut timestamp);
         assert_eq!(
             run_router(&timestamp).0,
             Decision::Drop(DropReason::IcmpNotEcho)
@@ -2667,12 +2600,12 @@ mod tests {
         let mut big = hex(PING_HOP4_TTL4);
         big.resize(600, 0x55);
         big[2..4].copy_from_slice(&600u16.to_be_bytes());
-        fix_ip_checksum(&mut big);
+        fix_ipv4_checksum(&mut big);
         assert_eq!(run_router(&big).0, Decision::Drop(DropReason::EchoTooLong));
         // 576 bytes fit: the reply is exactly as long as the request.
         let mut fits = big[..576].to_vec();
         fits[2..4].copy_from_slice(&576u16.to_be_bytes());
-        fix_ip_checksum(&mut fits);
+        fix_ipv4_checksum(&mut fits);
         let Decision::Reply { len, .. } = run_router(&fits).0 else {
             panic!("a 576-byte echo is answered");
         };
@@ -2680,7 +2613,7 @@ mod tests {
         // The first fragment of a longer request.
         let mut first = hex(PING_HOP4_TTL4);
         first[6] = 0x20;
-        fix_ip_checksum(&mut first);
+        fix_ipv4_checksum(&mut first);
         assert_eq!(
             run_router(&first).0,
             Decision::Drop(DropReason::EchoTooLong)
@@ -2733,6 +2666,23 @@ mod tests {
         ]
     }
 
+    /// `packet` with bytes overwritten at `edits`, then cut at `cut` when
+    /// `truncate`.
+    fn mutate(
+        packet: &mut Vec<u8>,
+        edits: &[(prop::sample::Index, u8)],
+        cut: prop::sample::Index,
+        truncate: bool,
+    ) {
+        for (at, value) in edits {
+            let at = at.index(packet.len());
+            packet[at] = *value;
+        }
+        if truncate {
+            packet.truncate(cut.index(packet.len() + 1));
+        }
+    }
+
     /// Whatever the decision, a reply must be a valid answer to `packet`.
     fn check_any(packet: &[u8]) {
         let (decision, out) = run(packet);
@@ -2759,31 +2709,21 @@ mod tests {
             packet[2..4].copy_from_slice(&total_len.to_be_bytes());
             packet[8] = ttl;
             packet[9] = protocol;
-            fix_ip_checksum(&mut packet);
+            fix_ipv4_checksum(&mut packet);
             check_any(&packet);
         }
 
         #[test]
         fn mutated_probes_never_panic_and_replies_stay_valid(
-            which in 0usize..5,
+            mut packet in prop::sample::select(fixtures()),
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
             cut in any::<prop::sample::Index>(),
             truncate in any::<bool>(),
             fix in any::<bool>(),
         ) {
-            let mut packet = fixtures().swap_remove(which);
-            for (at, value) in edits {
-                let at = at.index(packet.len());
-                packet[at] = value;
-            }
-            if truncate {
-                packet.truncate(cut.index(packet.len() + 1));
-            }
-            if fix && packet.len() >= 20 {
-                let ihl = usize::from(packet[0] & 0xf) * 4;
-                if (20..=packet.len()).contains(&ihl) {
-                    fix_ip_checksum(&mut packet);
-                }
+            mutate(&mut packet, &edits, cut, truncate);
+            if fix {
+                fix_ipv4_checksum(&mut packet);
             }
             check_any(&packet);
         }
@@ -2804,7 +2744,7 @@ mod tests {
             packet[8] = ttl;
             packet[22..24].copy_from_slice(&port.to_be_bytes());
             packet[24..26].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
-            fix_ip_checksum(&mut packet);
+            fix_ipv4_checksum(&mut packet);
 
             let mut out = [0u8; MAX_REPLY];
             let decision = decide(&packet, &table, &ports, &mut out);
@@ -2854,20 +2794,13 @@ mod tests {
 
         #[test]
         fn mutated_ipv6_probes_never_panic_and_replies_stay_valid(
-            which in 0usize..11,
+            mut packet in prop::sample::select(fixtures_v6()),
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
             cut in any::<prop::sample::Index>(),
             truncate in any::<bool>(),
             fix in any::<bool>(),
         ) {
-            let mut packet = fixtures_v6().swap_remove(which);
-            for (at, value) in edits {
-                let at = at.index(packet.len());
-                packet[at] = value;
-            }
-            if truncate {
-                packet.truncate(cut.index(packet.len() + 1));
-            }
+            mutate(&mut packet, &edits, cut, truncate);
             if fix && packet.len() >= 40 {
                 fix_payload_len(&mut packet);
             }

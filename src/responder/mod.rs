@@ -10,9 +10,12 @@
 pub mod decide;
 pub mod delay;
 pub mod filter;
+#[cfg(test)]
+mod fixture;
 pub mod local;
 pub mod ports;
 pub mod ratelimit;
+mod ring;
 pub mod settings;
 pub mod socket;
 
