@@ -13,6 +13,8 @@ packages=(
   python3-venv binutils debootstrap
   # troll deploy's tests: a real sshd in a lab namespace, the real client
   openssh-server openssh-client
+  # ... and its systemd path: a Debian 12 server booted by systemd-nspawn
+  systemd-container
 )
 
 if [ "${TROLL_SKIP_APT:-0}" != 1 ]; then

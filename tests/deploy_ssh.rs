@@ -4,8 +4,10 @@
 //! where /usr/local and /var/lib are empty temporary directories, so what
 //! deploy installs (/usr/local/bin/troll, /var/lib/troll) never touches the
 //! host's, and a test user exists only in a private copy of /etc/passwd.
-//! The lab has no init, so the server side runs without systemd: deploy
+//! The lab has no init, so that server side runs without systemd: deploy
 //! detects that and supervises `troll serve` itself (the --no-systemd path).
+//! The systemd path runs against a Debian 12 server that systemd-nspawn
+//! boots with systemd as its PID 1, in the lab's server namespace.
 
 mod util;
 
@@ -579,4 +581,357 @@ fn deploy_the_release_binary_to_debian_11() {
         !c.join("upper/usr/local/bin/troll").exists(),
         "the binary deploy installed is gone"
     );
+}
+
+/// A Debian 12 server that boots systemd as its PID 1: systemd-nspawn in
+/// the lab's server namespace, over an overlay of the cached root
+/// (scripts/debian12-systemd-rootfs.sh) whose upper layer holds the test's
+/// throwaway host key, authorized key and sshd port. nspawn runs in a
+/// mount namespace of its own (the overlay vanishes with it) and in
+/// cgroups of the test's own, which are removed with the container, also
+/// when the test fails.
+struct SystemdServer {
+    dir: CacheDir,
+    name: String,
+    pid: u32,
+    cgroups: Vec<PathBuf>,
+}
+
+impl SystemdServer {
+    fn boot(lab: &Lab, keys: &Keys) -> SystemdServer {
+        let root = sh_ok(&mut Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/debian12-systemd-rootfs.sh"
+        )));
+        let root = root.trim().to_string();
+        let name = format!("trolltest-{}", std::process::id());
+        let dir = CacheDir(Path::new(&root).parent().unwrap().join(format!(
+            "systemd-{}-{}",
+            std::process::id(),
+            lab.server
+        )));
+        let d = &dir.0;
+        for sub in [
+            "upper/etc/ssh/sshd_config.d",
+            "upper/root/.ssh",
+            "work",
+            "merged",
+        ] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let upper = d.join("upper");
+        std::fs::copy(keys.path("host"), upper.join("etc/ssh/troll_test_host_key")).unwrap();
+        std::fs::copy(
+            keys.path("authorized_keys"),
+            upper.join("root/.ssh/authorized_keys"),
+        )
+        .unwrap();
+        std::fs::write(
+            upper.join("etc/ssh/sshd_config.d/troll-test.conf"),
+            "Port 2222\nHostKey /etc/ssh/troll_test_host_key\nPasswordAuthentication no\n\
+             PermitRootLogin prohibit-password\n",
+        )
+        .unwrap();
+        sh_ok(
+            Command::new("chmod")
+                .args(["600"])
+                .arg(upper.join("etc/ssh/troll_test_host_key")),
+        );
+        sh_ok(
+            Command::new("chmod")
+                .args(["700"])
+                .arg(upper.join("root/.ssh")),
+        );
+        // The hierarchies nspawn and the container's systemd write to.
+        let hierarchies: Vec<&str> = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .filter(|h| Path::new(h).join("cgroup.procs").exists())
+            .collect();
+        let hierarchies = if hierarchies.is_empty() {
+            vec!["/sys/fs/cgroup"]
+        } else {
+            hierarchies
+        };
+        let cgroups: Vec<PathBuf> = hierarchies
+            .iter()
+            .map(|h| Path::new(h).join(&name))
+            .collect();
+        let mut join = String::new();
+        for cg in &cgroups {
+            std::fs::create_dir_all(cg).unwrap();
+            join.push_str(&format!("echo $$ > {}/cgroup.procs; ", cg.display()));
+        }
+        let script = format!(
+            "set -e; {join}mount -t overlay overlay -o lowerdir={root},upperdir={u},workdir={w} {m}; \
+             exec systemd-nspawn --quiet --boot --register=no --keep-unit --console=passive \
+             --machine={name} --network-namespace-path=/run/netns/{ns} \
+             --capability=CAP_NET_ADMIN,CAP_NET_RAW -D {m}",
+            u = upper.display(),
+            w = d.join("work").display(),
+            m = d.join("merged").display(),
+            ns = lab.server,
+        );
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(d.join("nspawn.log")).unwrap())
+            .stderr(std::fs::File::create(d.join("nspawn.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let server = SystemdServer {
+            pid: child.id(),
+            dir,
+            name,
+            cgroups,
+        };
+        // `unshare` and `sh` exec, so the pid is nspawn's; it is reaped
+        // by waitpid in drop.
+        std::mem::forget(child);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = sh_ok(Command::new("ip").args(["netns", "exec", &lab.server, "ss", "-Hltn"]));
+            if out.contains(":2222 ") {
+                return server;
+            }
+            let err = std::fs::read_to_string(server.dir.0.join("nspawn.err")).unwrap_or_default();
+            assert!(
+                Path::new(&format!("/proc/{}", server.pid)).exists() && Instant::now() < deadline,
+                "the systemd container did not boot to sshd: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn upper(&self) -> PathBuf {
+        self.dir.0.join("upper")
+    }
+
+    /// Every pid in the container's cgroups.
+    fn pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for cg in &self.cgroups {
+            let out = Command::new("find")
+                .arg(cg)
+                .args(["-name", "cgroup.procs", "-exec", "cat", "{}", "+"])
+                .output();
+            if let Ok(out) = out {
+                pids.extend(
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for SystemdServer {
+    fn drop(&mut self) {
+        let pid = self.pid as i32;
+        // SIGTERM asks nspawn for an orderly shutdown of the container.
+        // SAFETY: kill(2) and waitpid(2) on our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut status = 0;
+            // SAFETY: as above.
+            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if done != 0 || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Whatever is left (nspawn killed half-way) is killed outright.
+        for _ in 0..50 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                // SAFETY: kill(2) on a process of the test's own cgroup.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: reaps nspawn if it was killed above.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        for cg in &self.cgroups {
+            let _ = Command::new("find")
+                .arg(cg)
+                .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(format!("/run/systemd/nspawn/propagate/{}", self.name));
+    }
+}
+
+/// `ssh root@server COMMAND` from the client namespace, as deploy logs in.
+fn remote(setup: &Setup, lab: &Lab, command: &str) -> String {
+    let mut cmd = lab.exec(&lab.client, "ssh");
+    cmd.args([
+        "-p",
+        "2222",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-i",
+    ])
+    .arg(setup.keys.path("id"))
+    .arg("-o")
+    .arg(format!(
+        "UserKnownHostsFile={}",
+        setup.home.path().join("known_hosts").display()
+    ))
+    .args(["root@198.19.254.2", command])
+    .stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The service's main pid on the server.
+fn main_pid(setup: &Setup, lab: &Lab) -> String {
+    remote(
+        setup,
+        lab,
+        "systemctl show -p MainPID --value troll-default.service",
+    )
+}
+
+/// The systemd path: the server boots systemd, so deploy installs the unit
+/// (install-service), enables and restarts it, and waits for troll status;
+/// redeploys restart it only when the binary changes; teardown leaves no
+/// unit, rule or process.
+#[test]
+fn deploy_to_a_server_with_systemd() {
+    let lab = Lab::new();
+    let _reaper = Reaper(lab.server.clone());
+    let setup = Setup::new();
+    let server = SystemdServer::boot(&lab, &setup.keys);
+    assert_eq!(remote(&setup, &lab, "cat /proc/1/comm"), "systemd");
+    let rules_before = lab.iptables_snapshot();
+    provision(&setup, &lab, "Systemd.One\nSystemd.Two\nSystemd.Target");
+
+    let dns = format!("{SERVER_ADDR}:53");
+    let extra = ["--dns", &dns, "--interface", "eth0"];
+    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("has no systemd running"), "{said}");
+    assert!(said.contains("is serving on"), "{said}");
+    assert!(said.contains(&format!("troll check {TARGET}")), "{said}");
+    let unit = "troll-default.service";
+    assert_eq!(
+        remote(&setup, &lab, &format!("systemctl is-active {unit}")),
+        "active"
+    );
+    assert_eq!(
+        remote(&setup, &lab, &format!("systemctl is-enabled {unit}")),
+        "enabled"
+    );
+    assert!(server
+        .upper()
+        .join("etc/systemd/system")
+        .join(unit)
+        .exists());
+    let first = main_pid(&setup, &lab);
+    assert!(!first.is_empty() && first != "0", "no main pid: {first}");
+    let leaked = Command::new("grep")
+        .args(["-r", "-l", SECRET])
+        .arg(server.upper())
+        .output()
+        .unwrap();
+    assert!(
+        leaked.stdout.is_empty(),
+        "the API key reached the server: {leaked:?}"
+    );
+    let hops: [Expected; 2] = [
+        Some(&["Systemd.One", "198.18.9.1"]),
+        Some(&["Systemd.Two", "198.18.9.2"]),
+    ];
+    check_trace(&trace(&lab), &hops, &["Systemd.Target", TARGET], 3);
+
+    // Again, unchanged: the service is not restarted.
+    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("is up to date; nothing restarted"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(main_pid(&setup, &lab), first);
+
+    // A new message: the running service follows it without a restart.
+    sh_ok(
+        setup
+            .troll(&lab)
+            .args(["set-message", "Systemd.Again\n\nSystemd.End"]),
+    );
+    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("without a restart"), "{}", text(&out));
+    assert_eq!(main_pid(&setup, &lab), first);
+    let hops: [Expected; 2] = [Some(&["Systemd.Again", "198.18.9.1"]), None];
+    wait_for_trace(&lab, &hops, "Systemd.End");
+
+    // A new binary: copied, and systemd restarts the service on it.
+    let newer = setup.home.path().join("troll-newer");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_troll")).unwrap();
+    bytes.push(0);
+    std::fs::write(&newer, bytes).unwrap();
+    std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let newer = newer.display().to_string();
+    let with_binary = [&extra[..], &["--binary", &newer]].concat();
+    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &with_binary);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("copying"), "{}", text(&out));
+    assert!(text(&out).contains("is serving on"), "{}", text(&out));
+    let second = main_pid(&setup, &lab);
+    assert!(second != first && second != "0", "{first} then {second}");
+    check_trace(&trace(&lab), &hops, &["Systemd.End", TARGET], 3);
+
+    // Teardown on the user's machine: the unit, its rules and its process
+    // are gone from the server, and the server's systemd is still up.
+    let out = setup.troll(&lab).arg("teardown").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("service on root@198.19.254.2 stopped and removed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        lab.iptables_snapshot(),
+        rules_before,
+        "the server's rules are gone"
+    );
+    assert_eq!(
+        remote(&setup, &lab, "systemctl list-unit-files --no-legend 'troll-*'; systemctl list-units --all --no-legend 'troll-*'"),
+        "",
+        "no troll unit is left"
+    );
+    assert!(!server
+        .upper()
+        .join("etc/systemd/system")
+        .join(unit)
+        .exists());
+    assert!(!server
+        .upper()
+        .join("etc/systemd/system/multi-user.target.wants")
+        .join(unit)
+        .exists());
+    assert!(!server.upper().join("usr/local/bin/troll").exists());
+    let state = remote(&setup, &lab, "ls -A /var/lib/troll 2>/dev/null");
+    assert_eq!(state, "", "left in /var/lib/troll");
+    let troll_procs: Vec<i32> = server
+        .pids()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|c| c.trim() == "troll")
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(troll_procs.is_empty(), "troll still runs: {troll_procs:?}");
+    assert!(!setup.home.path().join("state/default.json").exists());
 }
