@@ -3,8 +3,8 @@
 
 pub mod check;
 pub mod demo;
-pub mod deploy;
 pub mod demo_internet;
+pub mod deploy;
 pub mod docs;
 pub mod install_service;
 pub mod preview;
