@@ -143,7 +143,8 @@ Give a deployment the addresses its message needs.
   --provider aws     one Elastic IP per line on a secondary private address of
                      the instance (id and region from the metadata service
                      when run on it), source/dest check off; --domain names
-                     the zone whose A records you publish
+                     the zone whose A records you publish, or troll writes
+                     them with --route53-zone ZONE_ID
 
 Names are then served by `troll serve --dns` or exported with `troll zone`.
 
@@ -436,6 +437,9 @@ pub struct ProvisionArgs {
     /// The domain the host names live under; you publish their A records (aws)
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
+    /// The Route 53 hosted zone of --domain: troll writes the A records there itself and removes them at teardown (aws)
+    #[arg(long, value_name = "ZONE_ID")]
+    pub route53_zone: Option<String>,
     /// The AWS region [default: the SDK's chain, or the instance metadata service]
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,

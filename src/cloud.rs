@@ -47,9 +47,15 @@ impl Cloud {
                     instance_id: Some(instance()?),
                     region: state.region.clone(),
                 };
-                Ok(Some(Cloud::Aws(Box::new(block_on(
-                    AwsProvider::connect(settings),
-                )??))))
+                let zone = state.route53_zone.clone();
+                let provider = block_on(async move {
+                    let provider = AwsProvider::connect(settings).await?;
+                    match zone {
+                        Some(zone) => provider.with_route53_zone(&zone).await,
+                        None => Ok(provider),
+                    }
+                })??;
+                Ok(Some(Cloud::Aws(Box::new(provider))))
             }
             _ => Ok(None),
         }
@@ -69,6 +75,12 @@ impl Cloud {
             }
             Cloud::Aws(a) => {
                 let report = block_on(a.set_ptrs(records, &SystemResolver, locked))??;
+                if let Some(zone) = a.route53_zone() {
+                    println!(
+                        "Route 53: the A records of {} name(s) are in hosted zone {zone} (INSYNC).",
+                        report.outcomes.len()
+                    );
+                }
                 for outcome in &report.outcomes {
                     let what = match &outcome.action {
                         aws::PtrAction::Sent { status } => {
@@ -134,11 +146,12 @@ impl Cloud {
                     eprintln!("warning: {w}");
                 }
                 Ok(format!(
-                    "AWS: {} reverse name(s) reset, {} Elastic IP(s) released, {} private address(es) unassigned{}",
+                    "AWS: {} reverse name(s) reset, {} Elastic IP(s) released, {} private address(es) unassigned{}{}",
                     r.ptrs_reset.len(),
                     r.released.len(),
                     r.unassigned.len(),
-                    if r.source_dest_check_restored.is_some() { ", source/dest check restored" } else { "" }
+                    if r.source_dest_check_restored.is_some() { ", source/dest check restored" } else { "" },
+                    if a.route53_zone().is_some() { format!(", {} Route 53 record(s) deleted", r.forward_deleted) } else { String::new() }
                 ))
             }
         }

@@ -35,6 +35,8 @@ pub struct State {
     pub region: Option<String>,
     /// AWS: the domain the host names live under.
     pub domain: Option<String>,
+    /// AWS: the Route 53 hosted zone troll writes the A records into.
+    pub route53_zone: Option<String>,
     /// Every cloud resource, recorded before the call that creates it.
     pub resources: Vec<Resource>,
     /// One target per family served.

@@ -161,3 +161,50 @@ fn a_dry_run_prints_the_plan_and_cost_and_only_describes() {
     println!("calls made by the AWS dry run: {}", calls.len());
     assert_eq!(rt.block_on(env.snapshot()), before);
 }
+
+#[test]
+fn route53_zone_gets_the_a_records_and_loses_them_at_teardown() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(aws::Env::start());
+    let zone = rt.block_on(env.route53_zone());
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(aws_troll(dir.path(), &env).args(["set-message", "Hop One\nThe End"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(aws_troll(dir.path(), &env).args([
+        "provision",
+        "--provider",
+        "aws",
+        "--instance-id",
+        &env.instance_id,
+        "--region",
+        aws::REGION,
+        "--domain",
+        aws::DOMAIN,
+        "--route53-zone",
+        &zone,
+    ]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(aws_troll(dir.path(), &env).args(["set-message", "Hop One\nThe End"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("Route 53"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Create these A records"), "{}", r.stdout);
+    let records = rt.block_on(env.route53_records(&zone));
+    assert!(
+        records.contains_key("Hop.One.example.com") || records.contains_key("hop.one.example.com"),
+        "{records:?}"
+    );
+    assert_eq!(
+        env.proxy.ptr_sets().len(),
+        records.len(),
+        "every reverse name sent once its record was written: {records:?}"
+    );
+    let r = run(aws_troll(dir.path(), &env).args(["teardown"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("Route 53 record(s) deleted"),
+        "{}",
+        r.stdout
+    );
+    assert!(rt.block_on(env.route53_records(&zone)).is_empty());
+    assert!(rt.block_on(env.tagged("default")).is_empty());
+}

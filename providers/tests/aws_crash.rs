@@ -2,7 +2,9 @@
 //! teardown) followed by a re-run leaks nothing: the journal's intents and
 //! the deployment's tags are enough to find everything.
 //!
-//! The proxy stops answering at the N-th EC2 call, either before moto sees
+//! The forward records go into a moto Route 53 zone, so the Route 53
+//! calls (ChangeResourceRecordSets, GetChange, ListResourceRecordSets) are
+//! positions too. The proxy stops answering at the N-th EC2 or Route 53 call, either before moto sees
 //! it or after moto acted (the answer is lost); the test then drops the
 //! run's future, as a killed process would stop, and runs again.
 
@@ -63,7 +65,10 @@ async fn kill_everywhere(point: KillPoint, recovery: Recovery) {
     let env = Env::start().await;
     env.foreign_eip(&[]).await;
     let before = env.snapshot().await;
-    let aws = env.provider("crash");
+    // The forward records go into a Route 53 zone, so the loop covers
+    // their calls too.
+    let zone = env.route53_zone().await;
+    let aws = env.provider_with_zone("crash", &zone);
 
     let start = env.proxy.calls().len();
     run(&aws, &mut MemoryJournal::default())
@@ -72,6 +77,12 @@ async fn kill_everywhere(point: KillPoint, recovery: Recovery) {
     let total = env.proxy.calls().len() - start;
     assert!(total > 20, "a run makes {total} calls");
     assert_eq!(env.snapshot().await, before);
+    let clean_run = env.proxy.calls()[start..].to_vec();
+    assert!(
+        clean_run.iter().any(|c| c == "ChangeResourceRecordSets"),
+        "{clean_run:?}"
+    );
+    assert!(env.route53_records(&zone).await.is_empty());
 
     let started = Instant::now();
     for at in 1..=total {
@@ -121,6 +132,11 @@ async fn kill_everywhere(point: KillPoint, recovery: Recovery) {
             "{context}: tagged Elastic IPs left"
         );
         assert_eq!(env.snapshot().await, before, "{context}");
+        assert_eq!(
+            env.route53_records(&zone).await,
+            Default::default(),
+            "{context}: Route 53 records left"
+        );
     }
     eprintln!(
         "{total} kill positions, {point:?}, {recovery:?}: {:?}",

@@ -202,6 +202,9 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             }
             locked.state.provider = Some(kind);
             locked.state.domain = Some(domain);
+            if let Some(zone) = &args.route53_zone {
+                locked.state.route53_zone = Some(zone.trim().to_string());
+            }
             locked.save()?;
             let (instance, region, targets, addresses) =
                 crate::cloud::provision_aws(&mut locked, settings, count)?;

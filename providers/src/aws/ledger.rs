@@ -30,6 +30,10 @@ pub mod kinds {
     /// `slot`, `name` (the full host name), `previous` (the custom PTR an
     /// adopted target had before, restored on teardown; empty if none).
     pub const PTR: &str = "aws-ptr";
+    /// A forward A record troll wrote into the Route 53 zone. `id`: the
+    /// name. `extra`: `slot` (`dns:<name>`, lower case), `name`, `address`
+    /// (the Elastic IP it points at), `zone`.
+    pub const ROUTE53: &str = "aws-route53-a";
 }
 
 pub(crate) const TARGET: &str = "target";
@@ -108,12 +112,13 @@ impl Ledger {
             .any(|r| r.kind == kind && r.id.as_deref() == Some(id))
     }
 
-    /// Every slot that has an entry of an AWS kind.
+    /// Every slot that has an entry of an AWS kind (the Route 53 records
+    /// aside: their slots are names, not addresses).
     pub fn slots(&self) -> Vec<String> {
         let mut slots: Vec<String> = self
             .entries
             .iter()
-            .filter(|r| r.kind.starts_with("aws-"))
+            .filter(|r| r.kind.starts_with("aws-") && r.kind != kinds::ROUTE53)
             .filter_map(|r| slot_of(r).map(str::to_string))
             .collect();
         slots.sort_by_key(|s| slot_order(s));

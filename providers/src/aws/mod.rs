@@ -32,11 +32,13 @@ mod ledger;
 mod limits;
 mod provision;
 mod ptr;
+mod route53;
 mod teardown;
 
 pub use dns::{same_name, zone_fragment, ForwardRecord, Resolver, SystemResolver};
 pub use imds::{instance_identity, InstanceIdentity, DEFAULT_ENDPOINT as IMDS_ENDPOINT};
 pub use ledger::kinds;
+pub use route53::RECORD_TTL;
 
 use crate::{AddressPair, Error, Result};
 use aws_config::retry::RetryConfig;
@@ -100,6 +102,8 @@ pub struct AwsProvider {
     deployment: String,
     domain: String,
     ptr_wait: PtrWait,
+    /// The hosted zone troll writes the forward records into, if given.
+    route53: Option<route53::Route53>,
 }
 
 /// What [`AwsProvider::provision`] set up.
@@ -228,6 +232,9 @@ pub struct TeardownReport {
     pub unassigned: Vec<Ipv4Addr>,
     /// The source/destination check value restored, if it was changed.
     pub source_dest_check_restored: Option<bool>,
+    /// Route 53 A records deleted (those troll wrote, still as it wrote
+    /// them).
+    pub forward_deleted: usize,
     pub warnings: Vec<String>,
 }
 
@@ -302,7 +309,39 @@ impl AwsProvider {
             deployment,
             domain: dns::validate_domain(&settings.domain)?,
             ptr_wait: PtrWait::default(),
+            route53: None,
         })
+    }
+
+    /// Writes the forward A records into this Route 53 hosted zone (UPSERT,
+    /// waiting for INSYNC) instead of asking the operator to publish them;
+    /// the client comes from the standard AWS configuration
+    /// (`AWS_ENDPOINT_URL_ROUTE_53` or `AWS_ENDPOINT_URL` for an emulator).
+    pub async fn with_route53_zone(self, zone: &str) -> Result<AwsProvider> {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry_config())
+            .timeout_config(timeout_config())
+            .region(aws_config::Region::new(self.region.clone()))
+            .load()
+            .await;
+        let client = aws_sdk_route53::Client::new(&config);
+        self.with_route53(client, zone)
+    }
+
+    /// As [`AwsProvider::with_route53_zone`], on a client the caller
+    /// configured (tests point it at an emulator).
+    pub fn with_route53(
+        mut self,
+        client: aws_sdk_route53::Client,
+        zone: &str,
+    ) -> Result<AwsProvider> {
+        self.route53 = Some(route53::Route53::new(client, zone)?);
+        Ok(self)
+    }
+
+    /// The Route 53 hosted zone troll writes the forward records into.
+    pub fn route53_zone(&self) -> Option<&str> {
+        self.route53.as_ref().map(route53::Route53::zone)
     }
 
     /// Sets how long teardown waits for reverse DNS resets.

@@ -72,7 +72,10 @@ impl AwsProvider {
     /// associated with one), its name a line (put under the domain). A
     /// record whose forward A record does not resolve to the Elastic IP is
     /// reported and not sent (AWS would refuse it); one AWS already has is
-    /// left alone. The status AWS answers (`PENDING`) is reported.
+    /// left alone. The status AWS answers (`PENDING`) is reported. With a
+    /// Route 53 zone ([`AwsProvider::with_route53`]), the A records are
+    /// UPSERTed there first (and waited for), and the ones an earlier
+    /// message needed are deleted.
     pub async fn set_ptrs<J: Journal + ?Sized>(
         &self,
         records: &[PtrRecord],
@@ -95,6 +98,17 @@ impl AwsProvider {
                 })?;
             plan.push((eip, host_name(&record.name, &self.domain)?));
         }
+        // With a Route 53 zone, troll writes the A records itself first.
+        let mut wanted: Vec<ForwardRecord> = Vec::with_capacity(plan.len());
+        for (eip, name) in &plan {
+            if !wanted.iter().any(|w| same_name(&w.name, name)) {
+                wanted.push(ForwardRecord {
+                    name: name.clone(),
+                    address: eip.public,
+                });
+            }
+        }
+        let published = self.sync_forward(&wanted, &mut ledger, journal).await?;
         let ids: Vec<String> = plan.iter().map(|(e, _)| e.allocation_id.clone()).collect();
         let states: BTreeMap<String, _> = self
             .ec2
@@ -119,7 +133,11 @@ impl AwsProvider {
             {
                 PtrAction::AlreadySet
             } else {
-                let found = resolver.resolve_a(&name);
+                let found = if published.contains(&name.to_ascii_lowercase()) {
+                    vec![eip.public]
+                } else {
+                    resolver.resolve_a(&name)
+                };
                 if !found.contains(&eip.public) {
                     PtrAction::ForwardMissing { found }
                 } else {

@@ -1,7 +1,7 @@
 //! `teardown`: everything the deployment created, given back in the
 //! order AWS requires (reverse DNS reset and waited for, associations,
 //! Elastic IPs, secondary private addresses, the source/destination
-//! check), after the same reconciling as `provision`, so that it can be
+//! check, the Route 53 records troll wrote), after the same reconciling as `provision`, so that it can be
 //! run again after any failure.
 
 use super::dns::is_custom_ptr;
@@ -52,6 +52,9 @@ impl AwsProvider {
             &mut report,
         )
         .await?;
+        report.forward_deleted = self
+            .delete_forward(&mut ledger, journal, &BTreeSet::new())
+            .await?;
 
         if let Some(r) = ledger.get(kinds::SOURCE_DEST_CHECK, INTERFACE).cloned() {
             let previous = extra(&r, "previous") != Some("false");

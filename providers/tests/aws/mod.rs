@@ -130,6 +130,20 @@ pub fn client(endpoint: &str, retry: aws_sdk_ec2::config::retry::RetryConfig) ->
     Client::from_conf(config)
 }
 
+/// A Route 53 client for `endpoint` with test credentials, retries off.
+pub fn route53_client(endpoint: &str) -> aws_sdk_route53::Client {
+    let config = aws_sdk_route53::Config::builder()
+        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+        .region(aws_sdk_route53::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_route53::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_route53::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_route53::Client::from_conf(config)
+}
+
 /// moto, the proxy, and an instance in a fresh VPC.
 #[derive(Debug)]
 pub struct Env {
@@ -227,6 +241,50 @@ impl Env {
             instance_id: Some(self.instance_id.clone()),
             region: Some(REGION.into()),
         }
+    }
+
+    /// A Route 53 hosted zone for DOMAIN in moto; its id.
+    pub async fn route53_zone(&self) -> String {
+        let zone = route53_client(&format!("http://{}", self.moto.addr))
+            .create_hosted_zone()
+            .name(format!("{DOMAIN}."))
+            .caller_reference(format!("troll-test-{}", self.instance_id))
+            .send()
+            .await
+            .expect("create a hosted zone");
+        let id = zone.hosted_zone().expect("a zone").id();
+        id.trim_start_matches("/hostedzone/").to_string()
+    }
+
+    /// The A records in moto's zone: name (no final dot) -> values.
+    pub async fn route53_records(&self, zone: &str) -> BTreeMap<String, Vec<String>> {
+        let out = route53_client(&format!("http://{}", self.moto.addr))
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .send()
+            .await
+            .expect("list the zone");
+        out.resource_record_sets()
+            .iter()
+            .filter(|s| s.r#type().as_str() == "A")
+            .map(|s| {
+                (
+                    s.name().trim_end_matches('.').to_string(),
+                    s.resource_records()
+                        .iter()
+                        .map(|r| r.value().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The provider on the proxy, writing forward records into `zone`
+    /// (Route 53 through the proxy too, so its calls are logged).
+    pub fn provider_with_zone(&self, deployment: &str, zone: &str) -> AwsProvider {
+        self.provider(deployment)
+            .with_route53(route53_client(&self.proxy.url()), zone)
+            .expect("route53 zone")
     }
 
     /// The provider on the proxy, retries off, short PTR waits.

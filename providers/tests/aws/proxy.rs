@@ -12,6 +12,10 @@
 //!   `PrivateIpAddressLimitExceeded` when an interface would hold more
 //!   private addresses than its instance type's `Ipv4AddressesPerInterface`
 //!   (moto's DescribeInstanceTypes data, which is AWS's);
+//! - Route 53 (moto's, on the same server): its calls pass through and
+//!   are logged by name, and `ModifyAddressAttribute` is refused
+//!   (`InvalidParameterValue`) when a moto hosted zone covers the name and
+//!   holds no A record of it pointing at the Elastic IP;
 //! - AWS's refusals that troll's ordering depends on: releasing an Elastic
 //!   IP that still has reverse DNS or an association, associating with an
 //!   address the interface does not have.
@@ -243,7 +247,10 @@ fn serve(conn: TcpStream, moto: SocketAddr, state: &Mutex<FakeState>, stop: &Ato
     let mut reader = BufReader::new(conn);
     while let Ok(Some(req)) = read_request(&mut reader) {
         let form = req.form();
-        let action = form.get("Action").cloned().unwrap_or_default();
+        let action = form
+            .get("Action")
+            .cloned()
+            .unwrap_or_else(|| route53_action(&req));
         let (kill, generation) = {
             let mut s = state.lock().unwrap();
             s.calls.push(action.clone());
@@ -378,6 +385,21 @@ fn answer(
             let Some(public) = public_ip(moto, req, id)? else {
                 return not_found(id);
             };
+            if action == "ModifyAddressAttribute" {
+                let name = param("DomainName");
+                if let Some(values) = route53_a(moto, req, name)? {
+                    if !values.contains(&public) {
+                        return error(
+                            400,
+                            "InvalidParameterValue",
+                            &format!(
+                                "The forward DNS record of {name} does not resolve to the \
+                                 Elastic IP {public}; create an A record for it first"
+                            ),
+                        );
+                    }
+                }
+            }
             let mut s = state.lock().unwrap();
             let pending_reads = s.pending_reads;
             let value = if action == "ModifyAddressAttribute" {
@@ -628,6 +650,86 @@ fn answer(
         }
         _ => forward(moto, req),
     }
+}
+
+/// A Route 53 call's name (its REST path and method: Route 53 has no
+/// `Action` parameter), for the call log, kills and faults.
+fn route53_action(req: &Request) -> String {
+    let path = req.path.split('?').next().unwrap_or("");
+    let Some(rest) = path.strip_prefix("/2013-04-01/") else {
+        return String::new();
+    };
+    let get = req.method.eq_ignore_ascii_case("GET");
+    match (rest.split('/').next().unwrap_or(""), get) {
+        _ if rest.ends_with("/rrset") && get => "ListResourceRecordSets",
+        _ if rest.ends_with("/rrset") => "ChangeResourceRecordSets",
+        ("change", _) => "GetChange",
+        ("hostedzone", true) => "ListHostedZones",
+        ("hostedzone", false) => "CreateHostedZone",
+        _ => "Route53",
+    }
+    .to_string()
+}
+
+/// Asks moto's Route 53 (the same server; moto tells the services apart
+/// by the credential scope of the signature, which it does not check).
+fn ask_route53(moto: SocketAddr, like: &Request, path: &str) -> std::io::Result<Response> {
+    let mut headers: Vec<(String, String)> = like
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .cloned()
+        .collect();
+    headers.push((
+        "Authorization".into(),
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/route53/aws4_request, \
+         SignedHeaders=host, Signature=0"
+            .into(),
+    ));
+    forward(
+        moto,
+        &Request {
+            method: "GET".into(),
+            path: path.into(),
+            headers,
+            body: Vec::new(),
+        },
+    )
+}
+
+/// The A record values of `name` in the moto Route 53 zone that holds it;
+/// `None` when no zone there covers the name (the test plays that DNS
+/// with a table resolver, as an operator's own DNS host).
+fn route53_a(moto: SocketAddr, like: &Request, name: &str) -> std::io::Result<Option<Vec<String>>> {
+    let fqdn = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+    let zones = ask_route53(moto, like, "/2013-04-01/hostedzone")?;
+    let mut best: Option<(String, String)> = None;
+    for block in zones.body.split("<HostedZone>").skip(1) {
+        let (Some(id), Some(zone)) = (tag(block, "Id"), tag(block, "Name")) else {
+            continue;
+        };
+        let zone = zone.to_ascii_lowercase();
+        let covers = fqdn == zone || fqdn.ends_with(&format!(".{zone}"));
+        if covers && best.as_ref().is_none_or(|(_, z)| zone.len() > z.len()) {
+            best = Some((id.trim_start_matches("/hostedzone/").to_string(), zone));
+        }
+    }
+    let Some((id, _)) = best else {
+        return Ok(None);
+    };
+    let sets = ask_route53(moto, like, &format!("/2013-04-01/hostedzone/{id}/rrset"))?;
+    let mut values = Vec::new();
+    for block in sets.body.split("<ResourceRecordSet>").skip(1) {
+        let named = tag(block, "Name").is_some_and(|n| n.eq_ignore_ascii_case(&fqdn));
+        if named && tag(block, "Type") == Some("A") {
+            for v in block.split("<Value>").skip(1) {
+                if let Some(end) = v.find("</Value>") {
+                    values.push(v[..end].trim().to_string());
+                }
+            }
+        }
+    }
+    Ok(Some(values))
 }
 
 fn not_found(id: &str) -> std::io::Result<Response> {
