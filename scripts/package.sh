@@ -22,7 +22,7 @@ TARGET=x86_64-unknown-linux-gnu
 GLIBC_FLOOR=2.17
 # The stripped binary must stay within this (bytes).
 SIZE_BUDGET=$((25 * 1024 * 1024))
-PROFILE=release
+PROFILE=dist
 
 out=${1:-$root/target/dist}
 mkdir -p "$out"

@@ -315,7 +315,7 @@ impl Client {
                 })
             }
         }
-        let http = reqwest::Client::builder()
+        let http = http_client_builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
@@ -568,6 +568,14 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A reqwest builder whose TLS uses rustls on aws-lc. reqwest is built
+/// without a crypto provider of its own (see the workspace Cargo.toml), so
+/// the process-wide one is installed first; a second call finds it there.
+pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 #[cfg(test)]

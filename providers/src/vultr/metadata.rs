@@ -47,7 +47,7 @@ pub async fn instance_id_from_metadata(url: Option<&str>) -> Result<String> {
              instance, or give --instance ID or --host ITS-MAIN-IPV4"
         ),
     };
-    let http = reqwest::Client::builder()
+    let http = super::client::http_client_builder()
         .timeout(Duration::from_secs(2))
         .connect_timeout(Duration::from_secs(2))
         .redirect(reqwest::redirect::Policy::none())
