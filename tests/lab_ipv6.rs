@@ -11,25 +11,10 @@ mod util;
 
 use std::process::Command;
 use util::lab::{
-    check_mtr, check_trace, check_tracepath, routes, sh_ok, Expected, Lab, SERVER_ADDR, TARGET,
-    TARGET6,
+    check_mtr, check_trace, check_tracepath, routes, sh_ok, Lab, MESSAGE, NAMED4, NAMED6,
+    SERVER_ADDR, TARGET, TARGET6,
 };
 
-const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
-const NAMED6: [Expected; 5] = [
-    Some(&["Hop-One", "2001:db8:18::1"]),
-    Some(&["hop.two", "2001:db8:18::2"]),
-    None,
-    Some(&["HOP_three", "2001:db8:18::3"]),
-    Some(&["Hop-One", "2001:db8:18::1"]),
-];
-const NAMED4: [Expected; 5] = [
-    Some(&["Hop-One", "198.18.0.1"]),
-    Some(&["hop.two", "198.18.0.2"]),
-    None,
-    Some(&["HOP_three", "198.18.0.3"]),
-    Some(&["Hop-One", "198.18.0.1"]),
-];
 const TARGET6_NAMED: [&str; 2] = ["Target.Name", TARGET6];
 const RUNS: usize = 5;
 

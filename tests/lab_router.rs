@@ -18,23 +18,8 @@
 
 mod util;
 
-use util::lab::{parse_traceroute, sh_ok, Expected, Lab, TARGET, TARGET6};
+use util::lab::{parse_traceroute, sh_ok, Expected, Lab, MESSAGE, NAMED4, NAMED6, TARGET, TARGET6};
 
-const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
-const NAMED4: [Expected; 5] = [
-    Some(&["Hop-One", "198.18.0.1"]),
-    Some(&["hop.two", "198.18.0.2"]),
-    None,
-    Some(&["HOP_three", "198.18.0.3"]),
-    Some(&["Hop-One", "198.18.0.1"]),
-];
-const NAMED6: [Expected; 5] = [
-    Some(&["Hop-One", "2001:db8:18::1"]),
-    Some(&["hop.two", "2001:db8:18::2"]),
-    None,
-    Some(&["HOP_three", "2001:db8:18::3"]),
-    Some(&["Hop-One", "2001:db8:18::1"]),
-];
 const RUNS: usize = 5;
 
 fn lab_serving_both() -> Lab {

@@ -16,6 +16,24 @@ pub const TARGET: &str = "198.19.0.1";
 pub const TARGET6: &str = "2001:db8:19::1";
 pub const PREFIX: &str = "trltest";
 
+/// The lab's usual show: a repeated line (one address), a silent hop and
+/// the target's own name; with what traceroute shows for it per family.
+pub const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
+pub const NAMED4: [Expected; 5] = [
+    Some(&["Hop-One", "198.18.0.1"]),
+    Some(&["hop.two", "198.18.0.2"]),
+    None,
+    Some(&["HOP_three", "198.18.0.3"]),
+    Some(&["Hop-One", "198.18.0.1"]),
+];
+pub const NAMED6: [Expected; 5] = [
+    Some(&["Hop-One", "2001:db8:18::1"]),
+    Some(&["hop.two", "2001:db8:18::2"]),
+    None,
+    Some(&["HOP_three", "2001:db8:18::3"]),
+    Some(&["Hop-One", "2001:db8:18::1"]),
+];
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Panics with a clear sentence unless we are root: the lab tests are part
