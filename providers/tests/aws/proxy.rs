@@ -25,13 +25,12 @@
 //! call: it stops answering, before or after moto acted, and tells the test
 //! so that the test drops the future.
 
-use super::http::{encode, forward, read_request, write_response, Request, Response};
+use super::http::{encode, forward, read_request, write_response, Request, Response, Server};
 use std::collections::BTreeMap;
 use std::io::BufReader;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const NS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
@@ -89,37 +88,25 @@ pub struct FakeState {
 pub struct Proxy {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<FakeState>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 impl Proxy {
     pub fn start(moto: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
         let state = Arc::new(Mutex::new(FakeState {
             pending_reads: 1,
             ..FakeState::default()
         }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (state, stop) = (state.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let (state, stop) = (state.clone(), stop.clone());
-                    std::thread::spawn(move || serve(conn, moto, &state, &stop));
-                }
+        let server = {
+            let state = state.clone();
+            Server::start("the proxy", move |conn, stop| {
+                serve(conn, moto, &state, stop)
             })
         };
         Proxy {
-            addr,
+            addr: server.addr,
             state,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -226,16 +213,6 @@ impl Proxy {
                 },
             )
         });
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

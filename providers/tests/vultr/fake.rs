@@ -4,11 +4,10 @@
 //! (status codes, slow answers, dropped connections, a crash gate that
 //! stops answering after a given number of calls).
 
-use super::http::{read_request, write_response, Request};
+use super::http::{read_request, write_response, Request, Server};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -258,8 +257,9 @@ struct Shared {
 pub struct Fake {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    accept: Option<thread::JoinHandle<()>>,
+    /// Accepts until the fake is dropped (after `release` let held
+    /// requests go).
+    _server: Server,
 }
 
 impl Fake {
@@ -268,8 +268,6 @@ impl Fake {
     }
 
     pub fn with_world(key: &str, world: World) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 world,
@@ -295,26 +293,14 @@ impl Fake {
             release: Condvar::new(),
             crash: tokio::sync::Notify::new(),
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept = {
+        let server = {
             let shared = shared.clone();
-            let stop = stop.clone();
-            thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let shared = shared.clone();
-                    thread::spawn(move || serve(&shared, conn));
-                }
-            })
+            Server::start("the fake", move |conn, _| serve(&shared, conn))
         };
         Fake {
-            addr,
+            addr: server.addr,
             shared,
-            stop,
-            accept: Some(accept),
+            _server: server,
         }
     }
 
@@ -356,11 +342,6 @@ impl Fake {
 impl Drop for Fake {
     fn drop(&mut self) {
         self.release();
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
     }
 }
 

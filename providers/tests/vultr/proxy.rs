@@ -2,12 +2,10 @@
 //! and keeps what Prism said about it (status and `sl-violations` header),
 //! since the client rightly has no reason to expose response headers.
 
-use super::http::{read_request, write_response};
+use super::http::{read_request, write_response, Server};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -23,50 +21,25 @@ pub struct Exchange {
 pub struct Proxy {
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<Exchange>>>,
-    stop: Arc<AtomicBool>,
-    accept: Option<thread::JoinHandle<()>>,
+    _server: Server,
 }
 
 impl Proxy {
     pub fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept = {
+        let server = {
             let log = log.clone();
-            let stop = stop.clone();
-            thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let log = log.clone();
-                    thread::spawn(move || forward(upstream, conn, &log));
-                }
-            })
+            Server::start("the proxy", move |conn, _| forward(upstream, conn, &log))
         };
         Proxy {
-            addr,
+            addr: server.addr,
             log,
-            stop,
-            accept: Some(accept),
+            _server: server,
         }
     }
 
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
     }
 }
 
