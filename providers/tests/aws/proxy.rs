@@ -305,6 +305,18 @@ fn escape(s: &str) -> String {
 
 /// Asks moto something on the caller's behalf (same credentials, so moto
 /// routes it to EC2 in the same region).
+/// moto's DescribeNetworkInterfaces answer for interface `eni`.
+fn describe_interface(moto: SocketAddr, like: &Request, eni: &str) -> std::io::Result<Response> {
+    ask_moto(
+        moto,
+        like,
+        &[
+            ("Action", "DescribeNetworkInterfaces"),
+            ("NetworkInterfaceId.1", eni),
+        ],
+    )
+}
+
 fn ask_moto(
     moto: SocketAddr,
     like: &Request,
@@ -439,14 +451,7 @@ fn answer(
             let private = param("PrivateIpAddress").to_string();
             if !private.is_empty() {
                 let eni = param("NetworkInterfaceId");
-                let described = ask_moto(
-                    moto,
-                    req,
-                    &[
-                        ("Action", "DescribeNetworkInterfaces"),
-                        ("NetworkInterfaceId.1", eni),
-                    ],
-                )?;
+                let described = describe_interface(moto, req, eni)?;
                 if !described
                     .body
                     .contains(&format!("<privateIpAddress>{private}</privateIpAddress>"))
@@ -509,14 +514,7 @@ fn answer(
                 + param("SecondaryPrivateIpAddressCount")
                     .parse::<usize>()
                     .unwrap_or(0);
-            let described = ask_moto(
-                moto,
-                req,
-                &[
-                    ("Action", "DescribeNetworkInterfaces"),
-                    ("NetworkInterfaceId.1", eni),
-                ],
-            )?;
+            let described = describe_interface(moto, req, eni)?;
             let held = described.body.matches("<primary>").count();
             let limit = match tag(&described.body, "instanceId") {
                 Some(instance) => {

@@ -602,6 +602,35 @@ fn not_found(what: &str) -> (u16, Vec<u8>) {
     (404, error_body(404, what))
 }
 
+/// Instance `id`, or the API's 404 for it.
+fn instance<'a>(world: &'a World, id: &str) -> Result<&'a Inst, (u16, Vec<u8>)> {
+    world
+        .instances
+        .get(id)
+        .ok_or_else(|| not_found("Invalid instance-id."))
+}
+
+fn instance_mut<'a>(world: &'a mut World, id: &str) -> Result<&'a mut Inst, (u16, Vec<u8>)> {
+    world
+        .instances
+        .get_mut(id)
+        .ok_or_else(|| not_found("Invalid instance-id."))
+}
+
+/// Reserved IP `rid`, or the API's 404 for it.
+fn reserved_mut<'a>(world: &'a mut World, rid: &str) -> Result<&'a mut Reserved, (u16, Vec<u8>)> {
+    world
+        .reserved
+        .get_mut(rid)
+        .ok_or_else(|| not_found("Reserved IP not found."))
+}
+
+/// An address from the path or the body, or the API's 400 for it.
+fn parse_ip<T: std::str::FromStr>(text: &str) -> Result<T, (u16, Vec<u8>)> {
+    text.parse()
+        .map_err(|_| (400, error_body(400, "Invalid IP")))
+}
+
 fn route_inner(s: &mut State, req: &Request) -> Answer {
     let path = req
         .path
@@ -611,11 +640,7 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
     let method = req.method.as_str();
     match (method, parts.as_slice()) {
         ("GET", ["instances", id]) => {
-            let i = s
-                .world
-                .instances
-                .get(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let i = instance(&s.world, id)?;
             let (net, main6) =
                 i.v6.map(|(n, m)| (n.to_string(), m.to_string()))
                     .unwrap_or_default();
@@ -658,11 +683,7 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
         }
         ("PATCH", ["instances", id]) => {
             let body = body_json(req)?;
-            let i = s
-                .world
-                .instances
-                .get_mut(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let i = instance_mut(&mut s.world, id)?;
             if body.get("enable_ipv6") == Some(&Value::Bool(true)) && i.v6.is_none() {
                 // Vultr gives the instance a /64 from its region's block.
                 let n = u32::from(i.main_ip) & 0xffff;
@@ -676,11 +697,7 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             ))
         }
         ("POST", ["instances", id, "reboot"]) => {
-            let i = s
-                .world
-                .instances
-                .get_mut(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let i = instance_mut(&mut s.world, id)?;
             i.reboots += 1;
             Ok((204, Vec::new()))
         }
@@ -705,11 +722,7 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             Ok((200, body.to_string().into_bytes()))
         }
         ("GET", ["instances", id, "ipv4"]) => {
-            let i = s
-                .world
-                .instances
-                .get(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let i = instance(&s.world, id)?;
             let mut all: Vec<Value> = i
                 .ipv4
                 .iter()
@@ -744,11 +757,7 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             let ip = Ipv4Addr::from(s.next_ip);
             s.next_ip += 1;
             let empty = s.empty_create_answer;
-            let i = s
-                .world
-                .instances
-                .get_mut(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let i = instance_mut(&mut s.world, id)?;
             i.ipv4.insert(
                 ip,
                 V4Entry {
@@ -766,14 +775,8 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             Ok((202, answer.to_string().into_bytes()))
         }
         ("DELETE", ["instances", id, "ipv4", ip]) => {
-            let ip: Ipv4Addr = ip
-                .parse()
-                .map_err(|_| (400, error_body(400, "Invalid IP")))?;
-            let i = s
-                .world
-                .instances
-                .get_mut(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let ip: Ipv4Addr = parse_ip(ip)?;
+            let i = instance_mut(&mut s.world, id)?;
             match i.ipv4.get(&ip) {
                 Some(e) if e.kind == "main_ip" => {
                     Err((400, error_body(400, "cannot delete the main IP")))
@@ -787,25 +790,17 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
         }
         ("POST", ["instances", id, "ipv4", "reverse"]) => {
             let body = body_json(req)?;
-            let ip: Ipv4Addr = field(&body, "ip")?
-                .parse()
-                .map_err(|_| (400, error_body(400, "Invalid IP")))?;
+            let ip: Ipv4Addr = parse_ip(field(&body, "ip")?)?;
             let name = field(&body, "reverse")?.to_string();
             set_v4_reverse(s, id, ip, Some(name))
         }
         ("POST", ["instances", id, "ipv4", "reverse", "default"]) => {
             let body = body_json(req)?;
-            let ip: Ipv4Addr = field(&body, "ip")?
-                .parse()
-                .map_err(|_| (400, error_body(400, "Invalid IP")))?;
+            let ip: Ipv4Addr = parse_ip(field(&body, "ip")?)?;
             set_v4_reverse(s, id, ip, None)
         }
         ("GET", ["instances", id, "ipv6", "reverse"]) => {
-            let i = s
-                .world
-                .instances
-                .get(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let i = instance(&s.world, id)?;
             let list: Vec<Value> = i
                 .v6_reverse
                 .iter()
@@ -831,15 +826,9 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             if !is_full_ipv6(text) {
                 return Err((400, error_body(400, "IPv6 address must be in full form")));
             }
-            let ip: Ipv6Addr = text
-                .parse()
-                .map_err(|_| (400, error_body(400, "Invalid IP")))?;
+            let ip: Ipv6Addr = parse_ip(text)?;
             let name = field(&body, "reverse")?.to_string();
-            let i = s
-                .world
-                .instances
-                .get_mut(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let i = instance_mut(&mut s.world, id)?;
             let Some((net, _)) = i.v6 else {
                 return Err((400, error_body(400, "IPv6 is not enabled")));
             };
@@ -850,14 +839,8 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             Ok((204, Vec::new()))
         }
         ("DELETE", ["instances", id, "ipv6", "reverse", ip]) => {
-            let ip: Ipv6Addr = ip
-                .parse()
-                .map_err(|_| (400, error_body(400, "Invalid IP")))?;
-            let i = s
-                .world
-                .instances
-                .get_mut(*id)
-                .ok_or_else(|| not_found("Invalid instance-id."))?;
+            let ip: Ipv6Addr = parse_ip(ip)?;
+            let i = instance_mut(&mut s.world, id)?;
             // The spec lists no 404 here: Vultr answers 400 for an entry
             // that is not there.
             match i.v6_reverse.remove(&ip) {
@@ -908,11 +891,7 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
                 .get(&instance)
                 .map(|i| i.region.clone())
                 .ok_or_else(|| not_found("Invalid instance-id."))?;
-            let r = s
-                .world
-                .reserved
-                .get_mut(*rid)
-                .ok_or_else(|| not_found("Reserved IP not found."))?;
+            let r = reserved_mut(&mut s.world, rid)?;
             if r.instance_id.is_some() {
                 return Err((400, error_body(400, "Reserved IP is already attached.")));
             }
@@ -928,20 +907,12 @@ fn route_inner(s: &mut State, req: &Request) -> Answer {
             if full {
                 return Err((400, error_body(400, CAP_REFUSAL)));
             }
-            let r = s
-                .world
-                .reserved
-                .get_mut(*rid)
-                .ok_or_else(|| not_found("Reserved IP not found."))?;
+            let r = reserved_mut(&mut s.world, rid)?;
             r.instance_id = Some(instance);
             Ok((204, Vec::new()))
         }
         ("POST", ["reserved-ips", rid, "detach"]) => {
-            let r = s
-                .world
-                .reserved
-                .get_mut(*rid)
-                .ok_or_else(|| not_found("Reserved IP not found."))?;
+            let r = reserved_mut(&mut s.world, rid)?;
             if r.instance_id.is_none() {
                 return Err((400, error_body(400, "Reserved IP is not attached.")));
             }
@@ -977,11 +948,7 @@ fn set_v4_reverse(s: &mut State, id: &str, ip: Ipv4Addr, name: Option<String>) -
         r.reverse = name;
         return Ok((204, Vec::new()));
     }
-    let i = s
-        .world
-        .instances
-        .get_mut(id)
-        .ok_or_else(|| not_found("Invalid instance-id."))?;
+    let i = instance_mut(&mut s.world, id)?;
     match i.ipv4.get_mut(&ip) {
         Some(e) => {
             e.reverse = name;
