@@ -8,19 +8,16 @@ mod vultr;
 
 use std::net::IpAddr;
 use std::time::Duration;
-use troll_providers::vultr::{expanded, ApiKey, Client, ProvisionRequest, Vultr};
+use troll_providers::vultr::{expanded, ApiKey, Client, Vultr};
 use troll_providers::{Error, MemoryJournal};
 use vultr::fake::{Fake, World, INSTANCE, OTHER_INSTANCE};
 use vultr::*;
 
-fn request(ipv4: usize, ipv6: usize, reserved: bool) -> ProvisionRequest {
-    ProvisionRequest {
-        ipv4,
-        ipv6,
-        reserved,
-        modify_instance: true,
-        reboot: false,
-    }
+/// A fake whose instance tasks (started by a create) take `task_time`.
+fn busy(task_time: Duration) -> Fake {
+    let fake = Fake::start(KEY);
+    fake.state().task_time = task_time;
+    fake
 }
 
 fn on(fake: &Fake, instance: &str) -> Vultr {
@@ -31,11 +28,8 @@ fn on(fake: &Fake, instance: &str) -> Vultr {
 #[tokio::test]
 async fn a_locked_instance_is_waited_for_and_the_run_completes() {
     for reserved in [false, true] {
-        let fake = Fake::start(KEY);
-        let before = fake.world();
-        fake.state().task_time = Duration::from_millis(60);
-        let v = provider(fast_settings(&fake.url()));
-        let mut j = MemoryJournal::default();
+        let (fake, before, v, mut j) =
+            started(busy(Duration::from_millis(60)), MemoryJournal::default());
         let p = v
             .provision(&mut j, request(3, 1, reserved))
             .await
@@ -55,11 +49,7 @@ async fn a_locked_instance_is_waited_for_and_the_run_completes() {
 
 #[tokio::test]
 async fn an_instance_that_stays_locked_ends_in_one_clear_sentence() {
-    let fake = Fake::start(KEY);
-    fake.state().task_time = Duration::from_secs(30);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = MemoryJournal::default();
+    let (fake, before, v, mut j) = started(busy(Duration::from_secs(30)), MemoryJournal::default());
     // The first create goes through and starts a long task.
     let err = v.provision(&mut j, request(2, 0, false)).await.unwrap_err();
     let text = err.to_string();
@@ -82,9 +72,7 @@ async fn the_ipv4_cap_is_a_clean_refusal_naming_support() {
         world.instances.get_mut(INSTANCE).unwrap().ipv4_cap = Some(2);
         let fake = Fake::with_world(KEY, world);
         fake.state().task_time = Duration::from_millis(20);
-        let before = fake.world();
-        let v = provider(fast_settings(&fake.url()));
-        let mut j = MemoryJournal::default();
+        let (fake, before, v, mut j) = started(fake, MemoryJournal::default());
         let err = v
             .provision(&mut j, request(3, 0, reserved))
             .await
@@ -149,9 +137,7 @@ async fn reserved_deployments_of_one_name_on_two_instances_do_not_touch_each_oth
 #[tokio::test]
 async fn a_reverse_ipv6_entry_removed_elsewhere_does_not_jam_teardown() {
     let fake = Fake::start(KEY);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = MemoryJournal::default();
+    let (fake, before, v, mut j) = started(fake, MemoryJournal::default());
     let p = v.provision(&mut j, request(1, 2, false)).await.unwrap();
     v.set_ptrs(&mut j, &records_for(&p)).await.unwrap();
     // Someone deletes one IPv6 name in the portal.
@@ -186,7 +172,7 @@ async fn a_403_names_the_refused_call() {
         vultr::fake::Fault::Status(403),
         1,
     );
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let mut j = MemoryJournal::default();
     let err = v.provision(&mut j, request(1, 0, false)).await.unwrap_err();
     let text = err.to_string();
@@ -201,9 +187,7 @@ async fn ipv6_off_is_turned_on_before_any_create_or_refused_with_the_command() {
     let mut world = World::standard();
     world.instances.get_mut(INSTANCE).unwrap().v6 = None;
     let fake = Fake::with_world(KEY, world);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = MemoryJournal::default();
+    let (fake, before, v, mut j) = started(fake, MemoryJournal::default());
     let mut forbid = request(1, 1, false);
     forbid.modify_instance = false;
     let err = v.provision(&mut j, forbid).await.unwrap_err();
@@ -238,11 +222,8 @@ async fn ipv6_off_is_turned_on_before_any_create_or_refused_with_the_command() {
 
 #[tokio::test]
 async fn reboot_restarts_and_waits_and_without_it_a_note_says_when() {
-    let fake = Fake::start(KEY);
-    fake.state().task_time = Duration::from_millis(50);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = MemoryJournal::default();
+    let (fake, before, v, mut j) =
+        started(busy(Duration::from_millis(50)), MemoryJournal::default());
     let p = v.provision(&mut j, request(1, 0, false)).await.unwrap();
     assert!(
         p.notes.iter().any(|n| n.contains("--reboot")),
@@ -292,14 +273,10 @@ async fn a_firewall_group_without_the_probe_rules_is_named() {
         ],
     );
     let fake = Fake::with_world(KEY, world);
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let mut j = MemoryJournal::default();
     let p = v.provision(&mut j, request(1, 0, false)).await.unwrap();
-    let note = p
-        .notes
-        .iter()
-        .find(|n| n.contains("firewall group fw-1"))
-        .unwrap_or_else(|| panic!("{:?}", p.notes));
+    let note = note(&p.notes, "firewall group fw-1");
     assert!(
         note.contains("ICMP (IPv4)") && note.contains("TCP 80 (IPv4)"),
         "{note}"

@@ -16,9 +16,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use troll_providers::vultr::{ApiKey, Client, ProvisionRequest, Settings, Vultr};
+use troll_providers::vultr::{ApiKey, Client, Settings, Vultr};
 use troll_providers::{MemoryJournal, PtrRecord};
 use vultr::proxy::Proxy;
+use vultr::request;
 
 /// The operations troll uses, as the specification names their paths.
 const OPERATIONS: [&str; 18] = [
@@ -246,19 +247,7 @@ async fn every_request_passes_prism_validation() {
     // The lifecycle as troll runs it (Prism's answers are its examples, so
     // only the requests matter here, not what they add up to).
     let mut j = MemoryJournal::default();
-    let p = v
-        .provision(
-            &mut j,
-            ProvisionRequest {
-                ipv4: 1,
-                ipv6: 0,
-                reserved: false,
-                modify_instance: true,
-                reboot: false,
-            },
-        )
-        .await
-        .unwrap();
+    let p = v.provision(&mut j, request(1, 0, false)).await.unwrap();
     let hop = p.ipv4[0].public;
     v.set_ptrs(
         &mut j,
@@ -277,18 +266,7 @@ async fn every_request_passes_prism_validation() {
     .unwrap();
     v.teardown(&mut j).await.unwrap();
     let mut j = MemoryJournal::default();
-    v.provision(
-        &mut j,
-        ProvisionRequest {
-            ipv4: 1,
-            ipv6: 0,
-            reserved: true,
-            modify_instance: true,
-            reboot: false,
-        },
-    )
-    .await
-    .unwrap();
+    v.provision(&mut j, request(1, 0, true)).await.unwrap();
     v.teardown(&mut j).await.unwrap();
 
     let exchanges = proxy.exchanges();

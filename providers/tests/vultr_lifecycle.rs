@@ -14,20 +14,8 @@ use vultr::*;
 /// The label of this deployment's reserved IPs on [`INSTANCE`].
 const LABEL: &str = "troll-show1 on cb676a46-66fd-4dfb-b839-443f2e6c0b60";
 
-const ADDITIONAL: ProvisionRequest = ProvisionRequest {
-    ipv4: 2,
-    ipv6: 2,
-    reserved: false,
-    modify_instance: true,
-    reboot: false,
-};
-const RESERVED: ProvisionRequest = ProvisionRequest {
-    ipv4: 2,
-    ipv6: 1,
-    reserved: true,
-    modify_instance: true,
-    reboot: false,
-};
+const ADDITIONAL: ProvisionRequest = request(2, 2, false);
+const RESERVED: ProvisionRequest = request(2, 1, true);
 
 fn journal() -> MemoryJournal {
     MemoryJournal {
@@ -58,10 +46,7 @@ fn assert_clean(fake: &Fake, before: &World, journal: &MemoryJournal) {
 
 #[tokio::test]
 async fn additional_ipv4_and_ipv6_lifecycle_leaves_the_fake_as_it_was() {
-    let fake = Fake::start(KEY);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = journal();
+    let (fake, before, v, mut j) = started(Fake::start(KEY), journal());
 
     let p = v.provision(&mut j, ADDITIONAL).await.unwrap();
     assert_eq!(p.ipv4.len(), 2);
@@ -177,10 +162,7 @@ async fn additional_ipv4_and_ipv6_lifecycle_leaves_the_fake_as_it_was() {
 
 #[tokio::test]
 async fn reserved_ip_lifecycle_leaves_the_fake_as_it_was() {
-    let fake = Fake::start(KEY);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = journal();
+    let (fake, before, v, mut j) = started(Fake::start(KEY), journal());
     let p = v.provision(&mut j, RESERVED).await.unwrap();
     assert_eq!(p.ipv4.len(), 2);
     let world = fake.world();
@@ -216,35 +198,9 @@ async fn reserved_ip_lifecycle_leaves_the_fake_as_it_was() {
 
 #[tokio::test]
 async fn more_addresses_later_adds_only_the_difference_and_mixes_kinds() {
-    let fake = Fake::start(KEY);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = journal();
-    v.provision(
-        &mut j,
-        ProvisionRequest {
-            ipv4: 1,
-            ipv6: 0,
-            reserved: false,
-            modify_instance: true,
-            reboot: false,
-        },
-    )
-    .await
-    .unwrap();
-    let p = v
-        .provision(
-            &mut j,
-            ProvisionRequest {
-                ipv4: 3,
-                ipv6: 3,
-                reserved: true,
-                modify_instance: true,
-                reboot: false,
-            },
-        )
-        .await
-        .unwrap();
+    let (fake, before, v, mut j) = started(Fake::start(KEY), journal());
+    v.provision(&mut j, request(1, 0, false)).await.unwrap();
+    let p = v.provision(&mut j, request(3, 3, true)).await.unwrap();
     assert_eq!((p.ipv4.len(), p.ipv6.len(), p.created), (3, 3, 2));
     assert_eq!(fake.world().labelled(LABEL).len(), 2);
     v.teardown(&mut j).await.unwrap();
@@ -256,9 +212,7 @@ async fn a_create_answer_without_the_address_is_found_in_the_list() {
     // The specification promises an empty object for POST /instances/{id}/ipv4.
     let fake = Fake::start(KEY);
     fake.state().empty_create_answer = true;
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = journal();
+    let (fake, before, v, mut j) = started(fake, journal());
     let p = v.provision(&mut j, ADDITIONAL).await.unwrap();
     assert_eq!(p.ipv4.len(), 2);
     assert_eq!(fake.world().additional(INSTANCE).len(), 3);
@@ -273,9 +227,7 @@ async fn survives(faults: &[(Option<&str>, Fault, usize)], request: ProvisionReq
     for (pattern, fault, n) in faults {
         fake.push_faults(*pattern, *fault, *n);
     }
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = journal();
+    let (fake, before, v, mut j) = started(fake, journal());
     lifecycle(&v, &mut j, request).await.unwrap();
     assert_clean(&fake, &before, &j);
     assert!(
@@ -372,37 +324,13 @@ async fn unknown_outcomes_never_make_more_addresses_than_asked() {
     let ipv4 = format!("POST /v2/instances/{INSTANCE}/ipv4");
     fake.push_faults(Some(&ipv4), Fault::DropAfter, 2);
     fake.push_faults(Some("POST /v2/reserved-ips"), Fault::StatusAfter(500), 1);
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let mut j = journal();
-    let p = v
-        .provision(
-            &mut j,
-            ProvisionRequest {
-                ipv4: 2,
-                ipv6: 0,
-                reserved: false,
-                modify_instance: true,
-                reboot: false,
-            },
-        )
-        .await
-        .unwrap();
+    let p = v.provision(&mut j, request(2, 0, false)).await.unwrap();
     assert_eq!(p.ipv4.len(), 2);
     assert_eq!(p.adopted, 2);
     assert_eq!(fake.world().additional(INSTANCE).len(), 3);
-    let p = v
-        .provision(
-            &mut j,
-            ProvisionRequest {
-                ipv4: 3,
-                ipv6: 0,
-                reserved: true,
-                modify_instance: true,
-                reboot: false,
-            },
-        )
-        .await
-        .unwrap();
+    let p = v.provision(&mut j, request(3, 0, true)).await.unwrap();
     assert_eq!(p.ipv4.len(), 3);
     assert_eq!(fake.world().labelled(LABEL).len(), 1);
     v.teardown(&mut j).await.unwrap();
@@ -462,7 +390,7 @@ async fn persistent_failure_ends_in_a_clear_error_within_the_budget() {
 #[tokio::test]
 async fn rejected_key_is_one_sentence() {
     let fake = Fake::start("another-key");
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let mut j = journal();
     let e = v.provision(&mut j, ADDITIONAL).await.unwrap_err();
     assert!(matches!(e, Error::Auth { .. }), "{e:?}");
@@ -491,7 +419,7 @@ async fn a_missing_instance_is_named() {
 #[tokio::test]
 async fn bad_input_is_refused_before_any_call() {
     let fake = Fake::start(KEY);
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let mut j = journal();
     let e = v
         .set_ptrs(
@@ -524,7 +452,7 @@ async fn bad_input_is_refused_before_any_call() {
     let mut no_v6 = World::standard();
     no_v6.instances.get_mut(INSTANCE).unwrap().v6 = None;
     let fake = Fake::with_world(KEY, no_v6);
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let e = v
         .provision(
             &mut j,
@@ -548,21 +476,9 @@ async fn bad_input_is_refused_before_any_call() {
 async fn creates_go_one_at_a_time_and_reverse_names_in_parallel() {
     let fake = Fake::start(KEY);
     fake.state().latency = Duration::from_millis(30);
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let mut j = journal();
-    let p = v
-        .provision(
-            &mut j,
-            ProvisionRequest {
-                ipv4: 6,
-                ipv6: 0,
-                reserved: false,
-                modify_instance: true,
-                reboot: false,
-            },
-        )
-        .await
-        .unwrap();
+    let p = v.provision(&mut j, request(6, 0, false)).await.unwrap();
     // Each create starts a task on the instance: the next one starts only
     // after the previous answer (which takes at least the latency).
     let starts: Vec<Instant> = fake
@@ -590,10 +506,7 @@ async fn creates_go_one_at_a_time_and_reverse_names_in_parallel() {
 async fn teardown_sweeps_what_only_the_label_knows() {
     // State lost after a reserved IP was made: teardown finds it by label,
     // and leaves other deployments' reserved IPs alone.
-    let fake = Fake::start(KEY);
-    let before = fake.world();
-    let v = provider(fast_settings(&fake.url()));
-    let mut j = journal();
+    let (fake, before, v, mut j) = started(Fake::start(KEY), journal());
     v.provision(&mut j, RESERVED).await.unwrap();
     let mut lost = journal();
     let t = v.teardown(&mut lost).await.unwrap();
@@ -656,37 +569,31 @@ async fn crash_at(
     // A new process: a new client, the journal as it was written.
     let v = provider(settings);
     let context = format!("crash at call {k} ({crash:?}), recovery {recovery:?}");
-    match recovery {
-        Recovery::Again => {
-            let p = v
-                .provision(&mut j, request)
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {e}"));
-            assert_eq!(p.ipv4.len(), request.ipv4, "{context}");
-            let world = fake.world();
-            let extra = if request.reserved { 0 } else { request.ipv4 };
-            assert_eq!(
-                world.additional(INSTANCE).len(),
-                1 + extra,
-                "{context}: leaked IPv4"
-            );
-            let labelled = world.labelled(LABEL).len();
-            let wanted = if request.reserved { request.ipv4 } else { 0 };
-            assert_eq!(labelled, wanted, "{context}: leaked reserved IPs");
-            let records = records_for(&p);
-            v.set_ptrs(&mut j, &records)
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {e}"));
-            v.teardown(&mut j)
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {e}"));
-        }
-        Recovery::Teardown => {
-            v.teardown(&mut j)
-                .await
-                .unwrap_or_else(|e| panic!("{context}: {e}"));
-        }
+    if let Recovery::Again = recovery {
+        let p = v
+            .provision(&mut j, request)
+            .await
+            .unwrap_or_else(|e| panic!("{context}: {e}"));
+        assert_eq!(p.ipv4.len(), request.ipv4, "{context}");
+        let world = fake.world();
+        let extra = if request.reserved { 0 } else { request.ipv4 };
+        assert_eq!(
+            world.additional(INSTANCE).len(),
+            1 + extra,
+            "{context}: leaked IPv4"
+        );
+        let labelled = world.labelled(LABEL).len();
+        let wanted = if request.reserved { request.ipv4 } else { 0 };
+        assert_eq!(labelled, wanted, "{context}: leaked reserved IPs");
+        let records = records_for(&p);
+        v.set_ptrs(&mut j, &records)
+            .await
+            .unwrap_or_else(|e| panic!("{context}: {e}"));
     }
+    // Either way the operator ends with a teardown.
+    v.teardown(&mut j)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: {e}"));
     // What the operator allowed stays: IPv6 turned on, restarts done.
     let mut after = fake.world();
     let inst = after.instances.get_mut(INSTANCE).unwrap();
@@ -699,7 +606,7 @@ async fn crash_at(
 
 async fn calls_in_a_lifecycle(world: fn() -> World, request: ProvisionRequest) -> usize {
     let fake = Fake::with_world(KEY, world());
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     lifecycle(&v, &mut journal(), request).await.unwrap();
     let n = fake.state().processed;
     n
@@ -772,7 +679,7 @@ async fn a_journal_that_cannot_write_stops_before_any_create() {
         }
     }
     let fake = Fake::start(KEY);
-    let v = provider(fast_settings(&fake.url()));
+    let v = on_fake(&fake);
     let e = v.provision(&mut Broken, ADDITIONAL).await.unwrap_err();
     assert!(matches!(e, Error::Journal(_)), "{e:?}");
     assert_eq!(

@@ -5,10 +5,10 @@
 mod vultr;
 
 use std::time::Duration;
-use troll_providers::vultr::{ProvisionRequest, Settings};
+use troll_providers::vultr::Settings;
 use troll_providers::MemoryJournal;
 use vultr::fake::Fake;
-use vultr::{lifecycle, provider, KEY};
+use vultr::{lifecycle, provider, request, KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_more_than_30_requests_in_any_second() {
@@ -21,14 +21,7 @@ async fn never_more_than_30_requests_in_any_second() {
     assert!(settings.max_requests_per_second < 30);
     let v = provider(settings);
     let mut j = MemoryJournal::default();
-    let request = ProvisionRequest {
-        ipv4: 12,
-        ipv6: 8,
-        reserved: false,
-        modify_instance: true,
-        reboot: false,
-    };
-    lifecycle(&v, &mut j, request).await.unwrap();
+    lifecycle(&v, &mut j, request(12, 8, false)).await.unwrap();
 
     let times: Vec<_> = fake.state().log.iter().map(|l| l.at).collect();
     assert!(times.len() > 60, "{} requests", times.len());

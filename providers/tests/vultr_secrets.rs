@@ -8,10 +8,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 use tracing_subscriber::util::SubscriberInitExt;
-use troll_providers::vultr::{ApiKey, Client, ProvisionRequest, Vultr};
+use troll_providers::vultr::{ApiKey, Client, Vultr};
 use troll_providers::{Error, MemoryJournal};
 use vultr::fake::{Fake, Fault, INSTANCE};
-use vultr::{fast_settings, lifecycle, records_for};
+use vultr::{fast_settings, lifecycle, records_for, request};
 
 const SECRET: &str = "ZX9-secret-KEY-4c1d2b8e7f60a3";
 
@@ -79,14 +79,8 @@ async fn the_key_stays_in_the_authorization_header() {
     fake.push_faults(Some("DELETE *"), Fault::Status(500), 2);
     let v = secret_client(&fake.url());
     let mut j = MemoryJournal::default();
-    let request = ProvisionRequest {
-        ipv4: 2,
-        ipv6: 2,
-        reserved: false,
-        modify_instance: true,
-        reboot: false,
-    };
-    let p = v.provision(&mut j, request).await.unwrap();
+    let wanted = request(2, 2, false);
+    let p = v.provision(&mut j, wanted).await.unwrap();
     v.set_ptrs(&mut j, &records_for(&p)).await.unwrap();
     texts.push((
         "journal".into(),
@@ -95,19 +89,9 @@ async fn the_key_stays_in_the_authorization_header() {
     texts.push(("journal debug".into(), format!("{j:?}")));
     v.teardown(&mut j).await.unwrap();
     let mut reserved = MemoryJournal::default();
-    lifecycle(
-        &v,
-        &mut reserved,
-        ProvisionRequest {
-            ipv4: 1,
-            ipv6: 0,
-            reserved: true,
-            modify_instance: true,
-            reboot: false,
-        },
-    )
-    .await
-    .unwrap();
+    lifecycle(&v, &mut reserved, request(1, 0, true))
+        .await
+        .unwrap();
     assert!(
         fake.state()
             .log
@@ -121,12 +105,12 @@ async fn the_key_stays_in_the_authorization_header() {
     let wrong = Fake::start("the-right-key");
     errors.push(
         secret_client(&wrong.url())
-            .provision(&mut j, request)
+            .provision(&mut j, wanted)
             .await
             .unwrap_err(),
     );
     fake.state().always = Some(Fault::Status(503));
-    errors.push(v.provision(&mut j, request).await.unwrap_err());
+    errors.push(v.provision(&mut j, wanted).await.unwrap_err());
     fake.state().always = Some(Fault::Slow(Duration::from_millis(600)));
     errors.push(v.teardown(&mut j).await.unwrap_err());
     fake.state().always = None;
@@ -134,7 +118,7 @@ async fn the_key_stays_in_the_authorization_header() {
     errors.push(
         Vultr::new(bad.clone(), "nope-0000", "show1")
             .unwrap()
-            .provision(&mut j, request)
+            .provision(&mut j, wanted)
             .await
             .unwrap_err(),
     );
@@ -154,19 +138,9 @@ async fn the_key_stays_in_the_authorization_header() {
     std::env::set_var("TROLL_VULTR_API_URL", fake.url());
     let from_env = Vultr::from_env(INSTANCE, "show2").unwrap();
     let mut env_journal = MemoryJournal::default();
-    lifecycle(
-        &from_env,
-        &mut env_journal,
-        ProvisionRequest {
-            ipv4: 1,
-            ipv6: 1,
-            reserved: false,
-            modify_instance: true,
-            reboot: false,
-        },
-    )
-    .await
-    .unwrap();
+    lifecycle(&from_env, &mut env_journal, request(1, 1, false))
+        .await
+        .unwrap();
     std::env::remove_var("VULTR_API_KEY");
     std::env::remove_var("TROLL_VULTR_API_URL");
     assert!(Vultr::from_env(INSTANCE, "show2").is_err());

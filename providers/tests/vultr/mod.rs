@@ -6,6 +6,11 @@ pub mod fake;
 pub mod http;
 pub mod proxy;
 
+#[path = "../common/notes.rs"]
+mod notes;
+#[allow(unused_imports)] // Not every test crate looks at notes.
+pub use notes::note;
+
 use std::net::IpAddr;
 use std::time::Duration;
 use troll_providers::vultr::{ApiKey, Client, ProvisionRequest, Provisioned, Settings, Vultr};
@@ -29,6 +34,33 @@ pub fn fast_settings(url: &str) -> Settings {
         lock_wait: Duration::from_secs(3),
         show_progress: false,
     }
+}
+
+/// What the tests provision: troll may turn IPv6 on, never restarts.
+pub const fn request(ipv4: usize, ipv6: usize, reserved: bool) -> ProvisionRequest {
+    ProvisionRequest {
+        ipv4,
+        ipv6,
+        reserved,
+        modify_instance: true,
+        reboot: false,
+    }
+}
+
+/// The provider on `fake`'s instance with [`fast_settings`].
+pub fn on_fake(fake: &fake::Fake) -> Vultr {
+    provider(fast_settings(&fake.url()))
+}
+
+/// A test's start: `fake`, its world as the test found it, the provider on
+/// it, and the journal the test begins with.
+pub fn started(
+    fake: fake::Fake,
+    journal: MemoryJournal,
+) -> (fake::Fake, fake::World, Vultr, MemoryJournal) {
+    let before = fake.world();
+    let v = on_fake(&fake);
+    (fake, before, v, journal)
 }
 
 pub fn provider(settings: Settings) -> Vultr {
