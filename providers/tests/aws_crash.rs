@@ -10,11 +10,10 @@
 
 mod aws;
 
-use aws::{Env, KillPoint, TableResolver, DOMAIN};
-use std::net::IpAddr;
+use aws::{aws_entries, published, Env, KillPoint};
 use std::time::Instant;
 use troll_providers::aws::{AwsProvider, Provisioned};
-use troll_providers::{MemoryJournal, PtrRecord};
+use troll_providers::MemoryJournal;
 
 const HOPS: usize = 2;
 const NAMES: [&str; HOPS + 1] = ["one", "two", "me"];
@@ -34,20 +33,7 @@ async fn ptrs_and_teardown(
 ) -> troll_providers::Result<()> {
     let mut pairs = got.hops.clone();
     pairs.push(got.target);
-    let recs: Vec<PtrRecord> = pairs
-        .iter()
-        .zip(NAMES)
-        .map(|(p, n)| PtrRecord {
-            address: p.public,
-            name: n.into(),
-        })
-        .collect();
-    let mut dns = TableResolver::default();
-    for (p, n) in pairs.iter().zip(NAMES) {
-        if let IpAddr::V4(v4) = p.public {
-            dns.publish(&format!("{n}.{DOMAIN}"), v4);
-        }
-    }
+    let (dns, recs) = published(&pairs, &NAMES);
     aws.set_ptrs(&recs, &dns, journal).await?;
     aws.teardown(journal).await?;
     Ok(())
@@ -120,10 +106,7 @@ async fn kill_everywhere(point: KillPoint, recovery: Recovery) {
             }
         }
         assert!(
-            journal
-                .resources
-                .iter()
-                .all(|r| !r.kind.starts_with("aws-")),
+            aws_entries(&journal).is_empty(),
             "{context}: journal left {:?}",
             journal.resources
         );

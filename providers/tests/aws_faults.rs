@@ -5,22 +5,18 @@
 
 mod aws;
 
-use aws::{client, fast_wait, Env, TableResolver, DOMAIN};
+use aws::{client, fast_wait, published, Env};
 use aws_sdk_ec2::config::retry::RetryConfig;
-use std::net::IpAddr;
 use std::time::Duration;
 use troll_providers::aws::{AwsProvider, PtrAction, PtrWait};
-use troll_providers::{Error, MemoryJournal, PtrRecord};
+use troll_providers::{Error, MemoryJournal};
 
 const ENCODED_ONLY: &str =
     "You are not authorized to perform this operation. Encoded authorization failure message: 4f2a";
 
 #[tokio::test]
 async fn a_denied_action_is_named_with_the_policy_to_fix() {
-    let env = Env::start().await;
-    let before = env.snapshot().await;
-    let aws = env.provider("denied");
-    let mut journal = MemoryJournal::default();
+    let (env, before, aws, mut journal) = Env::begin("denied").await;
 
     env.proxy.deny("AllocateAddress", ENCODED_ONLY);
     let err = aws.provision(1, &mut journal).await.expect_err("denied");
@@ -51,23 +47,13 @@ async fn a_denied_action_is_named_with_the_policy_to_fix() {
         "{err}"
     );
 
-    let mut proxy_calls = env.proxy.calls();
-    proxy_calls.retain(|c| c == "AllocateAddress");
-    assert_eq!(proxy_calls.len(), 3, "no retries of a denial");
+    assert_eq!(count(&env, "AllocateAddress"), 3, "no retries of a denial");
 
     // With the permissions granted, the same journal finishes and cleans up.
     env.proxy.allow_all();
     let got = aws.provision(1, &mut journal).await.expect("provision");
     env.proxy.deny("ModifyAddressAttribute", ENCODED_ONLY);
-    let mut dns = TableResolver::default();
-    let IpAddr::V4(hop) = got.hops[0].public else {
-        panic!("IPv4")
-    };
-    dns.publish(&format!("x.{DOMAIN}"), hop);
-    let recs = [PtrRecord {
-        address: got.hops[0].public,
-        name: "x".into(),
-    }];
+    let (dns, recs) = published(&got.hops, &["x"]);
     let err = aws
         .set_ptrs(&recs, &dns, &mut journal)
         .await
@@ -80,8 +66,7 @@ async fn a_denied_action_is_named_with_the_policy_to_fix() {
     let err = aws.teardown(&mut journal).await.expect_err("denied");
     assert!(err.to_string().contains("ec2:ReleaseAddress"), "{err}");
     env.proxy.allow_all();
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+    env.teardown_to(&aws, &mut journal, &before).await;
 }
 
 fn retrying(env: &Env, attempts: u32) -> AwsProvider {
@@ -98,12 +83,29 @@ fn count(env: &Env, action: &str) -> usize {
     env.proxy.calls().iter().filter(|c| *c == action).count()
 }
 
+/// Fails DescribeInstances with `status` and `code` (more often than any
+/// retry budget), provisions a hop, and returns the error and how many
+/// DescribeInstances calls the provision made.
+async fn provision_failing(
+    env: &Env,
+    aws: &AwsProvider,
+    journal: &mut MemoryJournal,
+    status: u16,
+    code: &str,
+) -> (Error, usize) {
+    env.proxy.fail("DescribeInstances", status, code, 10);
+    let calls = count(env, "DescribeInstances");
+    let err = aws
+        .provision(1, journal)
+        .await
+        .expect_err(&format!("DescribeInstances still fails with {code}"));
+    (err, count(env, "DescribeInstances") - calls)
+}
+
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
-    let env = Env::start().await;
-    let before = env.snapshot().await;
+    let (env, before, _, mut journal) = Env::begin("retry").await;
     let aws = retrying(&env, 3);
-    let mut journal = MemoryJournal::default();
 
     env.proxy
         .fail("AllocateAddress", 503, "RequestLimitExceeded", 2);
@@ -113,26 +115,15 @@ async fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
         .expect("retried to success");
     assert_eq!(count(&env, "DescribeInstances"), 3);
 
-    env.proxy
-        .fail("DescribeInstances", 503, "RequestLimitExceeded", 10);
-    let calls = count(&env, "DescribeInstances");
-    let err = aws
-        .provision(1, &mut journal)
-        .await
-        .expect_err("still throttled");
+    let (err, calls) =
+        provision_failing(&env, &aws, &mut journal, 503, "RequestLimitExceeded").await;
     assert!(matches!(err, Error::RateLimited { .. }), "{err}");
-    assert_eq!(count(&env, "DescribeInstances") - calls, 3, "bounded");
+    assert_eq!(calls, 3, "bounded");
 
-    env.proxy
-        .fail("DescribeInstances", 500, "InternalError", 10);
-    let calls = count(&env, "DescribeInstances");
-    let err = aws
-        .provision(1, &mut journal)
-        .await
-        .expect_err("still failing");
+    let (err, calls) = provision_failing(&env, &aws, &mut journal, 500, "InternalError").await;
     assert!(matches!(err, Error::Api { .. }), "{err}");
     assert!(err.to_string().contains("ec2:DescribeInstances"), "{err}");
-    assert_eq!(count(&env, "DescribeInstances") - calls, 3, "bounded");
+    assert_eq!(calls, 3, "bounded");
 
     // With retries off (as in the other tests) one failure is final.
     env.proxy.fail("DescribeInstances", 500, "InternalError", 1);
@@ -146,29 +137,18 @@ async fn throttling_and_server_errors_are_retried_a_bounded_number_of_times() {
     assert_eq!(count(&env, "DescribeInstances") - calls, 1);
 
     env.proxy.fail("DescribeInstances", 500, "InternalError", 0);
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+    env.teardown_to(&aws, &mut journal, &before).await;
 }
 
 #[tokio::test]
 async fn slow_reverse_dns_removal_stops_teardown_without_losing_anything() {
-    let env = Env::start().await;
-    let before = env.snapshot().await;
-    let aws = env.provider("slow").with_ptr_wait(PtrWait {
+    let (env, before, aws, mut journal) = Env::begin("slow").await;
+    let aws = aws.with_ptr_wait(PtrWait {
         timeout: Duration::from_millis(200),
         interval: Duration::from_millis(20),
     });
-    let mut journal = MemoryJournal::default();
     let got = aws.provision(1, &mut journal).await.expect("provision");
-    let mut dns = TableResolver::default();
-    let IpAddr::V4(hop) = got.hops[0].public else {
-        panic!("IPv4")
-    };
-    dns.publish(&format!("slow.{DOMAIN}"), hop);
-    let recs = [PtrRecord {
-        address: got.hops[0].public,
-        name: "slow".into(),
-    }];
+    let (dns, recs) = published(&got.hops, &["slow"]);
     aws.set_ptrs(&recs, &dns, &mut journal)
         .await
         .expect("set ptr");
@@ -187,43 +167,16 @@ async fn slow_reverse_dns_removal_stops_teardown_without_losing_anything() {
 
     env.proxy.set_pending_reads(0);
     // The reset is in flight: teardown waits for it instead of resetting again.
-    let resets = env
-        .proxy
-        .calls()
-        .iter()
-        .filter(|c| *c == "ResetAddressAttribute")
-        .count();
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(
-        env.proxy
-            .calls()
-            .iter()
-            .filter(|c| *c == "ResetAddressAttribute")
-            .count(),
-        resets
-    );
-    assert_eq!(env.snapshot().await, before);
+    let resets = count(&env, "ResetAddressAttribute");
+    env.teardown_to(&aws, &mut journal, &before).await;
+    assert_eq!(count(&env, "ResetAddressAttribute"), resets);
 }
 
 #[tokio::test]
 async fn a_name_aws_refuses_is_reported_and_the_other_lines_still_go() {
-    let env = Env::start().await;
-    let before = env.snapshot().await;
-    let aws = env.provider("refused");
-    let mut journal = MemoryJournal::default();
+    let (env, before, aws, mut journal) = Env::begin("refused").await;
     let got = aws.provision(2, &mut journal).await.expect("provision");
-    let mut dns = TableResolver::default();
-    let mut recs = Vec::new();
-    for (hop, name) in got.hops.iter().zip(["first", "second"]) {
-        let IpAddr::V4(v4) = hop.public else {
-            panic!("IPv4")
-        };
-        dns.publish(&format!("{name}.{DOMAIN}"), v4);
-        recs.push(PtrRecord {
-            address: hop.public,
-            name: name.into(),
-        });
-    }
+    let (dns, recs) = published(&got.hops, &["first", "second"]);
     env.proxy
         .fail("ModifyAddressAttribute", 400, "InvalidParameterValue", 1);
     let report = aws
@@ -239,18 +192,15 @@ async fn a_name_aws_refuses_is_reported_and_the_other_lines_still_go() {
         "{report:?}"
     );
     // Run again: the refused one goes now, the other is not sent twice.
-    let report = aws
+    let again = aws
         .set_ptrs(&recs, &dns, &mut journal)
         .await
-        .expect("set ptrs");
-    assert!(
-        matches!(report.outcomes[0].action, PtrAction::Sent { .. }),
-        "{report:?}"
-    );
-    assert!(
-        !matches!(report.outcomes[1].action, PtrAction::Sent { .. }),
-        "{report:?}"
-    );
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+        .expect("set ptrs again");
+    let sent: Vec<bool> = again
+        .outcomes
+        .iter()
+        .map(|o| matches!(o.action, PtrAction::Sent { .. }))
+        .collect();
+    assert_eq!(sent, [true, false], "{again:?}");
+    env.teardown_to(&aws, &mut journal, &before).await;
 }

@@ -4,40 +4,13 @@
 
 mod aws;
 
-use aws::{Env, TableResolver, DOMAIN};
-use std::net::{IpAddr, Ipv4Addr};
+use aws::{assert_sent_and_done, aws_entries, records, v4, Env, TableResolver, DOMAIN};
+use std::net::IpAddr;
 use troll_providers::aws::{kinds, zone_fragment, PtrAction};
-use troll_providers::{AddressPair, Journal, MemoryJournal, PtrRecord, ResourceStatus};
-
-fn v4(ip: IpAddr) -> Ipv4Addr {
-    match ip {
-        IpAddr::V4(v4) => v4,
-        IpAddr::V6(v6) => panic!("{v6} is not IPv4"),
-    }
-}
-
-fn records(pairs: &[AddressPair], names: &[&str]) -> Vec<PtrRecord> {
-    pairs
-        .iter()
-        .zip(names)
-        .map(|(p, n)| PtrRecord {
-            address: p.public,
-            name: (*n).to_string(),
-        })
-        .collect()
-}
+use troll_providers::{MemoryJournal, PtrRecord, ResourceStatus};
 
 fn count(journal: &MemoryJournal, kind: &str) -> usize {
     journal.resources.iter().filter(|r| r.kind == kind).count()
-}
-
-fn aws_entries(journal: &MemoryJournal) -> Vec<String> {
-    journal
-        .resources()
-        .iter()
-        .filter(|r| r.kind.starts_with("aws-"))
-        .map(|r| format!("{} {:?} {:?}", r.kind, r.id, r.extra))
-        .collect()
 }
 
 #[tokio::test]
@@ -157,17 +130,7 @@ async fn provision_ptrs_status_teardown_leave_ec2_as_it_was() {
         .set_ptrs(&recs, &dns, &mut journal)
         .await
         .expect("set ptrs");
-    for o in &report.outcomes[..3] {
-        assert_eq!(
-            o.action,
-            // Followed until AWS is done (the proxy keeps an update
-            // PENDING for a read).
-            PtrAction::Sent {
-                status: Some("SUCCESSFUL".into())
-            },
-            "{o:?}"
-        );
-    }
+    assert_sent_and_done(&report.outcomes[..3]);
     assert_eq!(
         report.outcomes[3].action,
         PtrAction::ForwardMissing { found: vec![] }
@@ -294,10 +257,7 @@ async fn a_target_elastic_ip_from_before_is_adopted_and_given_back_as_it_was() {
 
 #[tokio::test]
 async fn a_shorter_show_gives_back_its_surplus_hops_and_a_longer_one_adds() {
-    let env = Env::start().await;
-    let before = env.snapshot().await;
-    let aws = env.provider("resize");
-    let mut journal = MemoryJournal::default();
+    let (env, before, aws, mut journal) = Env::begin("resize").await;
     let three = aws.provision(3, &mut journal).await.expect("provision 3");
     let mut dns = TableResolver::default();
     dns.publish(&format!("last.{DOMAIN}"), v4(three.hops[2].public));
@@ -316,16 +276,12 @@ async fn a_shorter_show_gives_back_its_surplus_hops_and_a_longer_one_adds() {
     assert_eq!(two.hops[0], three.hops[0]);
     assert_eq!(two.allocated, 1);
 
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+    env.teardown_to(&aws, &mut journal, &before).await;
 }
 
 #[tokio::test]
 async fn teardown_sweeps_tagged_elastic_ips_the_journal_lost() {
-    let env = Env::start().await;
-    let before = env.snapshot().await;
-    let aws = env.provider("lost");
-    let mut journal = MemoryJournal::default();
+    let (env, before, aws, mut journal) = Env::begin("lost").await;
     aws.provision(2, &mut journal).await.expect("provision");
     // The state file is gone: only the tags are left.
     let mut empty = MemoryJournal::default();

@@ -6,7 +6,7 @@
 
 mod aws;
 
-use aws::Env;
+use aws::{note, Env};
 use aws_sdk_ec2::types::InstanceType;
 use troll_providers::{Error, MemoryJournal};
 
@@ -21,10 +21,7 @@ fn changes(calls: &[String]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_t3_micro_with_two_hops_is_refused_before_any_allocation() {
-    let env = Env::start_on(InstanceType::T3Micro).await;
-    let before = env.snapshot().await;
-    let aws = env.provider("micro");
-    let mut journal = MemoryJournal::default();
+    let (env, before, aws, mut journal) = Env::begin_on(InstanceType::T3Micro, "micro").await;
     let err = aws.provision(2, &mut journal).await.expect_err("refused");
     let text = err.to_string();
     assert!(matches!(err, Error::Limit { .. }), "{err:?}");
@@ -39,16 +36,12 @@ async fn a_t3_micro_with_two_hops_is_refused_before_any_allocation() {
 
     // One hop fits a t3.micro, and goes away again.
     aws.provision(1, &mut journal).await.expect("one hop fits");
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+    env.teardown_to(&aws, &mut journal, &before).await;
 }
 
 #[tokio::test]
 async fn a_t3_small_holds_three_hops_and_ec2_refuses_a_fourth_address() {
-    let env = Env::start_on(InstanceType::T3Small).await;
-    let before = env.snapshot().await;
-    let aws = env.provider("small");
-    let mut journal = MemoryJournal::default();
+    let (env, before, aws, mut journal) = Env::begin_on(InstanceType::T3Small, "small").await;
     let got = aws.provision(3, &mut journal).await.expect("three hops");
     assert_eq!(got.hops.len(), 3);
     let err = aws.provision(4, &mut journal).await.expect_err("four");
@@ -64,8 +57,7 @@ async fn a_t3_small_holds_three_hops_and_ec2_refuses_a_fourth_address() {
         .expect_err("EC2 refuses a fifth private address on a t3.small");
     let code = aws_sdk_ec2::error::ProvideErrorMetadata::code(&refused).map(str::to_string);
     assert_eq!(code.as_deref(), Some("PrivateIpAddressLimitExceeded"));
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+    env.teardown_to(&aws, &mut journal, &before).await;
 }
 
 #[tokio::test]
@@ -107,22 +99,14 @@ async fn the_elastic_ip_quota_counts_the_hops_and_the_target() {
     // A raised quota lets the longer show through.
     env.proxy.set_eip_quota(6);
     aws.provision(2, &mut journal).await.expect("quota raised");
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+    env.teardown_to(&aws, &mut journal, &before).await;
 }
 
 #[tokio::test]
 async fn security_groups_that_keep_probes_out_are_named() {
-    let env = Env::start().await;
-    let before = env.snapshot().await;
-    let aws = env.provider("groups");
-    let mut journal = MemoryJournal::default();
+    let (env, before, aws, mut journal) = Env::begin("groups").await;
     let got = aws.provision(1, &mut journal).await.expect("provision");
-    let note = got
-        .notes
-        .iter()
-        .find(|n| n.contains("security group"))
-        .unwrap_or_else(|| panic!("{:?}", got.notes));
+    let note = note(&got.notes, "security group");
     assert!(
         note.contains("UDP 33434-33534")
             && note.contains("ICMP echo request")
@@ -130,20 +114,9 @@ async fn security_groups_that_keep_probes_out_are_named() {
         "{note}"
     );
     // Open to the world: nothing to say any more.
-    let groups = env
-        .direct
-        .describe_instances()
-        .instance_ids(&env.instance_id)
-        .send()
-        .await
-        .unwrap();
-    let group = groups.reservations()[0].instances()[0].security_groups()[0]
-        .group_id()
-        .unwrap()
-        .to_string();
     env.direct
         .authorize_security_group_ingress()
-        .group_id(&group)
+        .group_id(&env.group_id)
         .ip_protocol("-1")
         .cidr_ip("0.0.0.0/0")
         .send()
@@ -155,6 +128,5 @@ async fn security_groups_that_keep_probes_out_are_named() {
         "{:?}",
         got.notes
     );
-    aws.teardown(&mut journal).await.expect("teardown");
-    assert_eq!(env.snapshot().await, before);
+    env.teardown_to(&aws, &mut journal, &before).await;
 }

@@ -5,25 +5,14 @@
 
 mod aws;
 
-use aws::{route53_client, Env, TableResolver, DOMAIN};
+use aws::{assert_sent_and_done, aws_entries, records, route53_client, Env, TableResolver, DOMAIN};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use troll_providers::aws::{kinds, PtrAction};
-use troll_providers::{AddressPair, MemoryJournal, PtrRecord, ResourceStatus};
-
-fn records(pairs: &[AddressPair], names: &[&str]) -> Vec<PtrRecord> {
-    pairs
-        .iter()
-        .zip(names)
-        .map(|(p, n)| PtrRecord {
-            address: p.public,
-            name: (*n).to_string(),
-        })
-        .collect()
-}
+use troll_providers::{AddressPair, MemoryJournal, ResourceStatus};
 
 /// What the zone should hold: `<name>.DOMAIN` -> the pair's Elastic IP.
 fn expected(pairs: &[AddressPair], names: &[&str]) -> BTreeMap<String, Vec<String>> {
@@ -83,15 +72,7 @@ async fn records_are_created_follow_the_message_and_go_at_teardown() {
         .set_ptrs(&records(&pairs, &first), &nobody, &mut journal)
         .await
         .expect("set ptrs");
-    for o in &report.outcomes {
-        assert_eq!(
-            o.action,
-            PtrAction::Sent {
-                status: Some("SUCCESSFUL".into())
-            },
-            "{o:?}"
-        );
-    }
+    assert_sent_and_done(&report.outcomes);
     let mut want = expected(&pairs, &first);
     want.insert(format!("keep.{DOMAIN}"), vec!["192.0.2.7".into()]);
     assert_eq!(env.route53_records(&zone).await, want);
@@ -152,14 +133,7 @@ async fn records_are_created_follow_the_message_and_go_at_teardown() {
         env.route53_records(&zone).await,
         BTreeMap::from([(format!("keep.{DOMAIN}"), vec!["192.0.2.7".to_string()])])
     );
-    assert!(
-        journal
-            .resources
-            .iter()
-            .all(|r| !r.kind.starts_with("aws-")),
-        "{:?}",
-        journal.resources
-    );
+    assert!(aws_entries(&journal).is_empty(), "{:?}", journal.resources);
     assert!(env.tagged("r53").await.is_empty());
 }
 

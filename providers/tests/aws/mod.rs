@@ -11,13 +11,18 @@ use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{DomainType, Filter, InstanceType, ResourceType, Tag, TagSpecification};
 use aws_sdk_ec2::Client;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use troll_providers::aws::{AwsProvider, AwsSettings, PtrWait, Resolver};
+use troll_providers::aws::{AwsProvider, AwsSettings, PtrAction, PtrOutcome, PtrWait, Resolver};
+use troll_providers::{AddressPair, MemoryJournal, PtrRecord};
 
 pub use proxy::{KillPoint, Proxy};
+
+#[path = "../common/notes.rs"]
+mod notes;
+pub use notes::note;
 
 pub const REGION: &str = "us-east-1";
 pub const DOMAIN: &str = "example.com";
@@ -155,6 +160,8 @@ pub struct Env {
     pub client: Client,
     pub instance_id: String,
     pub eni: String,
+    /// The instance's security group (closed, as a new one is).
+    pub group_id: String,
 }
 
 impl Env {
@@ -231,7 +238,37 @@ impl Env {
             client,
             instance_id,
             eni,
+            group_id,
         }
+    }
+
+    /// A test's start on a t3.large: the Env, what EC2 holds before the
+    /// test, the provider of `deployment` and an empty journal.
+    pub async fn begin(deployment: &str) -> (Env, Snapshot, AwsProvider, MemoryJournal) {
+        Env::begin_on(InstanceType::T3Large, deployment).await
+    }
+
+    /// [`Env::begin`] on an instance of `instance_type`.
+    pub async fn begin_on(
+        instance_type: InstanceType,
+        deployment: &str,
+    ) -> (Env, Snapshot, AwsProvider, MemoryJournal) {
+        let env = Env::start_on(instance_type).await;
+        let before = env.snapshot().await;
+        let aws = env.provider(deployment);
+        (env, before, aws, MemoryJournal::default())
+    }
+
+    /// Tears down with `aws` and checks that EC2 holds what it held
+    /// `before`.
+    pub async fn teardown_to(
+        &self,
+        aws: &AwsProvider,
+        journal: &mut MemoryJournal,
+        before: &Snapshot,
+    ) {
+        aws.teardown(journal).await.expect("teardown");
+        assert_eq!(&self.snapshot().await, before);
     }
 
     pub fn settings(&self, deployment: &str) -> AwsSettings {
@@ -431,4 +468,58 @@ impl Resolver for TableResolver {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// The address of an Elastic IP or private address, which is IPv4 at AWS.
+pub fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => panic!("{v6} is not IPv4"),
+    }
+}
+
+/// A record per pair, in order: the pair's Elastic IP -> the name.
+pub fn records(pairs: &[AddressPair], names: &[&str]) -> Vec<PtrRecord> {
+    pairs
+        .iter()
+        .zip(names)
+        .map(|(p, n)| PtrRecord {
+            address: p.public,
+            name: (*n).to_string(),
+        })
+        .collect()
+}
+
+/// [`records`], and a resolver where each `<name>.DOMAIN` has its A
+/// record, as after the operator published them.
+pub fn published(pairs: &[AddressPair], names: &[&str]) -> (TableResolver, Vec<PtrRecord>) {
+    let mut dns = TableResolver::default();
+    for (p, n) in pairs.iter().zip(names) {
+        dns.publish(&format!("{n}.{DOMAIN}"), v4(p.public));
+    }
+    (dns, records(pairs, names))
+}
+
+/// Checks that each of `outcomes` was sent and followed until AWS was done
+/// (the proxy keeps an update PENDING for a read).
+pub fn assert_sent_and_done(outcomes: &[PtrOutcome]) {
+    for o in outcomes {
+        assert_eq!(
+            o.action,
+            PtrAction::Sent {
+                status: Some("SUCCESSFUL".into())
+            },
+            "{o:?}"
+        );
+    }
+}
+
+/// The journal's AWS entries (kind, id, extra), for "nothing left" checks.
+pub fn aws_entries(journal: &MemoryJournal) -> Vec<String> {
+    journal
+        .resources
+        .iter()
+        .filter(|r| r.kind.starts_with("aws-"))
+        .map(|r| format!("{} {:?} {:?}", r.kind, r.id, r.extra))
+        .collect()
 }
