@@ -10,6 +10,7 @@
 # the package step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/apt-install.sh
 
 # The pin: the tests' fake covers exactly the gaps of moto 5.2 (see
 # providers/tests/aws/proxy.rs); a newer moto may close some of them.
@@ -36,14 +37,8 @@ if [ -z "$python" ] || ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; 
     echo "setup-moto: python3 with the venv module is missing (apt-get install python3-venv)" >&2
     exit 1
   fi
-  if [ "$(id -u)" != 0 ]; then
-    echo "setup-moto: run as root to install python3-venv, or install it yourself" >&2
-    exit 1
-  fi
-  echo "setup-moto: installing python3 python3-venv"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  apt_install setup-moto "run as root to install python3-venv, or install it yourself" \
+    python3 python3-venv
   python=/usr/bin/python3
 fi
 

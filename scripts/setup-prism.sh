@@ -6,6 +6,7 @@
 # Prism comes from the npm registry only; nothing else is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/apt-install.sh
 
 version=5.16.0
 dest=.tools/prism
@@ -17,14 +18,8 @@ if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null || true)" = "$version" ]; 
 fi
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "setup-prism: node and npm are missing; run this as root to install Debian's nodejs and npm" >&2
-    exit 1
-  fi
-  echo "setup-prism: installing Debian's nodejs and npm"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  apt_install setup-prism "node and npm are missing; run this as root to install Debian's nodejs and npm" \
+    nodejs npm
 fi
 
 mkdir -p "$dest"
