@@ -267,8 +267,61 @@ fn config_file_and_environment_precedence() {
     let r = run(troll(dir.path())
         .env("TROLL_CONFIG", &config)
         .args(["preview", "x"]));
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.contains("bogus"), "{}", r.stderr);
+}
+
+#[test]
+fn a_bad_value_is_a_usage_error_naming_its_flag_or_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // A flag: clap's usage error, naming the flag, the value and the fix.
+    for (args, says) in [
+        (
+            vec!["serve", "--dns", "nope", "--dry-run"],
+            "invalid value 'nope' for '--dns <ADDR:PORT>': 'nope' is not an address and port; write e.g. 0.0.0.0:53 or [::]:53",
+        ),
+        (
+            vec!["serve", "--target", "198.18.0.9", "--hops", "198.18.0.1,x"],
+            "invalid value '198.18.0.1,x' for '--hops <LIST>': 'x' is not an IP address",
+        ),
+        (
+            vec!["status", "--resolver", "dns.example"],
+            "for '--resolver <ADDR>': 'dns.example' is not an address; write ADDR or ADDR:PORT",
+        ),
+        (
+            vec!["provision", "--provider", "static", "--hop-address", "198.51.100.1,y"],
+            "for '--hop-address <ADDR>': 'y' is not an IP address; write ADDR or PUBLIC=LOCAL",
+        ),
+        (vec!["check", "192.0.2.1", "--max-hops", "0"], "for '--max-hops <N>'"),
+        (
+            vec!["--deployment", "a/b", "status"],
+            "for '--deployment <NAME>': 'a/b' is not a valid deployment name",
+        ),
+    ] {
+        let r = run(troll(dir.path()).args(&args));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    // The same value in the config file: the file, the line and the key.
+    let config = dir.path().join("troll.toml");
+    std::fs::write(&config, "[serve]\nrate = 10\ndns = \"nope\"\n").unwrap();
+    let r = run(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .args(["serve", "--dry-run"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "troll: the config file {} is not valid: line 3: serve.dns: 'nope' is not an address and port; write e.g. 0.0.0.0:53 or [::]:53\n",
+            config.display()
+        )
+    );
+    // A good one is used: serve --dns from the file.
+    std::fs::write(&config, "[serve]\ndns = \"127.0.0.1:5353\"\n").unwrap();
+    let r = run(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .args(["preview", "x"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 #[test]

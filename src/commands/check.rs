@@ -12,7 +12,7 @@ use crate::resolve;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Serialize)]
@@ -152,16 +152,6 @@ fn from_plan(plan: &Plan, target: IpAddr) -> Expected {
     }
 }
 
-fn parse_resolver(text: &str) -> Result<SocketAddr> {
-    text.parse::<SocketAddr>()
-        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| {
-            Error::Usage(format!(
-                "--resolver '{text}' is not an address; write ADDR or ADDR:PORT"
-            ))
-        })
-}
-
 /// A spinner on a terminal, nothing otherwise (plain lines follow).
 struct Progress(Option<indicatif::ProgressBar>);
 
@@ -190,12 +180,9 @@ impl Progress {
 
 pub fn run(ctx: &Context, args: &CheckArgs) -> Result<()> {
     let target = resolve_host(&args.host, args.ipv4, args.ipv6)?;
-    let resolver = args.resolver.as_deref().map(parse_resolver).transpose()?;
+    let resolver = args.resolver;
     let expected = expected_show(ctx, args, target)?;
-    let max_hops = u8::try_from(args.max_hops)
-        .ok()
-        .filter(|m| *m > 0)
-        .ok_or_else(|| Error::Usage("--max-hops must be 1 to 255".into()))?;
+    let max_hops = args.max_hops;
     let protocols: Vec<Protocol> = match args.protocol {
         Some(CheckProtocol::Udp) => vec![Protocol::Udp],
         Some(CheckProtocol::Icmp) => vec![Protocol::Icmp],

@@ -31,7 +31,7 @@ pub struct Options {
     /// Its SHA-256, 64 hex digits.
     pub binary_sha256: String,
     /// Passed to `troll serve --dns` through the unit.
-    pub dns: Option<String>,
+    pub dns: Option<std::net::SocketAddr>,
 }
 
 pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
     let options = Options {
         binary_url,
         binary_sha256,
-        dns: args.service_dns.clone(),
+        dns: args.service_dns,
     };
     print!("{}", render(&state, &options)?);
     Ok(())
@@ -108,7 +108,7 @@ pub fn render(state: &State, options: &Options) -> Result<String> {
         )));
     }
     let message_path = format!("/etc/troll/{}.message", state.deployment);
-    let handover = Handover::new(state, &message_path, options.dns.as_deref(), None)?;
+    let handover = Handover::new(state, &message_path, options.dns, None)?;
     Ok(TEMPLATE
         .replace("{{message}}", &json(&handover.message))
         .replace("{{binary_url}}", &format!("'{}'", options.binary_url))
@@ -143,7 +143,7 @@ impl Handover {
     pub fn new(
         state: &State,
         message_file: &str,
-        dns: Option<&str>,
+        dns: Option<std::net::SocketAddr>,
         interface: Option<&str>,
     ) -> Result<Handover> {
         if state.provider == Some(ProviderKind::Local) {
