@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub state_dir: Option<PathBuf>,
     #[serde(deserialize_with = "deployment")]
     pub deployment: Option<String>,
-    pub state_dir: Option<PathBuf>,
     pub message: MessageConfig,
     pub serve: ServeConfig,
 }
