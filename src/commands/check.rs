@@ -7,7 +7,7 @@ use crate::check::probe::{self, ProbeError, Protocol, TraceOptions};
 use crate::check::{judge, Expected, ExpectedHop, Names, Report, Verdict};
 use crate::cli::{CheckArgs, CheckProtocol, Context, MessageArgs};
 use crate::error::{Error, Result};
-use crate::plan::{Hop, Plan, PlanOptions};
+use crate::plan::{Hop, Plan};
 use crate::resolve;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -75,13 +75,7 @@ fn expected_show(ctx: &Context, args: &CheckArgs, target: IpAddr) -> Result<Expe
             wrap: args.wrap,
             keep_target_name: args.keep_target_name,
         };
-        let input = message.read(&ctx.config)?;
-        let plan = Plan::new(
-            &input.encoded.lines,
-            PlanOptions {
-                keep_target_name: input.options.keep_target_name,
-            },
-        )?;
+        let plan = super::set_message::plan_of(&message.read(&ctx.config)?)?;
         return Ok(from_plan(&plan, target));
     }
     let state = ctx.store.load(&ctx.deployment)?.ok_or_else(|| {
@@ -330,10 +324,8 @@ fn ptr_text(names: &Names) -> String {
 
 fn render(output: &Output, max_hops: usize) -> String {
     use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "troll check {} ({}), names from: {}",
+    let mut out = format!(
+        "troll check {} ({}), names from: {}\n",
         output.host,
         output.address,
         output.resolvers.join(", ")
