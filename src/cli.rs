@@ -310,7 +310,7 @@ pub struct SetMessageArgs {
 #[derive(Debug, Args, Default)]
 pub struct DelayArgs {
     /// Delay hop t's reply by t x MS milliseconds, so times grow like a real path's (at most 2000 per reply); with --line-delay, replaces the stored delays
-    #[arg(long, value_name = "MS", value_parser = |s: &str| crate::responder::settings::parse_ms("--hop-delay", s))]
+    #[arg(long, value_name = "MS", value_parser = crate::responder::settings::parse_ms)]
     pub hop_delay: Option<u32>,
     /// Delay one line's replies by MS milliseconds (repeatable; at most 2000), e.g. --line-delay 3=150
     #[arg(long, value_name = "LINE=MS", value_parser = crate::responder::settings::parse_line_delay)]

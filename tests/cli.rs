@@ -307,6 +307,10 @@ fn a_bad_value_is_a_usage_error_naming_its_flag_or_its_key() {
         ),
         (vec!["check", "192.0.2.1", "--max-hops", "0"], "for '--max-hops <N>'"),
         (
+            vec!["set-message", "x", "--line-delay", "2=2500"],
+            "invalid value '2=2500' for '--line-delay <LINE=MS>': 2500: delays are capped at 2000 ms",
+        ),
+        (
             vec!["--deployment", "a/b", "status"],
             "for '--deployment <NAME>': 'a/b' is not a valid deployment name",
         ),
