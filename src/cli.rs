@@ -5,10 +5,14 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::message::{self, Encoded, Options};
-use crate::state::{check_name, MessageOptions, Store};
+use crate::state::{MessageOptions, Store};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use value::{HopList, Pairs};
+
+pub mod value;
 
 const ABOUT: &str = "Make traceroute to your server print a message, one line per hop.";
 
@@ -40,7 +44,8 @@ pub struct GlobalArgs {
         global = true,
         env = "TROLL_DEPLOYMENT",
         hide_env_values = true,
-        value_name = "NAME"
+        value_name = "NAME",
+        value_parser = value::deployment_name
     )]
     pub deployment: Option<String>,
     /// Directory of state files [default: /var/lib/troll as root, else $XDG_STATE_HOME/troll]
@@ -305,7 +310,7 @@ pub struct SetMessageArgs {
 #[derive(Debug, Args, Default)]
 pub struct DelayArgs {
     /// Delay hop t's reply by t x MS milliseconds, so times grow like a real path's (at most 2000 per reply); with --line-delay, replaces the stored delays
-    #[arg(long, value_name = "MS", value_parser = |s: &str| crate::responder::settings::parse_ms("--hop-delay", s))]
+    #[arg(long, value_name = "MS", value_parser = crate::responder::settings::parse_ms)]
     pub hop_delay: Option<u32>,
     /// Delay one line's replies by MS milliseconds (repeatable; at most 2000), e.g. --line-delay 3=150
     #[arg(long, value_name = "LINE=MS", value_parser = crate::responder::settings::parse_line_delay)]
@@ -337,8 +342,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub target: Option<std::net::IpAddr>,
     /// Hop addresses in order, comma-separated; `-` is a silent hop
-    #[arg(long, value_name = "LIST")]
-    pub hops: Option<String>,
+    #[arg(long, value_name = "LIST", value_parser = value::hop_list)]
+    pub hops: Option<HopList>,
     /// Only read probes arriving on this interface [default: all]
     #[arg(long, short = 'i', value_name = "IF")]
     pub interface: Option<String>,
@@ -358,8 +363,8 @@ pub struct ServeArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value = "link")]
     pub tx: crate::responder::socket::TxMode,
     /// Also answer PTR queries for the show's addresses on ADDR:PORT (UDP and TCP)
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub dns: Option<String>,
+    #[arg(long, value_name = "ADDR:PORT", value_parser = value::listen_addr)]
+    pub dns: Option<SocketAddr>,
     /// TTL of the PTR answers, in seconds [default: 60]
     #[arg(long, value_name = "SECONDS", requires = "dns")]
     pub dns_ttl: Option<u32>,
@@ -396,11 +401,11 @@ pub struct ProvisionArgs {
     )]
     pub provider: Option<ProviderArg>,
     /// The target: ADDR, or PUBLIC=LOCAL behind 1:1 NAT (static; one per family)
-    #[arg(long, value_name = "ADDR")]
-    pub target: Vec<String>,
+    #[arg(long, value_name = "ADDR", value_parser = value::pairs)]
+    pub target: Vec<Pairs>,
     /// Hop addresses, in order: ADDR or PUBLIC=LOCAL, repeated or comma-separated (static)
-    #[arg(long, value_name = "ADDR")]
-    pub hop_address: Vec<String>,
+    #[arg(long, value_name = "ADDR", value_parser = value::pairs)]
+    pub hop_address: Vec<Pairs>,
     /// Size for (and store) this message instead of the stored one
     #[arg(long, value_name = "TEXT", conflicts_with = "file")]
     pub message: Option<String>,
@@ -456,8 +461,13 @@ pub struct ProvisionArgs {
     #[arg(long, value_name = "HEX", requires = "print_user_data")]
     pub binary_sha256: Option<String>,
     /// The instance's service also answers PTR queries here (`troll serve --dns`)
-    #[arg(long, value_name = "ADDR:PORT", requires = "print_user_data")]
-    pub service_dns: Option<String>,
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        requires = "print_user_data",
+        value_parser = value::listen_addr
+    )]
+    pub service_dns: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -504,8 +514,8 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Ask this DNS server (ADDR or ADDR:PORT) instead of the system resolver
-    #[arg(long, value_name = "ADDR")]
-    pub resolver: Option<String>,
+    #[arg(long, value_name = "ADDR", value_parser = value::resolver)]
+    pub resolver: Option<SocketAddr>,
     /// Do not look names up
     #[arg(long, conflicts_with = "resolver")]
     pub no_resolve: bool,
@@ -553,8 +563,8 @@ pub struct CheckArgs {
     #[arg(long, value_enum, value_name = "PROTO")]
     pub protocol: Option<CheckProtocol>,
     /// Highest TTL to probe
-    #[arg(long, short = 'm', value_name = "N", default_value_t = 64)]
-    pub max_hops: usize,
+    #[arg(long, short = 'm', value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
+    pub max_hops: u8,
     /// TTLs probed at once
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub parallel: usize,
@@ -568,8 +578,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "PORT", default_value_t = 80)]
     pub tcp_port: u16,
     /// Also look names up at this DNS server (ADDR or ADDR:PORT)
-    #[arg(long, value_name = "ADDR")]
-    pub resolver: Option<String>,
+    #[arg(long, value_name = "ADDR", value_parser = value::resolver)]
+    pub resolver: Option<SocketAddr>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -581,8 +591,8 @@ pub struct InstallServiceArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Serve PTR queries too (passed to `troll serve --dns`)
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub dns: Option<String>,
+    #[arg(long, value_name = "ADDR:PORT", value_parser = value::listen_addr)]
+    pub dns: Option<SocketAddr>,
     /// Passed to `troll serve --interface`
     #[arg(long, value_name = "IF")]
     pub interface: Option<String>,
@@ -636,8 +646,8 @@ pub struct DeployArgs {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
     /// Serve PTR queries on the server too (passed to `troll serve --dns`)
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub dns: Option<String>,
+    #[arg(long, value_name = "ADDR:PORT", value_parser = value::listen_addr)]
+    pub dns: Option<SocketAddr>,
     /// Passed to `troll serve --interface` on the server
     #[arg(long, value_name = "IF")]
     pub interface: Option<String>,
@@ -669,7 +679,6 @@ impl Context {
             .clone()
             .or_else(|| config.deployment.clone())
             .unwrap_or_else(|| "default".to_string());
-        check_name(&deployment)?;
         let dir = global
             .state_dir
             .clone()

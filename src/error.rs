@@ -112,13 +112,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// 2 for mistakes in what the user gave us, 1 for everything else
+    /// 2 for mistakes in what the user gave us (flags, arguments, the
+    /// config file's values), 1 for everything else
     /// (missing tools, an incomplete deployment, the environment).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Encode(_)
             | Error::Usage(_)
             | Error::DeploymentName(_)
+            | Error::Config { .. }
             | Error::Plan(crate::plan::PlanError::TooManyHops { .. }) => 2,
             _ => 1,
         }

@@ -4,12 +4,55 @@
 mod util;
 
 use std::io::Write;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use troll::state::Store;
-use util::{run, snapshot, troll};
+use util::{run, snapshot, troll, Run};
 
 const SAMPLE: &str = "0----0\nDouglas Adams\nMostly Harmless\n0----0\n\nDon't Panic";
+
+/// The words of a command line that needs no quoting.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// Runs troll, which must succeed.
+#[track_caller]
+fn ok(cmd: &mut Command) -> Run {
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
+#[track_caller]
+fn assert_has(text: &str, wanted: &str) {
+    assert!(text.contains(wanted), "{wanted:?} is not in:\n{text}");
+}
+
+/// Runs a validator (systemd-analyze, cloud-init, python3), which must
+/// accept what troll wrote; returns what it printed.
+#[track_caller]
+fn accepted(cmd: &mut Command, installed: &str) -> Vec<u8> {
+    let out = cmd.output().expect(installed);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A static deployment: target 203.0.113.10 behind NAT, and `hops`.
+fn provision_static(dir: &Path, hops: &str) {
+    let target = "--target 203.0.113.10=10.0.0.10";
+    ok(troll(dir)
+        .args(words(&format!(
+            "provision --provider static {target} --hop-address"
+        )))
+        .arg(hops));
+}
 
 #[test]
 fn help_texts_match_snapshots() {
@@ -40,8 +83,7 @@ fn help_texts_match_snapshots() {
 #[test]
 fn preview_of_the_sample_message() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(troll(dir.path()).args(["preview", SAMPLE]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ok(troll(dir.path()).args(["preview", SAMPLE]));
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(
         lines[0],
@@ -60,12 +102,7 @@ fn preview_of_the_sample_message() {
     );
     assert_eq!(lines[8], " 8  * * *");
     assert!(lines[9].starts_with(" 9  Dont.Panic (203.0.113.10)  "));
-    assert!(
-        r.stderr
-            .contains("warning: line 6: 1 apostrophe(s) dropped"),
-        "{}",
-        r.stderr
-    );
+    assert_has(&r.stderr, "warning: line 6: 1 apostrophe(s) dropped");
     assert!(r.stdout.contains("need 3 address(es) per family"));
     assert!(r.stdout.contains("vultr  IPv4: 3 address(es), $9.00/month"));
 }
@@ -73,8 +110,7 @@ fn preview_of_the_sample_message() {
 #[test]
 fn preview_json_is_data() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(troll(dir.path()).args(["preview", "--json", SAMPLE]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ok(troll(dir.path()).args(["preview", "--json", SAMPLE]));
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["hops"], 5);
     assert_eq!(v["silent_hops"], 1);
@@ -127,7 +163,7 @@ fn exit_codes_for_bad_input() {
 
     let long = run(troll(dir.path()).args(["set-message", &format!("ok\n{}", "w".repeat(70))]));
     assert_eq!(long.code, 2);
-    assert!(long.stderr.contains("line 2: the word"), "{}", long.stderr);
+    assert_has(&long.stderr, "line 2: the word");
     assert!(long.stderr.contains("70 bytes"));
 
     let strict = run(troll(dir.path()).args(["preview", "--strict", "Don't"]));
@@ -153,8 +189,7 @@ fn exit_codes_for_bad_input() {
 #[test]
 fn set_message_stores_and_preview_reuses_it() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ok(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE]));
     assert!(r.stdout.contains("5 fake hop(s), 3 distinct name(s)"));
     let state = Store::new(dir.path().join("state"))
         .load("lab")
@@ -163,8 +198,7 @@ fn set_message_stores_and_preview_reuses_it() {
     assert_eq!(state.message.as_deref(), Some(SAMPLE));
     assert_eq!(state.plan.unwrap().distinct.len(), 3);
 
-    let again = run(troll(dir.path()).args(["-d", "lab", "preview"]));
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    let again = ok(troll(dir.path()).args(["-d", "lab", "preview"]));
     assert!(again.stdout.contains("Mostly.Harmless"));
 
     // A bad message leaves the stored one alone.
@@ -186,50 +220,32 @@ fn delays_are_stored_kept_and_capped() {
             .unwrap()
             .unwrap()
     };
-    let r = run(troll(dir.path()).args([
-        "-d",
-        "lab",
-        "set-message",
-        SAMPLE,
-        "--hop-delay",
-        "20",
-        "--line-delay",
-        "2=150",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("round-trip delays: 20 ms per hop, line 2: 150 ms"),
-        "{}",
-        r.stdout
+    let r = ok(troll(dir.path())
+        .args(words("-d lab set-message"))
+        .arg(SAMPLE)
+        .args(words("--hop-delay 20 --line-delay 2=150")));
+    assert_has(
+        &r.stdout,
+        "round-trip delays: 20 ms per hop, line 2: 150 ms",
     );
     assert_eq!(state().delays.hop_ms, 20);
     assert_eq!(state().delays.lines, vec![(2, 150)]);
     // A new message without delay flags keeps them.
-    let r = run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    ok(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE]));
     assert_eq!(state().delays.hop_ms, 20);
     // Over the cap, or a line the message does not have: usage errors
     // that say so, and the stored delays stay.
     let big =
         run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE, "--hop-delay", "2500"]));
     assert_eq!(big.code, 2);
-    assert!(big.stderr.contains("capped at 2000 ms"), "{}", big.stderr);
+    assert_has(&big.stderr, "capped at 2000 ms");
     let line =
         run(troll(dir.path()).args(["-d", "lab", "set-message", SAMPLE, "--line-delay", "40=10"]));
     assert_eq!(line.code, 2);
-    assert!(
-        line.stderr.contains("--line-delay 40=...: the message has"),
-        "{}",
-        line.stderr
-    );
+    assert_has(&line.stderr, "--line-delay 40=...: the message has");
     let serve = run(troll(dir.path()).args(["serve", "--hop-delay", "9999", "--dry-run"]));
     assert_eq!(serve.code, 2);
-    assert!(
-        serve.stderr.contains("capped at 2000 ms"),
-        "{}",
-        serve.stderr
-    );
+    assert_has(&serve.stderr, "capped at 2000 ms");
     assert_eq!(state().delays.lines, vec![(2, 150)]);
 }
 
@@ -242,33 +258,86 @@ fn config_file_and_environment_precedence() {
         "deployment = \"fromfile\"\n[message]\nkeep_target_name = true\n",
     )
     .unwrap();
-    let r = run(troll(dir.path())
+    let r = ok(troll(dir.path())
         .env("TROLL_CONFIG", &config)
         .args(["set-message", "a\nb"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("deployment 'fromfile': message stored, 2 fake hop(s)"),
-        "{}",
-        r.stdout
+    assert_has(
+        &r.stdout,
+        "deployment 'fromfile': message stored, 2 fake hop(s)",
     );
     let r = run(troll(dir.path())
         .env("TROLL_CONFIG", &config)
         .env("TROLL_DEPLOYMENT", "fromenv")
         .args(["set-message", "a\nb"]));
-    assert!(r.stdout.contains("deployment 'fromenv'"), "{}", r.stdout);
+    assert_has(&r.stdout, "deployment 'fromenv'");
     let r = run(troll(dir.path())
         .env("TROLL_CONFIG", &config)
         .env("TROLL_DEPLOYMENT", "fromenv")
         .args(["-d", "fromflag", "set-message", "a\nb"]));
-    assert!(r.stdout.contains("deployment 'fromflag'"), "{}", r.stdout);
+    assert_has(&r.stdout, "deployment 'fromflag'");
 
     std::fs::write(&config, "[serve]\nbogus = 1\n").unwrap();
     let r = run(troll(dir.path())
         .env("TROLL_CONFIG", &config)
         .args(["preview", "x"]));
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("bogus"), "{}", r.stderr);
+    assert_eq!(r.code, 2);
+    assert_has(&r.stderr, "bogus");
+}
+
+#[test]
+fn a_bad_value_is_a_usage_error_naming_its_flag_or_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // A flag: clap's usage error, naming the flag, the value and the fix.
+    for (args, says) in [
+        (
+            vec!["serve", "--dns", "nope", "--dry-run"],
+            "invalid value 'nope' for '--dns <ADDR:PORT>': 'nope' is not an address and port; write e.g. 0.0.0.0:53 or [::]:53",
+        ),
+        (
+            vec!["serve", "--target", "198.18.0.9", "--hops", "198.18.0.1,x"],
+            "invalid value '198.18.0.1,x' for '--hops <LIST>': 'x' is not an IP address",
+        ),
+        (
+            vec!["status", "--resolver", "dns.example"],
+            "for '--resolver <ADDR>': 'dns.example' is not an address; write ADDR or ADDR:PORT",
+        ),
+        (
+            vec!["provision", "--provider", "static", "--hop-address", "198.51.100.1,y"],
+            "for '--hop-address <ADDR>': 'y' is not an IP address; write ADDR or PUBLIC=LOCAL",
+        ),
+        (vec!["check", "192.0.2.1", "--max-hops", "0"], "for '--max-hops <N>'"),
+        (
+            vec!["set-message", "x", "--line-delay", "2=2500"],
+            "invalid value '2=2500' for '--line-delay <LINE=MS>': 2500: delays are capped at 2000 ms",
+        ),
+        (
+            vec!["--deployment", "a/b", "status"],
+            "for '--deployment <NAME>': 'a/b' is not a valid deployment name",
+        ),
+    ] {
+        let r = run(troll(dir.path()).args(&args));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    // The same value in the config file: the file, the line and the key.
+    let config = dir.path().join("troll.toml");
+    std::fs::write(&config, "[serve]\nrate = 10\ndns = \"nope\"\n").unwrap();
+    let r = run(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .args(["serve", "--dry-run"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "troll: the config file {} is not valid: line 3: serve.dns: 'nope' is not an address and port; write e.g. 0.0.0.0:53 or [::]:53\n",
+            config.display()
+        )
+    );
+    // A good one is used: serve --dns from the file.
+    std::fs::write(&config, "[serve]\ndns = \"127.0.0.1:5353\"\n").unwrap();
+    ok(troll(dir.path())
+        .env("TROLL_CONFIG", &config)
+        .args(["preview", "x"]));
 }
 
 #[test]
@@ -278,17 +347,15 @@ fn lock_contention_names_the_holder() {
     let held = store.lock("busy").unwrap();
     let r = run(troll(dir.path()).args(["-d", "busy", "set-message", "x"]));
     assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains(&format!(
+    assert_has(
+        &r.stderr,
+        &format!(
             "in use by another troll command (pid {})",
             std::process::id()
-        )),
-        "{}",
-        r.stderr
+        ),
     );
     drop(held);
-    let r = run(troll(dir.path()).args(["-d", "busy", "set-message", "x"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    ok(troll(dir.path()).args(["-d", "busy", "set-message", "x"]));
 }
 
 #[test]
@@ -342,26 +409,11 @@ fn status_json_shape() {
         run(troll(dir.path()).args(["set-message", "Hop One\n\nTarget"])).code,
         0
     );
-    let r = run(troll(dir.path()).args([
-        "provision",
-        "--provider",
-        "static",
-        "--target",
-        "203.0.113.10=10.0.0.10",
-        "--hop-address",
-        "198.51.100.7=10.0.0.7",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = run(troll(dir.path()).args(["status", "--json", "--no-resolve"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    provision_static(dir.path(), "198.51.100.7=10.0.0.7");
+    let r = ok(troll(dir.path()).args(["status", "--json", "--no-resolve"]));
     snapshot("status.json", &r.stdout);
     let text = run(troll(dir.path()).args(["status", "--no-resolve"]));
-    assert!(
-        text.stdout
-            .contains("198.51.100.7 (local 10.0.0.7)  Hop.One"),
-        "{}",
-        text.stdout
-    );
+    assert_has(&text.stdout, "198.51.100.7 (local 10.0.0.7)  Hop.One");
     assert!(text.stdout.contains("responder   not running"));
     let missing = run(troll(dir.path()).args(["-d", "nope", "status"]));
     assert_eq!(missing.code, 1);
@@ -371,43 +423,22 @@ fn status_json_shape() {
 #[test]
 fn install_service_renders_a_unit_systemd_accepts() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(troll(dir.path()).args([
-        "-d",
-        "prod",
-        "install-service",
-        "--dry-run",
-        "--dns",
-        "0.0.0.0:53",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("--deployment prod serve --dns 0.0.0.0:53"),
-        "{}",
-        r.stdout
-    );
+    let r = ok(troll(dir.path()).args(words("-d prod install-service --dry-run --dns 0.0.0.0:53")));
+    assert_has(&r.stdout, "--deployment prod serve --dns 0.0.0.0:53");
     let unit = dir.path().join("troll-prod.service");
     std::fs::write(&unit, &r.stdout).unwrap();
-    let verify = std::process::Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&unit)
-        .output()
-        .expect("systemd-analyze is installed (Debian package systemd)");
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
+    accepted(
+        Command::new("systemd-analyze").arg("verify").arg(&unit),
+        "systemd-analyze is installed (Debian package systemd)",
     );
     let r = run(troll(dir.path())
         .args(["-d", "prod", "install-service", "--unit-dir"])
         .arg(dir.path().join("units")));
     assert_eq!(r.code, 1, "a missing directory is an error");
     std::fs::create_dir(dir.path().join("units")).unwrap();
-    let r = run(troll(dir.path())
+    ok(troll(dir.path())
         .args(["-d", "prod", "install-service", "--unit-dir"])
         .arg(dir.path().join("units")));
-    assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(dir.path().join("units/troll-prod.service").exists());
 }
 
@@ -415,20 +446,10 @@ fn install_service_renders_a_unit_systemd_accepts() {
 fn user_data_passes_cloud_init_schema_and_reproduces_the_deployment() {
     let dir = tempfile::tempdir().unwrap();
     let message = "Hop One\nDon't Panic \"quoted\" $HOME\n\nTarget";
-    let r = run(troll(dir.path()).args(["set-message", "--wrap", message]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = run(troll(dir.path()).args([
-        "provision",
-        "--provider",
-        "static",
-        "--target",
-        "203.0.113.10=10.0.0.10",
-        "--hop-address",
-        "198.51.100.7=10.0.0.7,198.51.100.8",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    ok(troll(dir.path()).args(["set-message", "--wrap", message]));
+    provision_static(dir.path(), "198.51.100.7=10.0.0.7,198.51.100.8");
     let sha = "0123456789abcdef".repeat(4);
-    let r = run(troll(dir.path()).args([
+    let r = ok(troll(dir.path()).args([
         "provision",
         "--print-user-data",
         "--binary-url",
@@ -436,7 +457,6 @@ fn user_data_passes_cloud_init_schema_and_reproduces_the_deployment() {
         "--binary-sha256",
         &sha,
     ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let user_data = r.stdout;
     assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
     assert!(user_data.contains(&format!("echo {sha}'  /usr/local/bin/troll.download'")));
@@ -445,35 +465,26 @@ fn user_data_passes_cloud_init_schema_and_reproduces_the_deployment() {
     // cloud-init's own validation (Debian package cloud-init).
     let file = dir.path().join("user-data.yaml");
     std::fs::write(&file, &user_data).unwrap();
-    let schema = std::process::Command::new("cloud-init")
-        .args(["schema", "--config-file"])
-        .arg(&file)
-        .output()
-        .expect("cloud-init is installed (Debian package cloud-init)");
-    assert!(
-        schema.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&schema.stdout),
-        String::from_utf8_lossy(&schema.stderr)
+    accepted(
+        Command::new("cloud-init")
+            .args(["schema", "--config-file"])
+            .arg(&file),
+        "cloud-init is installed (Debian package cloud-init)",
     );
 
     // What the instance runs: the written message file and the troll
     // commands of runcmd, read back with the YAML parser cloud-init uses.
-    let parsed = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml; d = yaml.safe_load(open(sys.argv[1])); \
-             print(json.dumps({'files': d['write_files'], 'cmds': d['runcmd']}))",
-        ])
-        .arg(&file)
-        .output()
-        .expect("python3 with yaml (a dependency of cloud-init)");
-    assert!(
-        parsed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&parsed.stderr)
+    let parsed = accepted(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, yaml; d = yaml.safe_load(open(sys.argv[1])); \
+                 print(json.dumps({'files': d['write_files'], 'cmds': d['runcmd']}))",
+            ])
+            .arg(&file),
+        "python3 with yaml (a dependency of cloud-init)",
     );
-    let parsed: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&parsed).unwrap();
     let files = parsed["files"].as_array().unwrap();
     assert_eq!(files[0]["path"], "/etc/troll/default.message");
     assert_eq!(files[0]["content"], message, "the message survives YAML");
@@ -550,22 +561,13 @@ fn user_data_passes_cloud_init_schema_and_reproduces_the_deployment() {
         assert_eq!(r.code, 2, "{args:?}");
         assert!(r.stderr.contains(wanted), "{args:?}: {}", r.stderr);
     }
-    let r = run(troll(dir.path()).args([
-        "-d",
-        "nope",
-        "provision",
-        "--print-user-data",
-        "--binary-url",
-        "https://x/t",
-    ]));
-    assert!(
-        r.stderr.contains("deployment 'nope' does not exist"),
-        "{}",
-        r.stderr
-    );
+    let r = run(troll(dir.path()).args(words(
+        "-d nope provision --print-user-data --binary-url https://x/t",
+    )));
+    assert_has(&r.stderr, "deployment 'nope' does not exist");
     let r = run(troll(dir.path()).args(["provision"]));
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--provider"), "{}", r.stderr);
+    assert_has(&r.stderr, "--provider");
 }
 
 #[test]
@@ -598,8 +600,7 @@ fn completions_and_man_page_cover_every_command() {
         .unwrap();
     assert!(syntax.success(), "bash completions parse");
 
-    let man = run(troll(dir.path()).arg("man"));
-    assert_eq!(man.code, 0, "{}", man.stderr);
+    let man = ok(troll(dir.path()).arg("man"));
     assert!(
         man.stdout.contains(".TH troll 1"),
         "{}",

@@ -7,12 +7,12 @@ use crate::check::probe::{self, ProbeError, Protocol, TraceOptions};
 use crate::check::{judge, Expected, ExpectedHop, Names, Report, Verdict};
 use crate::cli::{CheckArgs, CheckProtocol, Context, MessageArgs};
 use crate::error::{Error, Result};
-use crate::plan::{Hop, Plan, PlanOptions};
+use crate::plan::{Hop, Plan};
 use crate::resolve;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Serialize)]
@@ -75,13 +75,7 @@ fn expected_show(ctx: &Context, args: &CheckArgs, target: IpAddr) -> Result<Expe
             wrap: args.wrap,
             keep_target_name: args.keep_target_name,
         };
-        let input = message.read(&ctx.config)?;
-        let plan = Plan::new(
-            &input.encoded.lines,
-            PlanOptions {
-                keep_target_name: input.options.keep_target_name,
-            },
-        )?;
+        let plan = super::set_message::plan_of(&message.read(&ctx.config)?)?;
         return Ok(from_plan(&plan, target));
     }
     let state = ctx.store.load(&ctx.deployment)?.ok_or_else(|| {
@@ -152,16 +146,6 @@ fn from_plan(plan: &Plan, target: IpAddr) -> Expected {
     }
 }
 
-fn parse_resolver(text: &str) -> Result<SocketAddr> {
-    text.parse::<SocketAddr>()
-        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| {
-            Error::Usage(format!(
-                "--resolver '{text}' is not an address; write ADDR or ADDR:PORT"
-            ))
-        })
-}
-
 /// A spinner on a terminal, nothing otherwise (plain lines follow).
 struct Progress(Option<indicatif::ProgressBar>);
 
@@ -190,12 +174,9 @@ impl Progress {
 
 pub fn run(ctx: &Context, args: &CheckArgs) -> Result<()> {
     let target = resolve_host(&args.host, args.ipv4, args.ipv6)?;
-    let resolver = args.resolver.as_deref().map(parse_resolver).transpose()?;
+    let resolver = args.resolver;
     let expected = expected_show(ctx, args, target)?;
-    let max_hops = u8::try_from(args.max_hops)
-        .ok()
-        .filter(|m| *m > 0)
-        .ok_or_else(|| Error::Usage("--max-hops must be 1 to 255".into()))?;
+    let max_hops = args.max_hops;
     let protocols: Vec<Protocol> = match args.protocol {
         Some(CheckProtocol::Udp) => vec![Protocol::Udp],
         Some(CheckProtocol::Icmp) => vec![Protocol::Icmp],
@@ -343,10 +324,8 @@ fn ptr_text(names: &Names) -> String {
 
 fn render(output: &Output, max_hops: usize) -> String {
     use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "troll check {} ({}), names from: {}",
+    let mut out = format!(
+        "troll check {} ({}), names from: {}\n",
         output.host,
         output.address,
         output.resolvers.join(", ")

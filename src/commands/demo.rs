@@ -11,11 +11,11 @@ use super::teardown;
 use crate::cli::{encode_text, Context, DemoArgs};
 use crate::error::{Error, Result};
 use crate::lab::{self, LabNames, SERVER_ADDR};
-use crate::state::Store;
+use crate::state::{Locked, Store};
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,23 +59,19 @@ pub enum Client {
 
 impl Client {
     pub fn program(self) -> &'static str {
-        match self {
-            Client::Traceroute | Client::TracerouteIcmp | Client::TracerouteTcp => "traceroute",
-            Client::Mtr | Client::MtrUdp | Client::MtrTcp => "mtr",
-            Client::Tracepath => "tracepath",
-            Client::Inetutils => "inetutils-traceroute",
-            Client::Tcptraceroute => "tcptraceroute",
-        }
+        self.tool().0
     }
 
-    /// The Debian package that has the program.
-    pub fn package(self) -> &'static str {
+    /// The program and the Debian package that has it.
+    pub fn tool(self) -> (&'static str, &'static str) {
         match self {
-            Client::Traceroute | Client::TracerouteIcmp | Client::TracerouteTcp => "traceroute",
-            Client::Mtr | Client::MtrUdp | Client::MtrTcp => "mtr-tiny",
-            Client::Tracepath => "iputils-tracepath",
-            Client::Inetutils => "inetutils-traceroute",
-            Client::Tcptraceroute => "tcptraceroute",
+            Client::Traceroute | Client::TracerouteIcmp | Client::TracerouteTcp => {
+                ("traceroute", "traceroute")
+            }
+            Client::Mtr | Client::MtrUdp | Client::MtrTcp => ("mtr", "mtr-tiny"),
+            Client::Tracepath => ("tracepath", "iputils-tracepath"),
+            Client::Inetutils => ("inetutils-traceroute", "inetutils-traceroute"),
+            Client::Tcptraceroute => ("tcptraceroute", "tcptraceroute"),
         }
     }
 
@@ -165,18 +161,11 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
             "troll demo needs root to create network namespaces; run it with sudo".into(),
         ));
     }
-    for (program, package) in [
-        (args.client.program(), args.client.package()),
+    require(&[
+        args.client.tool(),
         ("ip", "iproute2"),
         ("iptables", "iptables"),
-    ] {
-        if lab::which(program).is_none() {
-            return Err(Error::MissingTool {
-                program: program.into(),
-                package,
-            });
-        }
-    }
+    ])?;
     if args.ipv6 && !args.client.has_ipv6() {
         return Err(Error::Usage(format!(
             "{} cannot trace over IPv6; with --ipv6 pick traceroute, traceroute-icmp, traceroute-tcp, mtr, mtr-udp, mtr-tcp or tracepath",
@@ -193,12 +182,8 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     }
     let input = encode_text(text, Default::default(), false)?;
     let plan = plan_message(&input)?;
+    let (deployment, mut locked) = new_deployment(ctx, "demo")?;
     let pid = std::process::id();
-    let deployment = if ctx.deployment == "default" {
-        format!("demo-{pid}")
-    } else {
-        ctx.deployment.clone()
-    };
     let names = LabNames {
         client: format!("troll-{pid}-client"),
         server: format!("troll-{pid}-server"),
@@ -211,12 +196,6 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
         &[Family::Ipv4]
     };
     let mut provider = LocalProvider::new(families);
-    let mut locked = ctx.store.lock(&deployment)?;
-    if locked.state.provider.is_some() || locked.state.plan.is_some() {
-        return Err(Error::Usage(format!(
-            "deployment '{deployment}' already exists; pick another --deployment or tear it down"
-        )));
-    }
     locked.state.provider = Some(ProviderKind::Local);
     locked.state.targets = provider.targets();
     let needed = plan.addresses_needed();
@@ -241,11 +220,7 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
         armed: true,
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| Error::Lab(format!("cannot install a signal handler: {e}")))?;
-    }
+    let stop = stop_flag()?;
 
     lab::create(&names, &targets)?;
     lab::set_resolver(&names, SERVER_ADDR.into(), &targets)?;
@@ -283,34 +258,42 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// `troll serve --interface INTERFACE --dns DNS` for `deployment` in
+/// namespace `ns`, its output in `log`.
+pub(super) fn serve_command(
+    ctx: &Context,
+    ns: &str,
+    deployment: &str,
+    interface: &str,
+    dns: &str,
+    log: &Path,
+) -> Result<Command> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find", "troll's own binary", e))?;
+    let log_file = std::fs::File::create(log).map_err(|e| Error::io("cannot create", log, e))?;
+    let mut cmd = lab::exec(ns, &exe.to_string_lossy());
+    cmd.arg("--state-dir")
+        .arg(ctx.store.dir())
+        .args(["--deployment", deployment, "serve"])
+        .args(["--interface", interface, "--dns", dns])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    Ok(cmd)
+}
+
 /// Starts `troll serve --dns` in the server namespace and waits until it
 /// answers. With `keep`, it runs in its own session so it outlives us.
 fn start_server(
     ctx: &Context,
     deployment: &str,
     names: &LabNames,
-    log: &PathBuf,
+    log: &Path,
     keep: bool,
     stop: &AtomicBool,
 ) -> Result<Child> {
-    let exe =
-        std::env::current_exe().map_err(|e| Error::io("cannot find", "troll's own binary", e))?;
-    let log_file = std::fs::File::create(log).map_err(|e| Error::io("cannot create", log, e))?;
-    let mut cmd = lab::exec(&names.server, &exe.to_string_lossy());
-    cmd.arg("--state-dir")
-        .arg(ctx.store.dir())
-        .args([
-            "--deployment",
-            deployment,
-            "serve",
-            "--interface",
-            lab::LINK,
-            "--dns",
-        ])
-        .arg(format!("{SERVER_ADDR}:53"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file);
+    let dns = format!("{SERVER_ADDR}:53");
+    let mut cmd = serve_command(ctx, &names.server, deployment, lab::LINK, &dns, log)?;
     if keep {
         // SAFETY: setsid is async-signal-safe and touches no memory.
         unsafe {
@@ -357,9 +340,54 @@ pub(super) fn wait_ready(
     }
 }
 
+/// The demo's deployment, locked: `PREFIX-PID`, or the one --deployment
+/// names, which must not exist yet.
+pub(super) fn new_deployment(ctx: &Context, prefix: &str) -> Result<(String, Locked)> {
+    let deployment = if ctx.deployment == "default" {
+        format!("{prefix}-{}", std::process::id())
+    } else {
+        ctx.deployment.clone()
+    };
+    let locked = ctx.store.lock(&deployment)?;
+    if locked.state.provider.is_some() || locked.state.plan.is_some() {
+        return Err(Error::Usage(format!(
+            "deployment '{deployment}' already exists; pick another --deployment or tear it down"
+        )));
+    }
+    Ok((deployment, locked))
+}
+
+/// A flag SIGINT and SIGTERM set, so that the demo can clean up.
+pub(super) fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Error::Lab(format!("cannot install a signal handler: {e}")))?;
+    }
+    Ok(stop)
+}
+
+/// Fails with the first of `tools` (program, Debian package) that is not
+/// installed.
+pub(super) fn require(tools: &[(&str, &'static str)]) -> Result<()> {
+    match tools
+        .iter()
+        .find(|(program, _)| lab::which(program).is_none())
+    {
+        Some(&(program, package)) => Err(Error::MissingTool {
+            program: program.into(),
+            package,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Waits for the client; on Ctrl-C, stops it (it may have seen the signal
 /// too) and returns.
-fn wait_or_stop(child: &mut Child, stop: &AtomicBool) -> Result<std::process::ExitStatus> {
+pub(super) fn wait_or_stop(
+    child: &mut Child,
+    stop: &AtomicBool,
+) -> Result<std::process::ExitStatus> {
     loop {
         if let Some(status) = child.try_wait().map_err(|e| Error::Lab(e.to_string()))? {
             return Ok(status);

@@ -16,7 +16,6 @@ use crate::lab::internet::{self, Internet, InternetNames, InternetOptions};
 use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use troll_providers::{AddressPair, ProviderKind};
 
@@ -72,18 +71,12 @@ pub fn run(ctx: &Context, args: &DemoArgs, text: String) -> Result<()> {
                 .into(),
         ));
     }
-    for (program, package) in [
-        (args.client.program(), args.client.package()),
+    super::demo::require(&[
+        args.client.tool(),
         ("unbound", "unbound"),
         ("nft", "nftables"),
         ("ethtool", "ethtool"),
-    ] {
-        if lab::which(program).is_none() {
-            return Err(Error::Usage(format!(
-                "{program} is not installed; install the Debian package {package} (apt-get install {package})"
-            )));
-        }
-    }
+    ])?;
     let input = encode_text(text, Default::default(), false)?;
     let plan = plan_message(&input)?;
     let needed = plan.addresses_needed();
@@ -93,19 +86,8 @@ pub fn run(ctx: &Context, args: &DemoArgs, text: String) -> Result<()> {
             internet::SHOW_ADDRESSES - 1
         )));
     }
-    let pid = std::process::id();
-    let deployment = if ctx.deployment == "default" {
-        format!("demo-internet-{pid}")
-    } else {
-        ctx.deployment.clone()
-    };
     // Record the deployment before creating anything.
-    let mut locked = ctx.store.lock(&deployment)?;
-    if locked.state.provider.is_some() || locked.state.plan.is_some() {
-        return Err(Error::Usage(format!(
-            "deployment '{deployment}' already exists; pick another --deployment or tear it down"
-        )));
-    }
+    let (deployment, mut locked) = super::demo::new_deployment(ctx, "demo-internet")?;
     locked.state.provider = Some(ProviderKind::Static);
     let pair = |n: u8, v6: bool| {
         if v6 {
@@ -138,11 +120,7 @@ pub fn run(ctx: &Context, args: &DemoArgs, text: String) -> Result<()> {
         net: None,
         done: false,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| Error::Lab(format!("cannot install a signal handler: {e}")))?;
-    }
+    let stop = super::demo::stop_flag()?;
     internet::sweep_stale(PREFIX);
     let net = cleanup.net.insert(Internet::create(
         InternetNames::unique(PREFIX, 0),
@@ -204,16 +182,7 @@ fn run_in(
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| Error::Lab(format!("cannot start {program}: {e}")))?;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| Error::Lab(e.to_string()))? {
-            return Ok(status);
-        }
-        if stop.load(Ordering::Relaxed) {
-            let _ = child.kill();
-            return child.wait().map_err(|e| Error::Lab(e.to_string()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    super::demo::wait_or_stop(&mut child, stop)
 }
 
 fn start_server(
@@ -222,26 +191,16 @@ fn start_server(
     net: &Internet,
     stop: &AtomicBool,
 ) -> Result<Child> {
-    let exe =
-        std::env::current_exe().map_err(|e| Error::io("cannot find", "troll's own binary", e))?;
     let log = ctx.store.dir().join(format!("{deployment}.serve.log"));
-    let log_file = std::fs::File::create(&log).map_err(|e| Error::io("cannot create", &log, e))?;
-    let child = lab::exec(&net.ns("server"), &exe.to_string_lossy())
-        .arg("--state-dir")
-        .arg(ctx.store.dir())
-        .args([
-            "--deployment",
-            deployment,
-            "serve",
-            "--interface",
-            "eth0",
-            "--dns",
-            "0.0.0.0:53",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .map_err(|e| Error::Lab(format!("cannot start troll serve: {e}")))?;
+    let child = super::demo::serve_command(
+        ctx,
+        &net.ns("server"),
+        deployment,
+        "eth0",
+        "0.0.0.0:53",
+        &log,
+    )?
+    .spawn()
+    .map_err(|e| Error::Lab(format!("cannot start troll serve: {e}")))?;
     super::demo::wait_ready(child, &log, stop)
 }

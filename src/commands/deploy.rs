@@ -31,12 +31,7 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> Result<()> {
         .load(&ctx.deployment)?
         .ok_or_else(|| Error::NoDeployment(ctx.deployment.clone()))?;
     // The message goes over the script's own input, never to a file.
-    let handover = Handover::new(
-        &state,
-        "/dev/stdin",
-        args.dns.as_deref(),
-        args.interface.as_deref(),
-    )?;
+    let handover = Handover::new(&state, "/dev/stdin", args.dns, args.interface.as_deref())?;
     let binary_path = match &args.binary {
         Some(path) => path.clone(),
         None => std::env::current_exe()

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &InstallServiceArgs) -> Result<()> {
     };
     let mut serve_args = Vec::new();
     if let Some(dns) = &args.dns {
-        serve_args.extend(["--dns".to_string(), dns.clone()]);
+        serve_args.extend(["--dns".to_string(), dns.to_string()]);
     }
     if let Some(interface) = &args.interface {
         serve_args.extend(["--interface".to_string(), interface.clone()]);

@@ -1,10 +1,11 @@
 //! `troll preview`: what Linux traceroute would print, with no root and no
 //! network, so a message can be tried before it costs anything.
 
+use super::set_message::{plan_of, warnings};
 use super::{dollars, print_warnings};
 use crate::cli::{encode_text, Context, MessageInput, PreviewArgs};
 use crate::error::{Error, Result};
-use crate::plan::{self, price_list, Hop, Plan, PlanOptions, Show, DEFAULT_CLIENT_MAX_HOPS};
+use crate::plan::{self, price_list, Hop, Plan, Show, DEFAULT_CLIENT_MAX_HOPS};
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -33,12 +34,7 @@ pub fn run(ctx: &Context, args: &PreviewArgs) -> Result<()> {
             ctx.deployment
         )));
     };
-    let plan = Plan::new(
-        &input.encoded.lines,
-        PlanOptions {
-            keep_target_name: input.options.keep_target_name,
-        },
-    )?;
+    let plan = plan_of(&input)?;
     let held = state
         .as_ref()
         .filter(|s| !s.targets.is_empty() && s.addresses.len() >= plan.addresses_needed())
@@ -126,13 +122,7 @@ impl Preview {
             name: show.target_name.clone(),
             address: Some(show.target.public),
         });
-        let warnings = input
-            .encoded
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .chain(plan.warnings.iter().cloned())
-            .collect();
+        let warnings = warnings(input, plan);
         let max_hops = if trace.len() > DEFAULT_CLIENT_MAX_HOPS {
             64
         } else {

@@ -3,10 +3,11 @@
 //! again allocates nothing new that the deployment already has.
 
 use super::set_message::{plan_message, store_message};
+use crate::cli::value::all_pairs;
 use crate::cli::{encode_text, Context, ProviderArg, ProvisionArgs};
 use crate::error::{Error, Result};
 use troll_providers::{
-    parse_pair, AddressRequest, Family, LocalProvider, Provider, ProviderKind, StaticProvider,
+    AddressRequest, Family, LocalProvider, Provider, ProviderKind, StaticProvider,
 };
 
 pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
@@ -82,28 +83,10 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
     }
     let (targets, addresses) = match kind {
         ProviderKind::Static => {
-            let parse_all = |items: &[String]| -> Result<Vec<_>> {
-                items
-                    .iter()
-                    .flat_map(|i| i.split(','))
-                    .filter(|i| !i.trim().is_empty())
-                    .map(|i| parse_pair(i).map_err(Error::from))
-                    .collect()
-            };
-            let mut provider =
-                StaticProvider::new(parse_all(&args.target)?, parse_all(&args.hop_address)?)?;
-            let v4 = args
-                .hop_address
-                .iter()
-                .flat_map(|i| i.split(','))
-                .filter(|i| !i.contains(':'))
-                .count();
-            let v6 = args
-                .hop_address
-                .iter()
-                .flat_map(|i| i.split(','))
-                .filter(|i| i.contains(':'))
-                .count();
+            let hops = all_pairs(&args.hop_address);
+            let count = |family| hops.iter().filter(|p| p.family() == family).count();
+            let (v4, v6) = (count(Family::Ipv4), count(Family::Ipv6));
+            let mut provider = StaticProvider::new(all_pairs(&args.target), hops)?;
             let addresses = provider.allocate(AddressRequest { ipv4: v4, ipv6: v6 })?;
             (provider.targets(), addresses)
         }

@@ -37,26 +37,6 @@ pub struct WireShow {
     pub hops: Vec<Option<IpAddr>>,
 }
 
-/// Parses `--hops 198.18.0.1,198.18.0.2,-,198.18.0.3` for a target of
-/// `family`.
-pub fn parse_hops(text: &str, family: Family) -> Result<Vec<Option<IpAddr>>> {
-    text.split(',')
-        .map(str::trim)
-        .map(|item| match item {
-            "-" => Ok(None),
-            addr => match addr.parse::<IpAddr>() {
-                Ok(a) if Family::of(a) == family => Ok(Some(a)),
-                Ok(_) => Err(Error::Usage(format!(
-                    "--hops: {addr} is not an {family} address like the target; a show is in one family"
-                ))),
-                Err(_) => Err(Error::Usage(format!(
-                    "--hops: '{addr}' is not an IP address; list addresses separated by commas, `-` for a silent hop"
-                ))),
-            },
-        })
-        .collect()
-}
-
 /// The shows to serve: from flags if given, else from the deployment.
 pub fn wire_shows(
     args: &ServeArgs,
@@ -65,11 +45,13 @@ pub fn wire_shows(
 ) -> Result<Vec<WireShow>> {
     match (&args.target, &args.hops) {
         (Some(target), hops) => {
-            let hops = hops
-                .as_deref()
-                .map(|h| parse_hops(h, Family::of(*target)))
-                .transpose()?
-                .unwrap_or_default();
+            let hops = hops.as_ref().map(|h| h.0.clone()).unwrap_or_default();
+            let family = Family::of(*target);
+            if let Some(other) = hops.iter().flatten().find(|h| Family::of(**h) != family) {
+                return Err(Error::Usage(format!(
+                    "--hops: {other} is not an {family} address like the target; a show is in one family"
+                )));
+            }
             if hops.iter().flatten().any(|h| h == target) {
                 return Err(Error::Usage(format!(
                     "--hops contains the target {target}; hop addresses must differ from it"
@@ -120,14 +102,9 @@ impl DnsSettings {
             // The config file's DNS address is for deployments with names.
             return Ok(None);
         }
-        let Some(addr) = args.dns.clone().or_else(|| config.dns.clone()) else {
+        let Some(addr) = args.dns.or(config.dns) else {
             return Ok(None);
         };
-        let addr = addr.parse::<SocketAddr>().map_err(|_| {
-            Error::Usage(format!(
-                "--dns '{addr}' is not an address and port; write e.g. 0.0.0.0:53 or [::]:53"
-            ))
-        })?;
         if args.target.is_some() {
             return Err(Error::Usage(
                 "--dns serves the names of a deployment's message; with --target/--hops there are none (store a message with `troll set-message` and provision the addresses instead)".into(),
@@ -460,16 +437,49 @@ fn save_counters(path: &std::path::Path, counters: &SavedCounters) {
 mod tests {
     use super::*;
 
+    fn serve_args(flags: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        let argv = ["troll", "serve"].iter().chain(flags);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
     #[test]
-    fn hops_flag_parses_silent_hops() {
-        let hops = parse_hops("198.18.0.1, 198.18.0.2,-,198.18.0.3", Family::Ipv4).unwrap();
-        assert_eq!(hops.len(), 4);
-        assert_eq!(hops[2], None);
-        assert!(parse_hops("198.18.0.1,nope", Family::Ipv4)
-            .unwrap_err()
-            .to_string()
-            .contains("'nope'"));
-        assert!(parse_hops("2001:db8::1", Family::Ipv4).is_err());
-        assert_eq!(parse_hops("2001:db8::1,-", Family::Ipv6).unwrap().len(), 2);
+    fn hops_from_flags_are_of_the_targets_family_and_not_the_target() {
+        let shows = |flags: &[&str]| wire_shows(&serve_args(flags), None, "lab");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let got = shows(&[
+            "--target",
+            "198.18.0.9",
+            "--hops",
+            "198.18.0.1, -,198.18.0.3",
+        ])
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![WireShow {
+                target: ip("198.18.0.9"),
+                hops: vec![Some(ip("198.18.0.1")), None, Some(ip("198.18.0.3"))],
+            }]
+        );
+        let err = shows(&["--target", "198.18.0.9", "--hops", "2001:db8::1,-"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("2001:db8::1 is not an IPv4 address like the target"),
+            "{err}"
+        );
+        let err = shows(&["--target", "198.18.0.9", "--hops", "198.18.0.9"]).unwrap_err();
+        assert!(err.to_string().contains("contains the target"), "{err}");
+        let err = shows(&["--hops", "198.18.0.1"]).unwrap_err();
+        assert_eq!(err.to_string(), "--hops needs --target");
+        assert_eq!(
+            shows(&["--target", "2001:db8::9", "--hops", "2001:db8::1,-"]).unwrap()[0]
+                .hops
+                .len(),
+            2
+        );
     }
 }

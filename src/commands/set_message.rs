@@ -11,21 +11,23 @@ use crate::state::State;
 
 /// Plans a message and prints what the encoder and the plan had to say.
 pub(crate) fn plan_message(input: &MessageInput) -> Result<Plan> {
-    let plan = Plan::new(
-        &input.encoded.lines,
-        PlanOptions {
-            keep_target_name: input.options.keep_target_name,
-        },
-    )?;
-    let warnings: Vec<String> = input
-        .encoded
-        .warnings
-        .iter()
-        .map(ToString::to_string)
-        .chain(plan.warnings.iter().cloned())
-        .collect();
-    print_warnings(warnings.iter().map(String::as_str));
+    let plan = plan_of(input)?;
+    print_warnings(warnings(input, &plan).iter().map(String::as_str));
     Ok(plan)
+}
+
+/// Plans a message, with the options it was encoded with.
+pub(crate) fn plan_of(input: &MessageInput) -> Result<Plan> {
+    let options = PlanOptions {
+        keep_target_name: input.options.keep_target_name,
+    };
+    Ok(Plan::new(&input.encoded.lines, options)?)
+}
+
+/// What the encoder and the plan had to say about a message.
+pub(crate) fn warnings(input: &MessageInput, plan: &Plan) -> Vec<String> {
+    let encoder = input.encoded.warnings.iter().map(ToString::to_string);
+    encoder.chain(plan.warnings.iter().cloned()).collect()
 }
 
 /// Puts a planned message into the state.

@@ -11,7 +11,7 @@ use crate::rules;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -77,19 +77,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
         .store
         .load(&ctx.deployment)?
         .ok_or_else(|| Error::NoDeployment(ctx.deployment.clone()))?;
-    let resolver = args
-        .resolver
-        .as_deref()
-        .map(|r| {
-            r.parse::<SocketAddr>()
-                .or_else(|_| r.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                .map_err(|_| {
-                    Error::Usage(format!(
-                        "--resolver '{r}' is not an address; write ADDR or ADDR:PORT"
-                    ))
-                })
-        })
-        .transpose()?;
+    let resolver = args.resolver;
     let lookup = |addr: IpAddr| (!args.no_resolve).then(|| resolve::reverse(addr, resolver));
     // What the provider's API says, for cloud deployments.
     let reported: Vec<(IpAddr, Option<String>)> = match crate::cloud::Cloud::of(&state)? {

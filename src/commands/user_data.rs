@@ -31,7 +31,7 @@ pub struct Options {
     /// Its SHA-256, 64 hex digits.
     pub binary_sha256: String,
     /// Passed to `troll serve --dns` through the unit.
-    pub dns: Option<String>,
+    pub dns: Option<std::net::SocketAddr>,
 }
 
 pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
@@ -57,16 +57,14 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
         Some(hex) => hex.to_ascii_lowercase(),
         None => own_sha256()?,
     };
-    let state = ctx.store.load(&ctx.deployment)?.ok_or_else(|| {
-        Error::Usage(format!(
-            "deployment '{}' does not exist; run `troll provision` and `troll set-message` first",
-            ctx.deployment
-        ))
-    })?;
+    let state = ctx
+        .store
+        .load(&ctx.deployment)?
+        .ok_or_else(|| Error::NoDeployment(ctx.deployment.clone()))?;
     let options = Options {
         binary_url,
         binary_sha256,
-        dns: args.service_dns.clone(),
+        dns: args.service_dns,
     };
     print!("{}", render(&state, &options)?);
     Ok(())
@@ -108,7 +106,7 @@ pub fn render(state: &State, options: &Options) -> Result<String> {
         )));
     }
     let message_path = format!("/etc/troll/{}.message", state.deployment);
-    let handover = Handover::new(state, &message_path, options.dns.as_deref(), None)?;
+    let handover = Handover::new(state, &message_path, options.dns, None)?;
     Ok(TEMPLATE
         .replace("{{message}}", &json(&handover.message))
         .replace("{{binary_url}}", &format!("'{}'", options.binary_url))
@@ -143,7 +141,7 @@ impl Handover {
     pub fn new(
         state: &State,
         message_file: &str,
-        dns: Option<&str>,
+        dns: Option<std::net::SocketAddr>,
         interface: Option<&str>,
     ) -> Result<Handover> {
         if state.provider == Some(ProviderKind::Local) {
@@ -152,18 +150,18 @@ impl Handover {
                 state.deployment
             )));
         }
+        let incomplete = |missing, command| Error::Incomplete {
+            deployment: state.deployment.clone(),
+            missing,
+            command,
+        };
         if state.targets.is_empty() || state.addresses.is_empty() {
-            return Err(Error::Usage(format!(
-                "deployment '{}' has no addresses yet; run `troll provision` first",
-                state.deployment
-            )));
+            return Err(incomplete("addresses", "provision"));
         }
-        let message = state.message.as_deref().ok_or_else(|| {
-            Error::Usage(format!(
-                "deployment '{}' has no message; run `troll set-message` first",
-                state.deployment
-            ))
-        })?;
+        let message = state
+            .message
+            .as_deref()
+            .ok_or_else(|| incomplete("message", "set-message"))?;
 
         let troll = |command: &[&str]| -> Vec<String> {
             let mut argv: Vec<String> = [EXE, "--state-dir", STATE_DIR, "--deployment"]
@@ -270,7 +268,15 @@ mod tests {
             deployment: "prod".into(),
             ..State::default()
         };
-        let err = render(&state, &options()).unwrap_err().to_string();
-        assert!(err.contains("no addresses yet"), "{err}");
+        let err = render(&state, &options()).unwrap_err();
+        assert_eq!(
+            err.exit_code(),
+            1,
+            "not a usage error: the state lacks them"
+        );
+        assert_eq!(
+            err.to_string(),
+            "deployment 'prod' has no addresses; run `troll provision` first"
+        );
     }
 }

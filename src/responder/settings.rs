@@ -51,14 +51,17 @@ impl DelaySettings {
     }
 }
 
-/// Parses a delay in milliseconds for `flag`, at most [`MAX_DELAY_MS`].
-pub fn parse_ms(flag: &str, text: &str) -> Result<u32, String> {
-    let ms: u32 = text.trim().parse().map_err(|_| {
-        format!("{flag} '{text}' is not a number of milliseconds; write e.g. {flag} 20")
-    })?;
+/// Parses a delay in milliseconds, at most [`MAX_DELAY_MS`] (`--hop-delay`,
+/// and the MS of `--line-delay`). Like the parsers of `crate::cli::value`,
+/// the error leaves the flag's name to clap.
+pub fn parse_ms(text: &str) -> Result<u32, String> {
+    let ms: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of milliseconds; write e.g. 20"))?;
     if ms > MAX_DELAY_MS {
         return Err(format!(
-            "{flag} {ms}: delays are capped at {MAX_DELAY_MS} ms, under traceroute's 5-second wait; give at most {MAX_DELAY_MS}"
+            "{ms}: delays are capped at {MAX_DELAY_MS} ms, under traceroute's 5-second wait; give at most {MAX_DELAY_MS}"
         ));
     }
     Ok(ms)
@@ -66,16 +69,16 @@ pub fn parse_ms(flag: &str, text: &str) -> Result<u32, String> {
 
 /// Parses `--line-delay LINE=MS`.
 pub fn parse_line_delay(text: &str) -> Result<(usize, u32), String> {
-    let (line, ms) = text.split_once('=').ok_or_else(|| {
-        format!("--line-delay '{text}' needs the form LINE=MS, e.g. --line-delay 3=150")
-    })?;
+    let (line, ms) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' needs the form LINE=MS, e.g. 3=150"))?;
     let line: usize = line
         .trim()
         .parse()
         .ok()
         .filter(|l| *l >= 1)
-        .ok_or_else(|| format!("--line-delay '{text}': LINE is a line number from 1"))?;
-    Ok((line, parse_ms("--line-delay", ms)?))
+        .ok_or_else(|| format!("'{text}': LINE is a line number from 1"))?;
+    Ok((line, parse_ms(ms)?))
 }
 
 #[cfg(test)]
@@ -102,13 +105,14 @@ mod tests {
 
     #[test]
     fn delay_flags_are_checked_with_one_clear_sentence() {
-        assert_eq!(parse_ms("--hop-delay", "20"), Ok(20));
-        assert_eq!(parse_ms("--hop-delay", "2000"), Ok(2000));
-        let e = parse_ms("--hop-delay", "2001").unwrap_err();
-        assert!(e.contains("capped at 2000 ms"), "{e}");
-        assert!(parse_ms("--hop-delay", "x")
-            .unwrap_err()
-            .contains("milliseconds"));
+        assert_eq!(parse_ms("20"), Ok(20));
+        assert_eq!(parse_ms("2000"), Ok(2000));
+        let e = parse_ms("2001").unwrap_err();
+        assert!(e.starts_with("2001: delays are capped at 2000 ms"), "{e}");
+        assert_eq!(
+            parse_ms("x").unwrap_err(),
+            "'x' is not a number of milliseconds; write e.g. 20"
+        );
         assert_eq!(parse_line_delay("3=150"), Ok((3, 150)));
         assert!(parse_line_delay("0=5").unwrap_err().contains("from 1"));
         assert!(parse_line_delay("3").unwrap_err().contains("LINE=MS"));
