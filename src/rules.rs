@@ -59,15 +59,19 @@ pub fn render(deployment: &str, targets: &[Target]) -> Vec<AppliedRule> {
             Family::Ipv4 => TEMPLATE_V4,
             Family::Ipv6 => TEMPLATE_V6,
         };
+        let address = target.address.to_string();
+        let hops = target.hops.to_string();
+        let first_real_ttl = (target.hops + 1).to_string();
+        let mark = format!("{MARK:#x}");
         let vars = [
-            ("deployment", deployment.to_string()),
-            ("target", target.address.to_string()),
-            ("hop_address", target.address.to_string()),
-            ("hops", target.hops.to_string()),
-            ("first_real_ttl", (target.hops + 1).to_string()),
-            ("chain_in", chain_in.clone()),
-            ("chain_out", chain_out.clone()),
-            ("mark", format!("{MARK:#x}")),
+            ("deployment", deployment),
+            ("target", address.as_str()),
+            ("hop_address", address.as_str()),
+            ("hops", hops.as_str()),
+            ("first_real_ttl", first_real_ttl.as_str()),
+            ("chain_in", chain_in.as_str()),
+            ("chain_out", chain_out.as_str()),
+            ("mark", mark.as_str()),
         ];
         for line in template.lines() {
             let line = line.trim();
@@ -82,10 +86,7 @@ pub fn render(deployment: &str, targets: &[Target]) -> Vec<AppliedRule> {
             if target.hops == 0 && line.contains("{{first_real_ttl}}") {
                 continue;
             }
-            let mut text = line.to_string();
-            for (key, value) in &vars {
-                text = text.replace(&format!("{{{{{key}}}}}"), value);
-            }
+            let text = crate::template::render(line, &vars);
             let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
             let [table, hook, chain, rule @ ..] = words.as_slice() else {
                 continue;

@@ -3,7 +3,6 @@
 
 use super::server::EDNS_MAX_PAYLOAD;
 use super::zone::serial_after;
-use super::zonefile::fill_template;
 use super::*;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{NS, PTR, SOA};
@@ -513,17 +512,6 @@ fn zone_files_render_from_the_template() {
         "\n1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0\tIN\tPTR\tMarvin.The.Paranoid.Android.\t; 2001:db8::1\n"
     ));
     assert!(!text.contains("{{"));
-}
-
-#[test]
-fn templates_are_filled_in_one_pass() {
-    assert_eq!(
-        fill_template(
-            "{{a}} {{b}} {{unknown}} {{open",
-            &[("a", "{{b}}"), ("b", "B")]
-        ),
-        "{{b}} B {{unknown}} {{open"
-    );
 }
 
 /// The zone file loads in BIND's checker.
