@@ -340,16 +340,26 @@ pub fn remove(rules: &[AppliedRule]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A target with `hops` fake hops.
+    fn target(address: &str, hops: usize) -> Target {
+        Target {
+            address: address.parse().unwrap(),
+            hops,
+            hop_address: false,
+        }
+    }
+
+    /// A hop address: answered by the responder as a router's interface.
+    fn hop_address(address: &str) -> Target {
+        Target {
+            hop_address: true,
+            ..target(address, 0)
+        }
+    }
+
     #[test]
     fn renders_ttl_and_port_unreachable_rules_per_target() {
-        let rules = render(
-            "lab",
-            &[Target {
-                address: "198.18.0.100".parse().unwrap(),
-                hops: 5,
-                hop_address: false,
-            }],
-        );
+        let rules = render("lab", &[target("198.18.0.100", 5)]);
         let text = describe(&rules);
         assert!(
             text.contains(
@@ -376,20 +386,11 @@ mod tests {
         let rules = render(
             "lab",
             &[
+                target("198.18.0.100", 3),
+                hop_address("198.18.0.1"),
                 Target {
-                    address: "198.18.0.100".parse().unwrap(),
-                    hops: 3,
-                    hop_address: false,
-                },
-                Target {
-                    address: "198.18.0.1".parse().unwrap(),
-                    hops: 0,
-                    hop_address: true,
-                },
-                Target {
-                    address: "2001:db8:18::1".parse().unwrap(),
                     hops: 2,
-                    hop_address: true,
+                    ..hop_address("2001:db8:18::1")
                 },
             ],
         );
@@ -418,14 +419,7 @@ mod tests {
 
     #[test]
     fn no_fake_hops_means_no_ttl_rules_but_the_chains_stay() {
-        let rules = render(
-            "x",
-            &[Target {
-                address: "198.18.0.100".parse().unwrap(),
-                hops: 0,
-                hop_address: false,
-            }],
-        );
+        let rules = render("x", &[target("198.18.0.100", 0)]);
         assert_eq!(rules.len(), 2);
         assert!(!describe(&rules).contains("--ttl-lt"));
     }
@@ -434,18 +428,7 @@ mod tests {
     fn ipv6_targets_get_ip6tables_rules_with_the_hop_limit() {
         let rules = render(
             "lab",
-            &[
-                Target {
-                    address: "198.18.0.100".parse().unwrap(),
-                    hops: 2,
-                    hop_address: false,
-                },
-                Target {
-                    address: "2001:db8:19::1".parse().unwrap(),
-                    hops: 3,
-                    hop_address: false,
-                },
-            ],
+            &[target("198.18.0.100", 2), target("2001:db8:19::1", 3)],
         );
         assert_eq!(rules.len(), 4, "two chains per family");
         let text = describe(&rules);

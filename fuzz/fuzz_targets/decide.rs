@@ -322,11 +322,7 @@ fn check_reply_v4(
             || src.octets()[0] >= 240),
         "answered a bad source {src}"
     );
-    assert_eq!(to, IpAddr::V4(src), "reply not to the probe's source");
-    assert!(
-        len <= 2 * probe_len,
-        "reply {len} bytes for a {probe_len}-byte probe"
-    );
+    check_addressed(to, IpAddr::V4(src), len, probe_len);
 
     // The reply parses back and its headers are what we claim.
     let sliced = SlicedPacket::from_ip(reply).expect("the reply parses");
@@ -356,64 +352,49 @@ fn check_reply_v4(
     if kind != ReplyKind::EchoReply {
         assert_eq!(&reply[24..28], &[0u8; 4], "ICMP bytes 4..8 must be zero");
     }
-    match kind {
-        ReplyKind::TimeExceeded => assert!(matches!(
-            icmp.header().icmp_type,
-            Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
-        )),
-        ReplyKind::PortUnreachable => assert!(matches!(
-            icmp.header().icmp_type,
-            Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
-        )),
+    let icmp_type = &icmp.header().icmp_type;
+    let udp_port = match kind {
+        ReplyKind::TimeExceeded | ReplyKind::PortUnreachable => {
+            assert!(
+                matches!(
+                    (kind, icmp_type),
+                    (
+                        ReplyKind::TimeExceeded,
+                        Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
+                    ) | (
+                        ReplyKind::PortUnreachable,
+                        Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
+                    )
+                ),
+                "{kind:?} sent as {icmp_type:?}"
+            );
+            check_quote(&reply[REPLY_HEADERS_V4..], probe, MAX_REPLY_V4 - REPLY_HEADERS_V4);
+            // Only probes get answers: echo requests among ICMP messages;
+            // TCP with any flags and every other protocol at a fake hop only
+            // (a router answers them all; the target leaves them to its
+            // kernel).
+            let transport = &probe[header_len..];
+            match protocol {
+                IpNumber::ICMP => assert_eq!(transport[0], 8, "answered an ICMP non-echo"),
+                IpNumber::UDP => {}
+                other => assert_eq!(
+                    kind,
+                    ReplyKind::TimeExceeded,
+                    "the target answered protocol {other:?}"
+                ),
+            }
+            (protocol == IpNumber::UDP).then(|| u16::from_be_bytes([transport[2], transport[3]]))
+        }
         ReplyKind::EchoReply => {
             // The request mirrored whole: identifier, sequence and data,
             // never longer than the request (no amplification).
-            assert!(matches!(icmp.header().icmp_type, Icmpv4Type::EchoReply(_)));
+            assert!(matches!(icmp_type, Icmpv4Type::EchoReply(_)));
             assert_eq!(probe_hdr.protocol(), IpNumber::ICMP);
             assert_eq!(len, probe_len, "echo reply of another size");
             assert_eq!(&reply[24..], &probe[header_len + 4..], "echo not mirrored");
-            check_who_answers(
-                table,
-                ports,
-                IpAddr::V4(probe_hdr.destination_addr()),
-                probe_hdr.ttl(),
-                kind,
-                IpAddr::V4(hdr.source_addr()),
-                None,
-            );
-            return;
+            None
         }
-    }
-
-    // The quote: the probe's first bytes, byte for byte, as many as fit.
-    let quote = &reply[REPLY_HEADERS_V4..];
-    assert_eq!(
-        quote.len(),
-        probe_len.min(MAX_REPLY_V4 - REPLY_HEADERS_V4),
-        "quote length"
-    );
-    assert_eq!(
-        quote,
-        &probe[..quote.len()],
-        "the quote differs from the probe"
-    );
-
-    // Only probes get answers.
-    // Only probes get answers: echo requests among ICMP messages; TCP with
-    // any flags and every other protocol at a fake hop only (a router
-    // answers them all; the target leaves them to its kernel).
-    let transport = &probe[header_len..];
-    match protocol {
-        IpNumber::ICMP => assert_eq!(transport[0], 8, "answered an ICMP non-echo"),
-        IpNumber::UDP => {}
-        other => assert_eq!(
-            kind,
-            ReplyKind::TimeExceeded,
-            "the target answered protocol {other:?}"
-        ),
-    }
-    let udp_port =
-        (protocol == IpNumber::UDP).then(|| u16::from_be_bytes([transport[2], transport[3]]));
+    };
     check_who_answers(
         table,
         ports,
@@ -422,6 +403,27 @@ fn check_reply_v4(
         kind,
         IpAddr::V4(hdr.source_addr()),
         udp_port,
+    );
+}
+
+/// The reply goes to the probe's source, and is at most twice the probe's
+/// size (no amplification).
+fn check_addressed(to: IpAddr, probe_source: IpAddr, len: usize, probe_len: usize) {
+    assert_eq!(to, probe_source, "reply not to the probe's source");
+    assert!(
+        len <= 2 * probe_len,
+        "reply {len} bytes for a {probe_len}-byte probe"
+    );
+}
+
+/// The quote: the probe's first bytes, byte for byte, as many as fit in
+/// `room`.
+fn check_quote(quote: &[u8], probe: &[u8], room: usize) {
+    assert_eq!(quote.len(), probe.len().min(room), "quote length");
+    assert_eq!(
+        quote,
+        &probe[..quote.len()],
+        "the quote differs from the probe"
     );
 }
 
@@ -455,11 +457,7 @@ fn check_reply_v6(
         !probe_hdr.destination_addr().is_multicast(),
         "answered a multicast destination"
     );
-    assert_eq!(to, IpAddr::V6(src), "reply not to the probe's source");
-    assert!(
-        len <= 2 * probe_len,
-        "reply {len} bytes for a {probe_len}-byte probe"
-    );
+    check_addressed(to, IpAddr::V6(src), len, probe_len);
 
     let sliced = SlicedPacket::from_ip(reply).expect("the reply parses");
     let Some(NetSlice::Ipv6(ip)) = &sliced.net else {
@@ -496,63 +494,47 @@ fn check_reply_v6(
     if kind != ReplyKind::EchoReply {
         assert_eq!(&reply[44..48], &[0u8; 4], "ICMPv6 bytes 4..8 must be zero");
     }
-    match kind {
-        ReplyKind::TimeExceeded => assert!(matches!(
-            icmp.header().icmp_type,
-            Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
-        )),
-        ReplyKind::PortUnreachable => assert!(matches!(
-            icmp.header().icmp_type,
-            Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
-        )),
+    let icmp_type = &icmp.header().icmp_type;
+    let udp_port = match kind {
+        ReplyKind::TimeExceeded | ReplyKind::PortUnreachable => {
+            assert!(
+                matches!(
+                    (kind, icmp_type),
+                    (
+                        ReplyKind::TimeExceeded,
+                        Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
+                    ) | (
+                        ReplyKind::PortUnreachable,
+                        Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
+                    )
+                ),
+                "{kind:?} sent as {icmp_type:?}"
+            );
+            check_quote(&reply[REPLY_HEADERS_V6..], probe, MAX_REPLY_V6 - REPLY_HEADERS_V6);
+            // Without extension headers the probe kind is plain to see.
+            let transport = &probe[40..];
+            let next = probe_hdr.next_header();
+            match next {
+                IpNumber::IPV6_ICMP => {
+                    assert_eq!(transport[0], 128, "answered an ICMPv6 non-echo");
+                    None
+                }
+                IpNumber::UDP => Some(u16::from_be_bytes([transport[2], transport[3]])),
+                // Behind extension headers the port is not at a fixed
+                // place: decide walked the chain, so does this.
+                _ if kind == ReplyKind::PortUnreachable => Some(upper_udp_port(next, transport)),
+                _ => None,
+            }
+        }
         ReplyKind::EchoReply => {
             // The request's echo mirrored whole (its upper layer, behind any
             // extension headers), never longer than the request.
-            assert!(matches!(icmp.header().icmp_type, Icmpv6Type::EchoReply(_)));
+            assert!(matches!(icmp_type, Icmpv6Type::EchoReply(_)));
             assert!(len <= probe_len, "echo reply longer than the request");
             let echo = &reply[44..];
             assert!(probe.ends_with(echo), "echo not mirrored");
-            check_who_answers(
-                table,
-                ports,
-                IpAddr::V6(probe_hdr.destination_addr()),
-                probe_hdr.hop_limit(),
-                kind,
-                IpAddr::V6(hdr.source_addr()),
-                None,
-            );
-            return;
-        }
-    }
-
-    let quote = &reply[REPLY_HEADERS_V6..];
-    assert_eq!(
-        quote.len(),
-        probe_len.min(MAX_REPLY_V6 - REPLY_HEADERS_V6),
-        "quote length"
-    );
-    assert_eq!(
-        quote,
-        &probe[..quote.len()],
-        "the quote differs from the probe"
-    );
-
-    // Without extension headers the probe kind is plain to see.
-    let transport = &probe[40..];
-    let next = probe_hdr.next_header();
-    let udp_port = match next {
-        IpNumber::IPV6_ICMP => {
-            assert_eq!(transport[0], 128, "answered an ICMPv6 non-echo");
             None
         }
-        IpNumber::UDP => Some(u16::from_be_bytes([transport[2], transport[3]])),
-        // An extension header chain: decide walked it.
-        _ => None,
-    };
-    let udp_port = match (kind, udp_port) {
-        // Behind extension headers the port is not at a fixed place.
-        (ReplyKind::PortUnreachable, None) => Some(upper_udp_port(next, transport)),
-        (_, port) => port,
     };
     check_who_answers(
         table,
