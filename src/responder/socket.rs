@@ -421,6 +421,15 @@ fn set_timer(timer: &OwnedFd, interval: Duration, value: Duration) -> io::Result
     Ok(())
 }
 
+/// A pollfd that waits for `fd` to be readable.
+fn pollin(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
 /// Reads a fired timerfd's count, so it stops being readable.
 fn drain_timer(fd: i32) {
     let mut expirations = 0u64;
@@ -530,23 +539,7 @@ impl LinkIo {
             }
             let tick = ring.tick.as_raw_fd();
             let delay = self.delay_timer.as_raw_fd();
-            let mut pfd = [
-                libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: tick,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: delay,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
+            let mut pfd = [pollin(fd), pollin(tick), pollin(delay)];
             // No timeout: the tick timer ends the wait, the delay timer
             // when a delayed reply is due (a signal does too).
             // SAFETY: pfd is three valid pollfds.
@@ -588,18 +581,7 @@ impl PacketIo for LinkIo {
             // recvmmsg cannot wait on the timer: poll both first, at most
             // as long as the socket's read timeout.
             let delay = self.delay_timer.as_raw_fd();
-            let mut pfd = [
-                libc::pollfd {
-                    fd: self.rx.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: delay,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
+            let mut pfd = [pollin(self.rx.as_raw_fd()), pollin(delay)];
             // SAFETY: pfd is two valid pollfds.
             let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 2, 200) };
             if rc <= 0 || pfd[0].revents & libc::POLLIN == 0 {
