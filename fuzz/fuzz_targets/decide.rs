@@ -160,11 +160,20 @@ fuzz_target!(|data: &[u8]| {
             assert!(len <= MAX_REPLY, "reply length {len}");
             let reply = &out[..len];
             check_line_and_delay(&input, &table, reply, kind, line);
-            if input.v6 {
-                check_reply_v6(&input, &table, &ports, reply, to, kind);
+            let (family, check, length): (_, fn(&Answered<'_>), _) = if input.v6 {
+                ("v6", check_reply_v6, REPLY_HEADERS_V6..=MAX_REPLY_V6)
             } else {
-                check_reply_v4(&input, &table, &ports, reply, to, kind);
-            }
+                ("v4", check_reply_v4, REPLY_HEADERS_V4..=MAX_REPLY_V4)
+            };
+            assert!(length.contains(&len), "{family} reply length {len}");
+            check(&Answered {
+                input: &input,
+                table: &table,
+                ports: &ports,
+                reply,
+                to,
+                kind,
+            });
         }
         Decision::Kernel => {
             // Only packets for a target, past its fake hops, go to the kernel.
@@ -244,7 +253,7 @@ fn check_line_and_delay(input: &Input<'_>, table: &Table, reply: &[u8], kind: Re
 /// kind and source must match.
 fn check_who_answers(
     table: &Table,
-    ports: &impl Fn(IpAddr, u16) -> bool,
+    ports: &dyn Fn(IpAddr, u16) -> bool,
     target: IpAddr,
     ttl: u8,
     kind: ReplyKind,
@@ -280,19 +289,19 @@ fn check_who_answers(
     }
 }
 
-fn check_reply_v4(
-    input: &Input<'_>,
-    table: &Table,
-    ports: &impl Fn(IpAddr, u16) -> bool,
-    reply: &[u8],
+/// A reply `decide` made, and what it was made from.
+struct Answered<'a> {
+    input: &'a Input<'a>,
+    table: &'a Table,
+    ports: &'a dyn Fn(IpAddr, u16) -> bool,
+    reply: &'a [u8],
     to: IpAddr,
     kind: ReplyKind,
-) {
+}
+
+fn check_reply_v4(answered: &Answered<'_>) {
+    let (input, reply, to, kind) = (answered.input, answered.reply, answered.to, answered.kind);
     let len = reply.len();
-    assert!(
-        (REPLY_HEADERS_V4..=MAX_REPLY_V4).contains(&len),
-        "v4 reply length {len}"
-    );
 
     // The probe: a well-formed IPv4 packet the reply may answer.
     let probe_hdr = Ipv4HeaderSlice::from_slice(input.packet).expect("answered probes parse");
@@ -353,22 +362,20 @@ fn check_reply_v4(
         assert_eq!(&reply[24..28], &[0u8; 4], "ICMP bytes 4..8 must be zero");
     }
     let icmp_type = &icmp.header().icmp_type;
+    let as_claimed = match kind {
+        ReplyKind::TimeExceeded => matches!(
+            icmp_type,
+            Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
+        ),
+        ReplyKind::PortUnreachable => matches!(
+            icmp_type,
+            Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
+        ),
+        ReplyKind::EchoReply => matches!(icmp_type, Icmpv4Type::EchoReply(_)),
+    };
+    assert!(as_claimed, "{kind:?} sent as {icmp_type:?}");
     let udp_port = match kind {
         ReplyKind::TimeExceeded | ReplyKind::PortUnreachable => {
-            assert!(
-                matches!(
-                    (kind, icmp_type),
-                    (
-                        ReplyKind::TimeExceeded,
-                        Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
-                    ) | (
-                        ReplyKind::PortUnreachable,
-                        Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
-                    )
-                ),
-                "{kind:?} sent as {icmp_type:?}"
-            );
-            check_quote(&reply[REPLY_HEADERS_V4..], probe, MAX_REPLY_V4 - REPLY_HEADERS_V4);
             // Only probes get answers: echo requests among ICMP messages;
             // TCP with any flags and every other protocol at a fake hop only
             // (a router answers them all; the target leaves them to its
@@ -383,12 +390,12 @@ fn check_reply_v4(
                     "the target answered protocol {other:?}"
                 ),
             }
+            check_quote(reply, REPLY_HEADERS_V4, MAX_REPLY_V4, probe);
             (protocol == IpNumber::UDP).then(|| u16::from_be_bytes([transport[2], transport[3]]))
         }
         ReplyKind::EchoReply => {
             // The request mirrored whole: identifier, sequence and data,
             // never longer than the request (no amplification).
-            assert!(matches!(icmp_type, Icmpv4Type::EchoReply(_)));
             assert_eq!(probe_hdr.protocol(), IpNumber::ICMP);
             assert_eq!(len, probe_len, "echo reply of another size");
             assert_eq!(&reply[24..], &probe[header_len + 4..], "echo not mirrored");
@@ -396,8 +403,8 @@ fn check_reply_v4(
         }
     };
     check_who_answers(
-        table,
-        ports,
+        answered.table,
+        answered.ports,
         IpAddr::V4(probe_hdr.destination_addr()),
         probe_hdr.ttl(),
         kind,
@@ -416,10 +423,11 @@ fn check_addressed(to: IpAddr, probe_source: IpAddr, len: usize, probe_len: usiz
     );
 }
 
-/// The quote: the probe's first bytes, byte for byte, as many as fit in
-/// `room`.
-fn check_quote(quote: &[u8], probe: &[u8], room: usize) {
-    assert_eq!(quote.len(), probe.len().min(room), "quote length");
+/// The quote behind the reply's `headers` bytes: the probe's first bytes,
+/// byte for byte, as many as fit in a reply of `max` bytes.
+fn check_quote(reply: &[u8], headers: usize, max: usize, probe: &[u8]) {
+    let quote = &reply[headers..];
+    assert_eq!(quote.len(), probe.len().min(max - headers), "quote length");
     assert_eq!(
         quote,
         &probe[..quote.len()],
@@ -427,19 +435,9 @@ fn check_quote(quote: &[u8], probe: &[u8], room: usize) {
     );
 }
 
-fn check_reply_v6(
-    input: &Input<'_>,
-    table: &Table,
-    ports: &impl Fn(IpAddr, u16) -> bool,
-    reply: &[u8],
-    to: IpAddr,
-    kind: ReplyKind,
-) {
+fn check_reply_v6(answered: &Answered<'_>) {
+    let (input, reply, to, kind) = (answered.input, answered.reply, answered.to, answered.kind);
     let len = reply.len();
-    assert!(
-        (REPLY_HEADERS_V6..=MAX_REPLY_V6).contains(&len),
-        "v6 reply length {len}"
-    );
 
     let probe_hdr = Ipv6HeaderSlice::from_slice(input.packet).expect("answered probes parse");
     let probe_len = 40 + usize::from(probe_hdr.payload_length());
@@ -495,23 +493,22 @@ fn check_reply_v6(
         assert_eq!(&reply[44..48], &[0u8; 4], "ICMPv6 bytes 4..8 must be zero");
     }
     let icmp_type = &icmp.header().icmp_type;
+    let as_claimed = match kind {
+        ReplyKind::TimeExceeded => matches!(
+            icmp_type,
+            Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
+        ),
+        ReplyKind::PortUnreachable => matches!(
+            icmp_type,
+            Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
+        ),
+        ReplyKind::EchoReply => matches!(icmp_type, Icmpv6Type::EchoReply(_)),
+    };
+    assert!(as_claimed, "{kind:?} sent as {icmp_type:?}");
     let udp_port = match kind {
         ReplyKind::TimeExceeded | ReplyKind::PortUnreachable => {
-            assert!(
-                matches!(
-                    (kind, icmp_type),
-                    (
-                        ReplyKind::TimeExceeded,
-                        Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
-                    ) | (
-                        ReplyKind::PortUnreachable,
-                        Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
-                    )
-                ),
-                "{kind:?} sent as {icmp_type:?}"
-            );
-            check_quote(&reply[REPLY_HEADERS_V6..], probe, MAX_REPLY_V6 - REPLY_HEADERS_V6);
             // Without extension headers the probe kind is plain to see.
+            check_quote(reply, REPLY_HEADERS_V6, MAX_REPLY_V6, probe);
             let transport = &probe[40..];
             let next = probe_hdr.next_header();
             match next {
@@ -529,7 +526,6 @@ fn check_reply_v6(
         ReplyKind::EchoReply => {
             // The request's echo mirrored whole (its upper layer, behind any
             // extension headers), never longer than the request.
-            assert!(matches!(icmp_type, Icmpv6Type::EchoReply(_)));
             assert!(len <= probe_len, "echo reply longer than the request");
             let echo = &reply[44..];
             assert!(probe.ends_with(echo), "echo not mirrored");
@@ -537,8 +533,8 @@ fn check_reply_v6(
         }
     };
     check_who_answers(
-        table,
-        ports,
+        answered.table,
+        answered.ports,
         IpAddr::V6(probe_hdr.destination_addr()),
         probe_hdr.hop_limit(),
         kind,
