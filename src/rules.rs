@@ -340,6 +340,11 @@ pub fn remove(rules: &[AppliedRule]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// `text` has `line` in it (the rules are shown whole when not).
+    fn assert_has(text: &str, line: &str) {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+
     /// A target with `hops` fake hops.
     fn target(address: &str, hops: usize) -> Target {
         Target {
@@ -361,17 +366,13 @@ mod tests {
     fn renders_ttl_and_port_unreachable_rules_per_target() {
         let rules = render("lab", &[target("198.18.0.100", 5)]);
         let text = describe(&rules);
-        assert!(
-            text.contains(
-                "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 6 -j DROP"
-            ),
-            "{text}"
+        assert_has(
+            &text,
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 6 -j DROP",
         );
-        assert!(text.contains(
-            "iptables -w -t raw -A TROLL-O-lab -s 198.18.0.100/32 -p icmp --icmp-type port-unreachable -m u32 --u32 '0>>22&0x3C@14&0xFF=17' -m mark ! --mark 0x7e11 -j DROP"
-        ), "{text}");
-        assert!(text.contains("-I PREROUTING 1 -j TROLL-I-lab"));
-        assert!(text.contains("-I OUTPUT 1 -j TROLL-O-lab"));
+        assert_has(&text, "iptables -w -t raw -A TROLL-O-lab -s 198.18.0.100/32 -p icmp --icmp-type port-unreachable -m u32 --u32 '0>>22&0x3C@14&0xFF=17' -m mark ! --mark 0x7e11 -j DROP");
+        assert_has(&text, "-I PREROUTING 1 -j TROLL-I-lab");
+        assert_has(&text, "-I OUTPUT 1 -j TROLL-O-lab");
         // Every protocol is hidden below the first real TTL: TCP with any
         // flags too (issue 16), only ICMP errors pass.
         assert!(!text.contains("-p tcp"), "{text}");
@@ -395,16 +396,14 @@ mod tests {
             ],
         );
         let text = describe(&rules);
-        assert!(
-            text.contains("iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -j DROP"),
-            "{text}"
+        assert_has(
+            &text,
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -j DROP",
         );
-        assert!(text.contains(
-            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -p icmp --icmp-type time-exceeded -j RETURN"
-        ));
-        assert!(
-            text.contains("ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:18::1/128 -j DROP"),
-            "{text}"
+        assert_has(&text, "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -p icmp --icmp-type time-exceeded -j RETURN");
+        assert_has(
+            &text,
+            "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:18::1/128 -j DROP",
         );
         // No target rule names a hop address, no OUTPUT rule is added.
         assert!(!text.contains("-s 198.18.0.1/"), "{text}");
@@ -432,18 +431,18 @@ mod tests {
         );
         assert_eq!(rules.len(), 4, "two chains per family");
         let text = describe(&rules);
-        assert!(
-            text.contains(
-                "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:19::1/128 -m hl --hl-lt 4 -j DROP"
-            ),
-            "{text}"
+        assert_has(
+            &text,
+            "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:19::1/128 -m hl --hl-lt 4 -j DROP",
         );
-        assert!(text.contains(
-            "--icmpv6-type port-unreachable -m u32 --u32 '51&0xFF=17' -m mark ! --mark 0x7e11"
-        ));
-        assert!(text.contains(
-            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 3 -j DROP"
-        ));
+        assert_has(
+            &text,
+            "--icmpv6-type port-unreachable -m u32 --u32 '51&0xFF=17' -m mark ! --mark 0x7e11",
+        );
+        assert_has(
+            &text,
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 3 -j DROP",
+        );
     }
 
     #[test]

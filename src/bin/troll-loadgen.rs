@@ -700,11 +700,13 @@ mod tests {
         }
     }
 
-    /// An ICMP error from `from` quoting `probe`, as a router sends it.
-    fn icmp_error(icmp_type: Icmpv4Type, from: [u8; 4], to: Ipv4Addr, probe: &[u8]) -> Vec<u8> {
-        let builder = PacketBuilder::ipv4(from, to.octets(), 64).icmpv4(icmp_type);
+    /// An ICMP error from `from` quoting probe `seq` of `spec`, as a
+    /// router sends it.
+    fn icmp_error(icmp_type: Icmpv4Type, from: [u8; 4], spec: &ProbeSpec, seq: u32) -> Vec<u8> {
+        let probe = build_probe(spec, seq);
+        let builder = PacketBuilder::ipv4(from, spec.source.octets(), 64).icmpv4(icmp_type);
         let mut r = Vec::with_capacity(builder.size(probe.len()));
-        builder.write(&mut r, probe).unwrap();
+        builder.write(&mut r, &probe).unwrap();
         r
     }
 
@@ -718,25 +720,14 @@ mod tests {
         let s = spec(Kind::Udp);
         let mut answers = Answers::default();
         let mut seen = vec![0u64; 4];
-        let probe = build_probe(&s, 17);
-        let te = icmp_error(TIME_EXCEEDED, [198, 18, 0, 3], s.source, &probe);
+        let te = icmp_error(TIME_EXCEEDED, [198, 18, 0, 3], &s, 17);
         classify(&te, &s, &mut answers, &mut seen);
         classify(&te, &s, &mut answers, &mut seen);
-        let pu = icmp_error(
-            PORT_UNREACHABLE,
-            [198, 19, 0, 1],
-            s.source,
-            &build_probe(&s, 18),
-        );
+        let pu = icmp_error(PORT_UNREACHABLE, [198, 19, 0, 1], &s, 18);
         classify(&pu, &s, &mut answers, &mut seen);
         // Another generator's probe (other ident) is not ours.
         let other = ProbeSpec { ident: 0x8999, ..s };
-        let theirs = icmp_error(
-            TIME_EXCEEDED,
-            [198, 18, 0, 3],
-            s.source,
-            &build_probe(&other, 19),
-        );
+        let theirs = icmp_error(TIME_EXCEEDED, [198, 18, 0, 3], &other, 19);
         classify(&theirs, &s, &mut answers, &mut seen);
         assert_eq!(
             (
