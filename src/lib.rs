@@ -24,5 +24,6 @@ pub mod resolve;
 pub mod responder;
 pub mod rules;
 pub mod state;
+pub mod template;
 
 pub use error::{Error, Result};

@@ -11,34 +11,9 @@ use std::time::Duration;
 pub fn reverse(addr: IpAddr, resolver: Option<SocketAddr>) -> Option<String> {
     match resolver {
         Some(server) => query_ptr(addr, server),
-        None => system_reverse(addr),
+        // glibc's own lookup, as every client does it.
+        None => troll_providers::aws::SystemResolver::reverse(addr),
     }
-}
-
-/// glibc's own lookup, as every client does it (`getnameinfo` with
-/// `NI_NAMEREQD`: a name or nothing).
-fn system_reverse(addr: IpAddr) -> Option<String> {
-    let sock = socket2::SockAddr::from(SocketAddr::new(addr, 0));
-    let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: `sock` is a valid sockaddr of the given length, `host` a
-    // writable buffer of the given length; no service buffer is passed.
-    let rc = unsafe {
-        libc::getnameinfo(
-            sock.as_ptr().cast(),
-            sock.len(),
-            host.as_mut_ptr(),
-            host.len() as libc::socklen_t,
-            std::ptr::null_mut(),
-            0,
-            libc::NI_NAMEREQD,
-        )
-    };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: getnameinfo wrote a NUL-terminated string into `host`.
-    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// One PTR query over UDP to `server`.

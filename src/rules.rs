@@ -59,15 +59,19 @@ pub fn render(deployment: &str, targets: &[Target]) -> Vec<AppliedRule> {
             Family::Ipv4 => TEMPLATE_V4,
             Family::Ipv6 => TEMPLATE_V6,
         };
+        let address = target.address.to_string();
+        let hops = target.hops.to_string();
+        let first_real_ttl = (target.hops + 1).to_string();
+        let mark = format!("{MARK:#x}");
         let vars = [
-            ("deployment", deployment.to_string()),
-            ("target", target.address.to_string()),
-            ("hop_address", target.address.to_string()),
-            ("hops", target.hops.to_string()),
-            ("first_real_ttl", (target.hops + 1).to_string()),
-            ("chain_in", chain_in.clone()),
-            ("chain_out", chain_out.clone()),
-            ("mark", format!("{MARK:#x}")),
+            ("deployment", deployment),
+            ("target", address.as_str()),
+            ("hop_address", address.as_str()),
+            ("hops", hops.as_str()),
+            ("first_real_ttl", first_real_ttl.as_str()),
+            ("chain_in", chain_in.as_str()),
+            ("chain_out", chain_out.as_str()),
+            ("mark", mark.as_str()),
         ];
         for line in template.lines() {
             let line = line.trim();
@@ -82,10 +86,7 @@ pub fn render(deployment: &str, targets: &[Target]) -> Vec<AppliedRule> {
             if target.hops == 0 && line.contains("{{first_real_ttl}}") {
                 continue;
             }
-            let mut text = line.to_string();
-            for (key, value) in &vars {
-                text = text.replace(&format!("{{{{{key}}}}}"), value);
-            }
+            let text = crate::template::render(line, &vars);
             let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
             let [table, hook, chain, rule @ ..] = words.as_slice() else {
                 continue;
@@ -339,28 +340,39 @@ pub fn remove(rules: &[AppliedRule]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// `text` has `line` in it (the rules are shown whole when not).
+    fn assert_has(text: &str, line: &str) {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+
+    /// A target with `hops` fake hops.
+    fn target(address: &str, hops: usize) -> Target {
+        Target {
+            address: address.parse().unwrap(),
+            hops,
+            hop_address: false,
+        }
+    }
+
+    /// A hop address: answered by the responder as a router's interface.
+    fn hop_address(address: &str) -> Target {
+        Target {
+            hop_address: true,
+            ..target(address, 0)
+        }
+    }
+
     #[test]
     fn renders_ttl_and_port_unreachable_rules_per_target() {
-        let rules = render(
-            "lab",
-            &[Target {
-                address: "198.18.0.100".parse().unwrap(),
-                hops: 5,
-                hop_address: false,
-            }],
-        );
+        let rules = render("lab", &[target("198.18.0.100", 5)]);
         let text = describe(&rules);
-        assert!(
-            text.contains(
-                "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 6 -j DROP"
-            ),
-            "{text}"
+        assert_has(
+            &text,
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 6 -j DROP",
         );
-        assert!(text.contains(
-            "iptables -w -t raw -A TROLL-O-lab -s 198.18.0.100/32 -p icmp --icmp-type port-unreachable -m u32 --u32 '0>>22&0x3C@14&0xFF=17' -m mark ! --mark 0x7e11 -j DROP"
-        ), "{text}");
-        assert!(text.contains("-I PREROUTING 1 -j TROLL-I-lab"));
-        assert!(text.contains("-I OUTPUT 1 -j TROLL-O-lab"));
+        assert_has(&text, "iptables -w -t raw -A TROLL-O-lab -s 198.18.0.100/32 -p icmp --icmp-type port-unreachable -m u32 --u32 '0>>22&0x3C@14&0xFF=17' -m mark ! --mark 0x7e11 -j DROP");
+        assert_has(&text, "-I PREROUTING 1 -j TROLL-I-lab");
+        assert_has(&text, "-I OUTPUT 1 -j TROLL-O-lab");
         // Every protocol is hidden below the first real TTL: TCP with any
         // flags too (issue 16), only ICMP errors pass.
         assert!(!text.contains("-p tcp"), "{text}");
@@ -375,34 +387,23 @@ mod tests {
         let rules = render(
             "lab",
             &[
+                target("198.18.0.100", 3),
+                hop_address("198.18.0.1"),
                 Target {
-                    address: "198.18.0.100".parse().unwrap(),
-                    hops: 3,
-                    hop_address: false,
-                },
-                Target {
-                    address: "198.18.0.1".parse().unwrap(),
-                    hops: 0,
-                    hop_address: true,
-                },
-                Target {
-                    address: "2001:db8:18::1".parse().unwrap(),
                     hops: 2,
-                    hop_address: true,
+                    ..hop_address("2001:db8:18::1")
                 },
             ],
         );
         let text = describe(&rules);
-        assert!(
-            text.contains("iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -j DROP"),
-            "{text}"
+        assert_has(
+            &text,
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -j DROP",
         );
-        assert!(text.contains(
-            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -p icmp --icmp-type time-exceeded -j RETURN"
-        ));
-        assert!(
-            text.contains("ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:18::1/128 -j DROP"),
-            "{text}"
+        assert_has(&text, "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.1/32 -p icmp --icmp-type time-exceeded -j RETURN");
+        assert_has(
+            &text,
+            "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:18::1/128 -j DROP",
         );
         // No target rule names a hop address, no OUTPUT rule is added.
         assert!(!text.contains("-s 198.18.0.1/"), "{text}");
@@ -417,14 +418,7 @@ mod tests {
 
     #[test]
     fn no_fake_hops_means_no_ttl_rules_but_the_chains_stay() {
-        let rules = render(
-            "x",
-            &[Target {
-                address: "198.18.0.100".parse().unwrap(),
-                hops: 0,
-                hop_address: false,
-            }],
-        );
+        let rules = render("x", &[target("198.18.0.100", 0)]);
         assert_eq!(rules.len(), 2);
         assert!(!describe(&rules).contains("--ttl-lt"));
     }
@@ -433,33 +427,22 @@ mod tests {
     fn ipv6_targets_get_ip6tables_rules_with_the_hop_limit() {
         let rules = render(
             "lab",
-            &[
-                Target {
-                    address: "198.18.0.100".parse().unwrap(),
-                    hops: 2,
-                    hop_address: false,
-                },
-                Target {
-                    address: "2001:db8:19::1".parse().unwrap(),
-                    hops: 3,
-                    hop_address: false,
-                },
-            ],
+            &[target("198.18.0.100", 2), target("2001:db8:19::1", 3)],
         );
         assert_eq!(rules.len(), 4, "two chains per family");
         let text = describe(&rules);
-        assert!(
-            text.contains(
-                "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:19::1/128 -m hl --hl-lt 4 -j DROP"
-            ),
-            "{text}"
+        assert_has(
+            &text,
+            "ip6tables -w -t raw -A TROLL-I-lab -d 2001:db8:19::1/128 -m hl --hl-lt 4 -j DROP",
         );
-        assert!(text.contains(
-            "--icmpv6-type port-unreachable -m u32 --u32 '51&0xFF=17' -m mark ! --mark 0x7e11"
-        ));
-        assert!(text.contains(
-            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 3 -j DROP"
-        ));
+        assert_has(
+            &text,
+            "--icmpv6-type port-unreachable -m u32 --u32 '51&0xFF=17' -m mark ! --mark 0x7e11",
+        );
+        assert_has(
+            &text,
+            "iptables -w -t raw -A TROLL-I-lab -d 198.18.0.100/32 -m ttl --ttl-lt 3 -j DROP",
+        );
     }
 
     #[test]

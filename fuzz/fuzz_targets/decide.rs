@@ -160,11 +160,20 @@ fuzz_target!(|data: &[u8]| {
             assert!(len <= MAX_REPLY, "reply length {len}");
             let reply = &out[..len];
             check_line_and_delay(&input, &table, reply, kind, line);
-            if input.v6 {
-                check_reply_v6(&input, &table, &ports, reply, to, kind);
+            let (family, check, length): (_, fn(&Answered<'_>), _) = if input.v6 {
+                ("v6", check_reply_v6, REPLY_HEADERS_V6..=MAX_REPLY_V6)
             } else {
-                check_reply_v4(&input, &table, &ports, reply, to, kind);
-            }
+                ("v4", check_reply_v4, REPLY_HEADERS_V4..=MAX_REPLY_V4)
+            };
+            assert!(length.contains(&len), "{family} reply length {len}");
+            check(&Answered {
+                input: &input,
+                table: &table,
+                ports: &ports,
+                reply,
+                to,
+                kind,
+            });
         }
         Decision::Kernel => {
             // Only packets for a target, past its fake hops, go to the kernel.
@@ -244,7 +253,7 @@ fn check_line_and_delay(input: &Input<'_>, table: &Table, reply: &[u8], kind: Re
 /// kind and source must match.
 fn check_who_answers(
     table: &Table,
-    ports: &impl Fn(IpAddr, u16) -> bool,
+    ports: &dyn Fn(IpAddr, u16) -> bool,
     target: IpAddr,
     ttl: u8,
     kind: ReplyKind,
@@ -280,19 +289,19 @@ fn check_who_answers(
     }
 }
 
-fn check_reply_v4(
-    input: &Input<'_>,
-    table: &Table,
-    ports: &impl Fn(IpAddr, u16) -> bool,
-    reply: &[u8],
+/// A reply `decide` made, and what it was made from.
+struct Answered<'a> {
+    input: &'a Input<'a>,
+    table: &'a Table,
+    ports: &'a dyn Fn(IpAddr, u16) -> bool,
+    reply: &'a [u8],
     to: IpAddr,
     kind: ReplyKind,
-) {
+}
+
+fn check_reply_v4(answered: &Answered<'_>) {
+    let (input, reply, to, kind) = (answered.input, answered.reply, answered.to, answered.kind);
     let len = reply.len();
-    assert!(
-        (REPLY_HEADERS_V4..=MAX_REPLY_V4).contains(&len),
-        "v4 reply length {len}"
-    );
 
     // The probe: a well-formed IPv4 packet the reply may answer.
     let probe_hdr = Ipv4HeaderSlice::from_slice(input.packet).expect("answered probes parse");
@@ -322,11 +331,7 @@ fn check_reply_v4(
             || src.octets()[0] >= 240),
         "answered a bad source {src}"
     );
-    assert_eq!(to, IpAddr::V4(src), "reply not to the probe's source");
-    assert!(
-        len <= 2 * probe_len,
-        "reply {len} bytes for a {probe_len}-byte probe"
-    );
+    check_addressed(to, IpAddr::V4(src), len, probe_len);
 
     // The reply parses back and its headers are what we claim.
     let sliced = SlicedPacket::from_ip(reply).expect("the reply parses");
@@ -356,67 +361,50 @@ fn check_reply_v4(
     if kind != ReplyKind::EchoReply {
         assert_eq!(&reply[24..28], &[0u8; 4], "ICMP bytes 4..8 must be zero");
     }
-    match kind {
-        ReplyKind::TimeExceeded => assert!(matches!(
-            icmp.header().icmp_type,
+    let icmp_type = &icmp.header().icmp_type;
+    let as_claimed = match kind {
+        ReplyKind::TimeExceeded => matches!(
+            icmp_type,
             Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit)
-        )),
-        ReplyKind::PortUnreachable => assert!(matches!(
-            icmp.header().icmp_type,
+        ),
+        ReplyKind::PortUnreachable => matches!(
+            icmp_type,
             Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
-        )),
+        ),
+        ReplyKind::EchoReply => matches!(icmp_type, Icmpv4Type::EchoReply(_)),
+    };
+    assert!(as_claimed, "{kind:?} sent as {icmp_type:?}");
+    let udp_port = match kind {
+        ReplyKind::TimeExceeded | ReplyKind::PortUnreachable => {
+            // Only probes get answers: echo requests among ICMP messages;
+            // TCP with any flags and every other protocol at a fake hop only
+            // (a router answers them all; the target leaves them to its
+            // kernel).
+            let transport = &probe[header_len..];
+            match protocol {
+                IpNumber::ICMP => assert_eq!(transport[0], 8, "answered an ICMP non-echo"),
+                IpNumber::UDP => {}
+                other => assert_eq!(
+                    kind,
+                    ReplyKind::TimeExceeded,
+                    "the target answered protocol {other:?}"
+                ),
+            }
+            check_quote(reply, REPLY_HEADERS_V4, MAX_REPLY_V4, probe);
+            (protocol == IpNumber::UDP).then(|| u16::from_be_bytes([transport[2], transport[3]]))
+        }
         ReplyKind::EchoReply => {
             // The request mirrored whole: identifier, sequence and data,
             // never longer than the request (no amplification).
-            assert!(matches!(icmp.header().icmp_type, Icmpv4Type::EchoReply(_)));
             assert_eq!(probe_hdr.protocol(), IpNumber::ICMP);
             assert_eq!(len, probe_len, "echo reply of another size");
             assert_eq!(&reply[24..], &probe[header_len + 4..], "echo not mirrored");
-            check_who_answers(
-                table,
-                ports,
-                IpAddr::V4(probe_hdr.destination_addr()),
-                probe_hdr.ttl(),
-                kind,
-                IpAddr::V4(hdr.source_addr()),
-                None,
-            );
-            return;
+            None
         }
-    }
-
-    // The quote: the probe's first bytes, byte for byte, as many as fit.
-    let quote = &reply[REPLY_HEADERS_V4..];
-    assert_eq!(
-        quote.len(),
-        probe_len.min(MAX_REPLY_V4 - REPLY_HEADERS_V4),
-        "quote length"
-    );
-    assert_eq!(
-        quote,
-        &probe[..quote.len()],
-        "the quote differs from the probe"
-    );
-
-    // Only probes get answers.
-    // Only probes get answers: echo requests among ICMP messages; TCP with
-    // any flags and every other protocol at a fake hop only (a router
-    // answers them all; the target leaves them to its kernel).
-    let transport = &probe[header_len..];
-    match protocol {
-        IpNumber::ICMP => assert_eq!(transport[0], 8, "answered an ICMP non-echo"),
-        IpNumber::UDP => {}
-        other => assert_eq!(
-            kind,
-            ReplyKind::TimeExceeded,
-            "the target answered protocol {other:?}"
-        ),
-    }
-    let udp_port =
-        (protocol == IpNumber::UDP).then(|| u16::from_be_bytes([transport[2], transport[3]]));
+    };
     check_who_answers(
-        table,
-        ports,
+        answered.table,
+        answered.ports,
         IpAddr::V4(probe_hdr.destination_addr()),
         probe_hdr.ttl(),
         kind,
@@ -425,19 +413,31 @@ fn check_reply_v4(
     );
 }
 
-fn check_reply_v6(
-    input: &Input<'_>,
-    table: &Table,
-    ports: &impl Fn(IpAddr, u16) -> bool,
-    reply: &[u8],
-    to: IpAddr,
-    kind: ReplyKind,
-) {
-    let len = reply.len();
+/// The reply goes to the probe's source, and is at most twice the probe's
+/// size (no amplification).
+fn check_addressed(to: IpAddr, probe_source: IpAddr, len: usize, probe_len: usize) {
+    assert_eq!(to, probe_source, "reply not to the probe's source");
     assert!(
-        (REPLY_HEADERS_V6..=MAX_REPLY_V6).contains(&len),
-        "v6 reply length {len}"
+        len <= 2 * probe_len,
+        "reply {len} bytes for a {probe_len}-byte probe"
     );
+}
+
+/// The quote behind the reply's `headers` bytes: the probe's first bytes,
+/// byte for byte, as many as fit in a reply of `max` bytes.
+fn check_quote(reply: &[u8], headers: usize, max: usize, probe: &[u8]) {
+    let quote = &reply[headers..];
+    assert_eq!(quote.len(), probe.len().min(max - headers), "quote length");
+    assert_eq!(
+        quote,
+        &probe[..quote.len()],
+        "the quote differs from the probe"
+    );
+}
+
+fn check_reply_v6(answered: &Answered<'_>) {
+    let (input, reply, to, kind) = (answered.input, answered.reply, answered.to, answered.kind);
+    let len = reply.len();
 
     let probe_hdr = Ipv6HeaderSlice::from_slice(input.packet).expect("answered probes parse");
     let probe_len = 40 + usize::from(probe_hdr.payload_length());
@@ -455,11 +455,7 @@ fn check_reply_v6(
         !probe_hdr.destination_addr().is_multicast(),
         "answered a multicast destination"
     );
-    assert_eq!(to, IpAddr::V6(src), "reply not to the probe's source");
-    assert!(
-        len <= 2 * probe_len,
-        "reply {len} bytes for a {probe_len}-byte probe"
-    );
+    check_addressed(to, IpAddr::V6(src), len, probe_len);
 
     let sliced = SlicedPacket::from_ip(reply).expect("the reply parses");
     let Some(NetSlice::Ipv6(ip)) = &sliced.net else {
@@ -496,67 +492,49 @@ fn check_reply_v6(
     if kind != ReplyKind::EchoReply {
         assert_eq!(&reply[44..48], &[0u8; 4], "ICMPv6 bytes 4..8 must be zero");
     }
-    match kind {
-        ReplyKind::TimeExceeded => assert!(matches!(
-            icmp.header().icmp_type,
+    let icmp_type = &icmp.header().icmp_type;
+    let as_claimed = match kind {
+        ReplyKind::TimeExceeded => matches!(
+            icmp_type,
             Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
-        )),
-        ReplyKind::PortUnreachable => assert!(matches!(
-            icmp.header().icmp_type,
+        ),
+        ReplyKind::PortUnreachable => matches!(
+            icmp_type,
             Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
-        )),
+        ),
+        ReplyKind::EchoReply => matches!(icmp_type, Icmpv6Type::EchoReply(_)),
+    };
+    assert!(as_claimed, "{kind:?} sent as {icmp_type:?}");
+    let udp_port = match kind {
+        ReplyKind::TimeExceeded | ReplyKind::PortUnreachable => {
+            // Without extension headers the probe kind is plain to see.
+            check_quote(reply, REPLY_HEADERS_V6, MAX_REPLY_V6, probe);
+            let transport = &probe[40..];
+            let next = probe_hdr.next_header();
+            match next {
+                IpNumber::IPV6_ICMP => {
+                    assert_eq!(transport[0], 128, "answered an ICMPv6 non-echo");
+                    None
+                }
+                IpNumber::UDP => Some(u16::from_be_bytes([transport[2], transport[3]])),
+                // Behind extension headers the port is not at a fixed
+                // place: decide walked the chain, so does this.
+                _ if kind == ReplyKind::PortUnreachable => Some(upper_udp_port(next, transport)),
+                _ => None,
+            }
+        }
         ReplyKind::EchoReply => {
             // The request's echo mirrored whole (its upper layer, behind any
             // extension headers), never longer than the request.
-            assert!(matches!(icmp.header().icmp_type, Icmpv6Type::EchoReply(_)));
             assert!(len <= probe_len, "echo reply longer than the request");
             let echo = &reply[44..];
             assert!(probe.ends_with(echo), "echo not mirrored");
-            check_who_answers(
-                table,
-                ports,
-                IpAddr::V6(probe_hdr.destination_addr()),
-                probe_hdr.hop_limit(),
-                kind,
-                IpAddr::V6(hdr.source_addr()),
-                None,
-            );
-            return;
-        }
-    }
-
-    let quote = &reply[REPLY_HEADERS_V6..];
-    assert_eq!(
-        quote.len(),
-        probe_len.min(MAX_REPLY_V6 - REPLY_HEADERS_V6),
-        "quote length"
-    );
-    assert_eq!(
-        quote,
-        &probe[..quote.len()],
-        "the quote differs from the probe"
-    );
-
-    // Without extension headers the probe kind is plain to see.
-    let transport = &probe[40..];
-    let next = probe_hdr.next_header();
-    let udp_port = match next {
-        IpNumber::IPV6_ICMP => {
-            assert_eq!(transport[0], 128, "answered an ICMPv6 non-echo");
             None
         }
-        IpNumber::UDP => Some(u16::from_be_bytes([transport[2], transport[3]])),
-        // An extension header chain: decide walked it.
-        _ => None,
-    };
-    let udp_port = match (kind, udp_port) {
-        // Behind extension headers the port is not at a fixed place.
-        (ReplyKind::PortUnreachable, None) => Some(upper_udp_port(next, transport)),
-        (_, port) => port,
     };
     check_who_answers(
-        table,
-        ports,
+        answered.table,
+        answered.ports,
         IpAddr::V6(probe_hdr.destination_addr()),
         probe_hdr.hop_limit(),
         kind,

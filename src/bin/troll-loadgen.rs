@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use etherparse::checksum::Sum16BitWords;
+use etherparse::{
+    icmpv4::DestUnreachableHeader, Icmpv4Slice, Icmpv4Type, IpHeaders, IpNumber, Ipv4Header,
+    LaxNetSlice, LaxSlicedPacket, PacketBuilder, TcpSlice, TransportSlice,
+};
 
 /// Marks this generator's UDP and ICMP payloads ("TRLG").
 const MAGIC: [u8; 4] = *b"TRLG";
@@ -221,10 +224,6 @@ struct Sent {
 fn send(tx: &socket2::Socket, spec: &ProbeSpec, args: &Args, max_probes: u64) -> io::Result<Sent> {
     let batch = usize::from(args.batch);
     let mut bufs = vec![[0u8; 1500]; batch];
-    let template = build_probe(spec, 0);
-    for buf in &mut bufs {
-        buf[..template.len()].copy_from_slice(&template);
-    }
     // SAFETY: sockaddr_in is plain data; zeroed is a valid value.
     let mut dest: libc::sockaddr_in = unsafe { mem::zeroed() };
     dest.sin_family = libc::AF_INET as libc::sa_family_t;
@@ -273,7 +272,7 @@ fn send(tx: &socket2::Socket, spec: &ProbeSpec, args: &Args, max_probes: u64) ->
         };
         let n = n.min(max_probes - seq) as usize;
         for (i, buf) in bufs.iter_mut().take(n).enumerate() {
-            stamp_probe(spec, &mut buf[..spec.size], (seq + i as u64) as u32);
+            write_probe(spec, (seq + i as u64) as u32, &mut buf[..spec.size]);
         }
         // SAFETY: msgs[..n] point at live iovecs, buffers and `dest`,
         // all of which outlive the call.
@@ -304,95 +303,53 @@ fn send(tx: &socket2::Socket, spec: &ProbeSpec, args: &Args, max_probes: u64) ->
     Ok(out)
 }
 
-/// A probe with sequence number `seq`: IP header (checksum and total
-/// length are filled in by the kernel anyway), then the transport.
+/// Probe `seq`, `spec.size` bytes: the IPv4 header, then the transport
+/// with the sequence number where the answer brings it back.
+#[cfg(test)]
 fn build_probe(spec: &ProbeSpec, seq: u32) -> Vec<u8> {
     let mut p = vec![0u8; spec.size];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(spec.size as u16).to_be_bytes());
-    p[8] = spec.ttl;
-    p[9] = match spec.kind {
-        Kind::Udp => 17,
-        Kind::Icmp => 1,
-        Kind::TcpSyn => 6,
-    };
-    p[12..16].copy_from_slice(&spec.source.octets());
-    p[16..20].copy_from_slice(&spec.target.octets());
-    match spec.kind {
-        Kind::Udp => {
-            p[20..22].copy_from_slice(&spec.ident.to_be_bytes());
-            p[24..26].copy_from_slice(&((spec.size - 20) as u16).to_be_bytes());
-            p[28..32].copy_from_slice(&MAGIC);
-        }
-        Kind::Icmp => {
-            p[20] = 8;
-            p[24..26].copy_from_slice(&spec.ident.to_be_bytes());
-            p[28..32].copy_from_slice(&MAGIC);
-        }
-        Kind::TcpSyn => {
-            p[20..22].copy_from_slice(&spec.ident.to_be_bytes());
-            p[22..24].copy_from_slice(&spec.port.to_be_bytes());
-            p[32] = 5 << 4;
-            p[33] = 0x02;
-            p[34..36].copy_from_slice(&64240u16.to_be_bytes());
-        }
-    }
-    stamp_probe(spec, &mut p, seq);
+    write_probe(spec, seq, &mut p);
     p
 }
 
-/// Writes `seq` into a probe built by `build_probe` and fixes its checksums.
-/// (etherparse sums native-endian words, so a sum goes back with
-/// `to_ne_bytes`.)
-fn stamp_probe(spec: &ProbeSpec, p: &mut [u8], seq: u32) {
-    // IP ID: never 0 (the kernel would pick one), varies per probe.
-    p[4..6].copy_from_slice(&((seq as u16) | 1).to_be_bytes());
-    let ip_sum = Sum16BitWords::new()
-        .add_slice(&{
-            let mut h = [0u8; 20];
-            h.copy_from_slice(&p[..20]);
-            h[10] = 0;
-            h[11] = 0;
-            h
-        })
-        .ones_complement();
-    p[10..12].copy_from_slice(&ip_sum.to_ne_bytes());
-    match spec.kind {
+/// Writes probe `seq` into `out` (`spec.size` bytes), checksums and all.
+/// UDP and ICMP payloads are [`MAGIC`], `seq`, then zeros; the TCP SYN's
+/// sequence number is `seq`.
+fn write_probe(spec: &ProbeSpec, seq: u32, out: &mut [u8]) {
+    let ip = Ipv4Header {
+        // IP ID: never 0 (the kernel would pick one), varies per probe.
+        identification: (seq as u16) | 1,
+        dont_fragment: false,
+        ..Ipv4Header::new(
+            0,
+            spec.ttl,
+            IpNumber::UDP,
+            spec.source.octets(),
+            spec.target.octets(),
+        )
+        .expect("an empty payload fits")
+    };
+    let builder = PacketBuilder::ip(IpHeaders::Ipv4(ip, Default::default()));
+    let mut payload = [0u8; 1500];
+    payload[..4].copy_from_slice(&MAGIC);
+    payload[4..8].copy_from_slice(&seq.to_be_bytes());
+    let payload = &payload[..spec.size.saturating_sub(28)];
+    let mut writer = out;
+    let written = match spec.kind {
         Kind::Udp => {
+            // Closed ports from --port up, like traceroute's default.
             let port = spec.port.wrapping_add((seq % 64) as u16);
-            p[22..24].copy_from_slice(&port.to_be_bytes());
-            p[32..36].copy_from_slice(&seq.to_be_bytes());
-            p[26..28].copy_from_slice(&[0, 0]);
-            let sum = transport_checksum(spec, 17, &p[20..]);
-            // 0 means "no checksum" in UDP; send all ones instead.
-            let sum = if sum == 0 { 0xffff } else { sum };
-            p[26..28].copy_from_slice(&sum.to_ne_bytes());
+            builder.udp(spec.ident, port).write(&mut writer, payload)
         }
-        Kind::Icmp => {
-            p[26..28].copy_from_slice(&(seq as u16).to_be_bytes());
-            p[32..36].copy_from_slice(&seq.to_be_bytes());
-            p[22..24].copy_from_slice(&[0, 0]);
-            let sum = Sum16BitWords::new().add_slice(&p[20..]).ones_complement();
-            p[22..24].copy_from_slice(&sum.to_ne_bytes());
-        }
-        Kind::TcpSyn => {
-            p[24..28].copy_from_slice(&seq.to_be_bytes());
-            p[36..38].copy_from_slice(&[0, 0]);
-            let sum = transport_checksum(spec, 6, &p[20..]);
-            p[36..38].copy_from_slice(&sum.to_ne_bytes());
-        }
-    }
-}
-
-/// UDP/TCP checksum over the IPv4 pseudo header and `segment`.
-fn transport_checksum(spec: &ProbeSpec, protocol: u8, segment: &[u8]) -> u16 {
-    Sum16BitWords::new()
-        .add_4bytes(spec.source.octets())
-        .add_4bytes(spec.target.octets())
-        .add_2bytes([0, protocol])
-        .add_2bytes((segment.len() as u16).to_be_bytes())
-        .add_slice(segment)
-        .ones_complement()
+        Kind::Icmp => builder
+            .icmpv4_echo_request(spec.ident, seq as u16)
+            .write(&mut writer, payload),
+        Kind::TcpSyn => builder
+            .tcp(spec.ident, spec.port, seq, 64240)
+            .syn()
+            .write(&mut writer, &[]),
+    };
+    written.expect("a probe fits its buffer (--size is at most 1500)");
 }
 
 fn open_receivers(kind: Kind) -> io::Result<Vec<socket2::Socket>> {
@@ -523,23 +480,8 @@ fn recv_batch(
 /// Counts `packet` (an IPv4 packet from a raw socket) if it answers one of
 /// our probes.
 fn classify(packet: &[u8], spec: &ProbeSpec, answers: &mut Answers, seen: &mut [u64]) {
-    let Some((ihl, total)) = ip_lengths(packet) else {
+    let Some((what, seq, total)) = answer(packet, spec) else {
         return;
-    };
-    if packet[16..20] != spec.source.octets() {
-        return;
-    }
-    let body = &packet[ihl..total];
-    let (what, seq) = match packet[9] {
-        1 => match icmp_answer(body, spec) {
-            Some(x) => x,
-            None => return,
-        },
-        6 if spec.kind == Kind::TcpSyn => match tcp_answer(body, spec, &packet[12..16]) {
-            Some(x) => x,
-            None => return,
-        },
-        _ => return,
     };
     answers.packets += 1;
     answers.bytes += total as u64;
@@ -563,6 +505,28 @@ fn classify(packet: &[u8], spec: &ProbeSpec, answers: &mut Answers, seen: &mut [
     }
 }
 
+/// What `packet` answers, the probe's sequence number and the packet's
+/// IP length, if it answers one of our probes.
+fn answer(packet: &[u8], spec: &ProbeSpec) -> Option<(What, u32, usize)> {
+    let sliced = LaxSlicedPacket::from_ip(packet).ok()?;
+    let Some(LaxNetSlice::Ipv4(ip)) = &sliced.net else {
+        return None;
+    };
+    let header = ip.header();
+    if header.destination_addr() != spec.source {
+        return None;
+    }
+    let (what, seq) = match sliced.transport.as_ref()? {
+        TransportSlice::Icmpv4(icmp) => icmp_answer(icmp, spec)?,
+        TransportSlice::Tcp(tcp) if spec.kind == Kind::TcpSyn => {
+            tcp_answer(tcp, spec, header.source_addr())?
+        }
+        _ => return None,
+    };
+    let total = usize::from(header.total_len()).min(packet.len());
+    Some((what, seq, total))
+}
+
 #[derive(Debug, Clone, Copy)]
 enum What {
     TimeExceeded,
@@ -573,92 +537,70 @@ enum What {
     SynAck,
 }
 
-/// IPv4 header length and total length, checked against the buffer.
-fn ip_lengths(packet: &[u8]) -> Option<(usize, usize)> {
-    if packet.len() < 20 || packet[0] >> 4 != 4 {
-        return None;
-    }
-    let ihl = usize::from(packet[0] & 0xf) * 4;
-    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]])).min(packet.len());
-    (ihl >= 20 && total >= ihl).then_some((ihl, total))
-}
-
-fn icmp_answer(icmp: &[u8], spec: &ProbeSpec) -> Option<(What, u32)> {
-    let kind = *icmp.first()?;
-    let code = *icmp.get(1)?;
-    match kind {
-        0 => {
-            // Echo reply: our identifier and our payload.
-            if spec.kind != Kind::Icmp
-                || icmp.get(4..6)? != spec.ident.to_be_bytes()
-                || icmp.get(8..12)? != MAGIC
-            {
+fn icmp_answer(icmp: &Icmpv4Slice, spec: &ProbeSpec) -> Option<(What, u32)> {
+    let what = match icmp.icmp_type() {
+        Icmpv4Type::EchoReply(echo) => {
+            // Our identifier and our payload.
+            if spec.kind != Kind::Icmp || echo.id != spec.ident {
                 return None;
             }
-            let seq = u32::from_be_bytes(icmp.get(12..16)?.try_into().ok()?);
-            Some((What::EchoReply, seq))
+            return Some((What::EchoReply, tagged_seq(icmp.payload())?));
         }
-        3 | 11 => {
-            let quoted = icmp.get(8..)?;
-            let seq = quoted_seq(quoted, spec)?;
-            let what = match (kind, code) {
-                (11, _) => What::TimeExceeded,
-                (3, 3) => What::PortUnreachable,
-                _ => What::OtherUnreachable,
-            };
-            Some((what, seq))
+        Icmpv4Type::TimeExceeded(_) | Icmpv4Type::Unknown { type_u8: 11, .. } => What::TimeExceeded,
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port) => What::PortUnreachable,
+        Icmpv4Type::DestinationUnreachable(_) | Icmpv4Type::Unknown { type_u8: 3, .. } => {
+            What::OtherUnreachable
         }
-        _ => None,
+        _ => return None,
+    };
+    Some((what, quoted_seq(icmp.payload(), spec)?))
+}
+
+/// The sequence number after [`MAGIC`] in a UDP or ICMP payload of ours.
+fn tagged_seq(payload: &[u8]) -> Option<u32> {
+    if payload.get(0..4)? != MAGIC {
+        return None;
     }
+    Some(u32::from_be_bytes(payload.get(4..8)?.try_into().ok()?))
 }
 
 /// The sequence number of our probe quoted in an ICMP error, if it is ours.
 fn quoted_seq(quoted: &[u8], spec: &ProbeSpec) -> Option<u32> {
-    if quoted.len() < 28 || quoted[0] >> 4 != 4 {
+    let sliced = LaxSlicedPacket::from_ip(quoted).ok()?;
+    let Some(LaxNetSlice::Ipv4(ip)) = &sliced.net else {
+        return None;
+    };
+    if ip.header().source_addr() != spec.source || ip.header().destination_addr() != spec.target {
         return None;
     }
-    let ihl = usize::from(quoted[0] & 0xf) * 4;
-    if quoted[12..16] != spec.source.octets() || quoted[16..20] != spec.target.octets() {
-        return None;
-    }
-    let t = quoted.get(ihl..)?;
-    match (spec.kind, quoted[9]) {
-        (Kind::Udp, 17) if t.get(0..2)? == spec.ident.to_be_bytes() => {
-            if t.get(8..12)? != MAGIC {
-                return None;
-            }
-            Some(u32::from_be_bytes(t.get(12..16)?.try_into().ok()?))
+    match (spec.kind, sliced.transport.as_ref()?) {
+        (Kind::Udp, TransportSlice::Udp(udp)) if udp.source_port() == spec.ident => {
+            tagged_seq(udp.payload())
         }
-        (Kind::Icmp, 1) if t.first() == Some(&8) && t.get(4..6)? == spec.ident.to_be_bytes() => {
-            if t.get(8..12)? != MAGIC {
-                return None;
-            }
-            Some(u32::from_be_bytes(t.get(12..16)?.try_into().ok()?))
-        }
-        (Kind::TcpSyn, 6) if t.get(0..2)? == spec.ident.to_be_bytes() => {
-            Some(u32::from_be_bytes(t.get(4..8)?.try_into().ok()?))
+        (Kind::Icmp, TransportSlice::Icmpv4(icmp)) => match icmp.icmp_type() {
+            Icmpv4Type::EchoRequest(echo) if echo.id == spec.ident => tagged_seq(icmp.payload()),
+            _ => None,
+        },
+        (Kind::TcpSyn, TransportSlice::Tcp(tcp)) if tcp.source_port() == spec.ident => {
+            Some(tcp.sequence_number())
         }
         _ => None,
     }
 }
 
-fn tcp_answer(tcp: &[u8], spec: &ProbeSpec, from: &[u8]) -> Option<(What, u32)> {
-    if from != spec.target.octets()
-        || tcp.get(0..2)? != spec.port.to_be_bytes()
-        || tcp.get(2..4)? != spec.ident.to_be_bytes()
+fn tcp_answer(tcp: &TcpSlice, spec: &ProbeSpec, from: Ipv4Addr) -> Option<(What, u32)> {
+    if from != spec.target || tcp.source_port() != spec.port || tcp.destination_port() != spec.ident
     {
         return None;
     }
-    let flags = *tcp.get(13)?;
-    let ack = u32::from_be_bytes(tcp.get(8..12)?.try_into().ok()?);
-    let what = if flags & 0x04 != 0 {
+    let what = if tcp.rst() {
         What::Rst
-    } else if flags & 0x12 == 0x12 {
+    } else if tcp.syn() && tcp.ack() {
         What::SynAck
     } else {
         return None;
     };
-    Some((what, ack.wrapping_sub(1)))
+    Some((what, tcp.acknowledgment_number().wrapping_sub(1)))
 }
 
 fn summary(args: &Args, spec: &ProbeSpec, sent: &Sent, answers: &Answers) -> String {
@@ -758,34 +700,34 @@ mod tests {
         }
     }
 
-    /// An ICMP error from `from` quoting `probe`, as a router sends it.
-    fn icmp_error(kind: u8, code: u8, from: [u8; 4], to: Ipv4Addr, probe: &[u8]) -> Vec<u8> {
-        let mut r = vec![0u8; 28];
-        r[0] = 0x45;
-        r[2..4].copy_from_slice(&((28 + probe.len()) as u16).to_be_bytes());
-        r[9] = 1;
-        r[12..16].copy_from_slice(&from);
-        r[16..20].copy_from_slice(&to.octets());
-        r[20] = kind;
-        r[21] = code;
-        r.extend_from_slice(probe);
+    /// An ICMP error from `from` quoting probe `seq` of `spec`, as a
+    /// router sends it.
+    fn icmp_error(icmp_type: Icmpv4Type, from: [u8; 4], spec: &ProbeSpec, seq: u32) -> Vec<u8> {
+        let probe = build_probe(spec, seq);
+        let builder = PacketBuilder::ipv4(from, spec.source.octets(), 64).icmpv4(icmp_type);
+        let mut r = Vec::with_capacity(builder.size(probe.len()));
+        builder.write(&mut r, &probe).unwrap();
         r
     }
+
+    const TIME_EXCEEDED: Icmpv4Type =
+        Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit);
+    const PORT_UNREACHABLE: Icmpv4Type =
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
 
     #[test]
     fn answers_to_our_probes_are_counted_once_each() {
         let s = spec(Kind::Udp);
         let mut answers = Answers::default();
         let mut seen = vec![0u64; 4];
-        let probe = build_probe(&s, 17);
-        let te = icmp_error(11, 0, [198, 18, 0, 3], s.source, &probe);
+        let te = icmp_error(TIME_EXCEEDED, [198, 18, 0, 3], &s, 17);
         classify(&te, &s, &mut answers, &mut seen);
         classify(&te, &s, &mut answers, &mut seen);
-        let pu = icmp_error(3, 3, [198, 19, 0, 1], s.source, &build_probe(&s, 18));
+        let pu = icmp_error(PORT_UNREACHABLE, [198, 19, 0, 1], &s, 18);
         classify(&pu, &s, &mut answers, &mut seen);
         // Another generator's probe (other ident) is not ours.
         let other = ProbeSpec { ident: 0x8999, ..s };
-        let theirs = icmp_error(11, 0, [198, 18, 0, 3], s.source, &build_probe(&other, 19));
+        let theirs = icmp_error(TIME_EXCEEDED, [198, 18, 0, 3], &other, 19);
         classify(&theirs, &s, &mut answers, &mut seen);
         assert_eq!(
             (
@@ -802,27 +744,25 @@ mod tests {
     #[test]
     fn echo_replies_and_tcp_answers_are_recognised() {
         let s = spec(Kind::Icmp);
-        let mut probe = build_probe(&s, 5);
-        // The kernel's echo reply: addresses swapped, type 0.
-        probe[12..16].copy_from_slice(&s.target.octets());
-        probe[16..20].copy_from_slice(&s.source.octets());
-        probe[20] = 0;
+        // The kernel's echo reply: addresses swapped, the payload echoed.
+        let probe = build_probe(&s, 5);
+        let builder = PacketBuilder::ipv4(s.target.octets(), s.source.octets(), 64)
+            .icmpv4_echo_reply(s.ident, 5);
+        let mut reply = Vec::new();
+        builder.write(&mut reply, &probe[28..]).unwrap();
         let mut answers = Answers::default();
         let mut seen = vec![0u64; 1];
-        classify(&probe, &s, &mut answers, &mut seen);
-        assert_eq!(answers.echo_reply, 1);
+        classify(&reply, &s, &mut answers, &mut seen);
+        assert_eq!((answers.echo_reply, answers.distinct), (1, 1));
 
         let t = spec(Kind::TcpSyn);
-        let mut rst = vec![0u8; 40];
-        rst[0] = 0x45;
-        rst[2..4].copy_from_slice(&40u16.to_be_bytes());
-        rst[9] = 6;
-        rst[12..16].copy_from_slice(&t.target.octets());
-        rst[16..20].copy_from_slice(&t.source.octets());
-        rst[20..22].copy_from_slice(&80u16.to_be_bytes());
-        rst[22..24].copy_from_slice(&t.ident.to_be_bytes());
-        rst[28..32].copy_from_slice(&9u32.to_be_bytes());
-        rst[33] = 0x14;
+        // The kernel's RST for SYN 8: acknowledges 9.
+        let builder = PacketBuilder::ipv4(t.target.octets(), t.source.octets(), 64)
+            .tcp(80, t.ident, 0, 0)
+            .rst()
+            .ack(9);
+        let mut rst = Vec::new();
+        builder.write(&mut rst, &[]).unwrap();
         let mut answers = Answers::default();
         classify(&rst, &t, &mut answers, &mut seen);
         assert_eq!((answers.tcp_rst, answers.distinct), (1, 1));

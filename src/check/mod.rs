@@ -331,11 +331,18 @@ mod tests {
         }
     }
 
-    fn trace(answers: &[(u8, Answer)], reached: Option<u8>) -> Trace {
+    /// A trace with Time Exceeded from `hops` (TTL, address) and, if
+    /// given, the target's own answer at (TTL, address).
+    fn trace(hops: &[(u8, &str)], reached: Option<(u8, &str)>) -> Trace {
+        let mut answers: BTreeMap<u8, Answer> =
+            hops.iter().map(|&(t, a)| (t, Answer::Hop(ip(a)))).collect();
+        if let Some((t, a)) = reached {
+            answers.insert(t, Answer::Reached(ip(a)));
+        }
         Trace {
-            answers: answers.iter().copied().collect(),
+            answers,
             probes: 10,
-            reached,
+            reached: reached.map(|(t, _)| t),
         }
     }
 
@@ -353,13 +360,12 @@ mod tests {
     fn a_good_show_after_two_real_hops() {
         let t = trace(
             &[
-                (1, Answer::Hop(ip("10.0.0.1"))),
-                (2, Answer::Hop(ip("10.0.0.2"))),
-                (3, Answer::Hop(ip("198.51.100.101"))),
-                (5, Answer::Hop(ip("198.51.100.102"))),
-                (6, Answer::Reached(ip("198.51.100.100"))),
+                (1, "10.0.0.1"),
+                (2, "10.0.0.2"),
+                (3, "198.51.100.101"),
+                (5, "198.51.100.102"),
             ],
-            Some(6),
+            Some((6, "198.51.100.100")),
         );
         let n = names(&[
             ("10.0.0.1", Some("r1")),
@@ -376,12 +382,8 @@ mod tests {
     #[test]
     fn names_compare_byte_for_byte() {
         let t = trace(
-            &[
-                (1, Answer::Hop(ip("198.51.100.101"))),
-                (3, Answer::Hop(ip("198.51.100.102"))),
-                (4, Answer::Reached(ip("198.51.100.100"))),
-            ],
-            Some(4),
+            &[(1, "198.51.100.101"), (3, "198.51.100.102")],
+            Some((4, "198.51.100.100")),
         );
         let n = names(&[
             ("198.51.100.101", Some("Hop-One")),
@@ -402,13 +404,7 @@ mod tests {
 
     #[test]
     fn a_stopped_server_is_no_answer() {
-        let t = trace(
-            &[
-                (1, Answer::Hop(ip("10.0.0.1"))),
-                (2, Answer::Reached(ip("198.51.100.100"))),
-            ],
-            Some(2),
-        );
+        let t = trace(&[(1, "10.0.0.1")], Some((2, "198.51.100.100")));
         let r = judge(Protocol::Udp, &expected(), &t, &names(&[]), 64);
         assert_eq!(r.start, Some(2));
         assert_eq!(&verdicts(&r)[..3], [Verdict::NoAnswer; 3]);
@@ -416,13 +412,7 @@ mod tests {
 
     #[test]
     fn a_show_past_max_hops_is_out_of_range() {
-        let t = trace(
-            &[
-                (1, Answer::Hop(ip("10.0.0.1"))),
-                (2, Answer::Hop(ip("198.51.100.101"))),
-            ],
-            None,
-        );
+        let t = trace(&[(1, "10.0.0.1"), (2, "198.51.100.101")], None);
         let n = names(&[("198.51.100.101", Some("Hop-One"))]);
         let r = judge(Protocol::Tcp, &expected(), &t, &n, 3);
         assert_eq!(
@@ -443,12 +433,8 @@ mod tests {
         e.hops[0].address = Some(ip("198.51.100.101"));
         e.hops[2].address = Some(ip("198.51.100.102"));
         let t = trace(
-            &[
-                (1, Answer::Hop(ip("198.51.100.101"))),
-                (3, Answer::Hop(ip("10.9.9.9"))),
-                (4, Answer::Reached(ip("198.51.100.100"))),
-            ],
-            Some(4),
+            &[(1, "198.51.100.101"), (3, "10.9.9.9")],
+            Some((4, "198.51.100.100")),
         );
         let n = names(&[
             ("198.51.100.101", Some("Hop-One")),

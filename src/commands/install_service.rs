@@ -22,11 +22,15 @@ pub fn render(exe: &str, deployment: &str, serve_args: &[String]) -> String {
         Some(port) if port < 1024 => "CAP_NET_RAW CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
         _ => "CAP_NET_RAW CAP_NET_ADMIN",
     };
-    TEMPLATE
-        .replace("{{capabilities}}", capabilities)
-        .replace("{{exe}}", exe)
-        .replace("{{deployment}}", deployment)
-        .replace("{{serve_args}}", &args)
+    crate::template::render(
+        TEMPLATE,
+        &[
+            ("capabilities", capabilities),
+            ("exe", exe),
+            ("deployment", deployment),
+            ("serve_args", &args),
+        ],
+    )
 }
 
 pub fn run(ctx: &Context, args: &InstallServiceArgs) -> Result<()> {
@@ -78,6 +82,15 @@ mod tests {
             unit.contains("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN CAP_NET_BIND_SERVICE\n")
         );
         assert!(unit.contains("NoNewPrivileges=yes"));
+    }
+
+    #[test]
+    fn a_path_that_looks_like_a_placeholder_stays_as_it_is() {
+        let unit = render("/opt/{{deployment}}/troll", "prod", &[]);
+        assert!(
+            unit.contains("\nExecStart=/opt/{{deployment}}/troll --state-dir /var/lib/troll --deployment prod serve\n"),
+            "{unit}"
+        );
     }
 
     #[test]

@@ -107,14 +107,18 @@ pub fn render(state: &State, options: &Options) -> Result<String> {
     }
     let message_path = format!("/etc/troll/{}.message", state.deployment);
     let handover = Handover::new(state, &message_path, options.dns, None)?;
-    Ok(TEMPLATE
-        .replace("{{message}}", &json(&handover.message))
-        .replace("{{binary_url}}", &format!("'{}'", options.binary_url))
-        .replace("{{binary_sha256}}", &options.binary_sha256)
-        .replace("{{provision}}", &json(&handover.provision))
-        .replace("{{set_message}}", &json(&handover.set_message))
-        .replace("{{install_service}}", &json(&handover.install_service))
-        .replace("{{deployment}}", &state.deployment))
+    Ok(crate::template::render(
+        TEMPLATE,
+        &[
+            ("message", &json(&handover.message)),
+            ("binary_url", &format!("'{}'", options.binary_url)),
+            ("binary_sha256", &options.binary_sha256),
+            ("provision", &json(&handover.provision)),
+            ("set_message", &json(&handover.set_message)),
+            ("install_service", &json(&handover.install_service)),
+            ("deployment", &state.deployment),
+        ],
+    ))
 }
 
 /// How a deployment is handed to its server: the server records the same

@@ -37,7 +37,7 @@ pub fn render_zone_file(data: &ZoneData) -> Vec<(String, String)> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
-            let text = fill_template(
+            let text = crate::template::render(
                 ZONE_TEMPLATE,
                 &[
                     ("origin", &origin),
@@ -55,27 +55,4 @@ pub fn render_zone_file(data: &ZoneData) -> Vec<(String, String)> {
             (origin, text)
         })
         .collect()
-}
-
-/// Replaces each `{{key}}` in `template` with its value, in one pass (a
-/// value is never scanned for placeholders). Unknown keys stay as they are.
-pub(super) fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let key = &after[..end];
-        match values.iter().find(|(name, _)| *name == key) {
-            Some((_, value)) => out.push_str(value),
-            None => out.push_str(&rest[start..start + 2 + end + 2]),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
 }

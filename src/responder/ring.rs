@@ -6,6 +6,8 @@
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd};
+
+use socket2::Socket;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -45,7 +47,7 @@ unsafe impl Send for RxRing {}
 impl RxRing {
     /// Sets up and maps the ring on packet socket `fd` (before bind); a
     /// wait on it ends after `timeout`.
-    pub(super) fn open(fd: &OwnedFd, timeout: Duration) -> io::Result<RxRing> {
+    pub(super) fn open(fd: &Socket, timeout: Duration) -> io::Result<RxRing> {
         setsockopt_int(
             fd,
             libc::SOL_PACKET,
@@ -58,17 +60,19 @@ impl RxRing {
             tp_frame_size: RING_FRAME as u32,
             tp_frame_nr: RING_FRAMES as u32,
         };
-        setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        // SAFETY: PACKET_RX_RING takes a tpacket_req, which is plain data.
+        unsafe { setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)? };
         RxRing::map(fd, timeout).inspect_err(|_| {
             // Take the ring down again, so packets go to the socket queue.
             // SAFETY: zeroed is a valid tpacket_req (no blocks: no ring).
             let none: libc::tpacket_req = unsafe { mem::zeroed() };
-            let _ = setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &none);
+            // SAFETY: PACKET_RX_RING takes a tpacket_req, which is plain data.
+            let _ = unsafe { setsockopt(fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &none) };
         })
     }
 
     /// Maps the ring just set up on `fd`, with copies of long probes.
-    fn map(fd: &OwnedFd, timeout: Duration) -> io::Result<RxRing> {
+    fn map(fd: &Socket, timeout: Duration) -> io::Result<RxRing> {
         // A probe longer than a frame is queued whole on the socket too.
         setsockopt_int(fd, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)?;
         // A zero interval would disarm the timer.

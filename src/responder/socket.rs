@@ -35,6 +35,8 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use socket2::{Domain, Protocol, Socket, Type};
 use std::time::Duration;
 
 use super::decide::MAX_REPLY;
@@ -210,16 +212,16 @@ pub enum TxMode {
 /// The real sockets.
 #[derive(Debug)]
 pub struct LinkIo {
-    rx: OwnedFd,
+    rx: Socket,
     /// The receive ring (`RxMode::Ring`).
     ring: Option<RxRing>,
     /// The link-layer sending socket (`TxMode::Link`).
-    tx_link: Option<OwnedFd>,
+    tx_link: Option<Socket>,
     /// The loopback interface: the host probing itself is answered through
     /// the routing table, as the kernel would.
     loopback: i32,
-    tx4: socket2::Socket,
-    tx6: socket2::Socket,
+    tx4: Socket,
+    tx6: Socket,
     /// One-shot timerfd for the delay queue's earliest reply; `recv`
     /// waits on it beside the socket.
     delay_timer: OwnedFd,
@@ -243,13 +245,7 @@ impl LinkIo {
     ) -> io::Result<LinkIo> {
         // Protocol 0: nothing is received before the bind below, so no
         // packet is queued ahead of the ring.
-        // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
-        let rx = unsafe { OwnedFd::from_raw_fd(fd) };
+        let rx = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
         let ifindex = match interface {
             Some(name) => {
                 let cname = std::ffi::CString::new(name).map_err(|_| {
@@ -303,37 +299,21 @@ impl LinkIo {
         buffer_size(&rx, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 4 << 20)?;
         if ring.is_none() {
             // `recvmmsg` waits at most this long (the ring has its timer).
-            socket2::SockRef::from(&rx).set_read_timeout(Some(timeout))?;
+            rx.set_read_timeout(Some(timeout))?;
         }
 
         // IPPROTO_RAW implies IP_HDRINCL (and IPV6_HDRINCL).
-        let raw = |domain| -> io::Result<socket2::Socket> {
-            let tx = socket2::Socket::new(
-                domain,
-                socket2::Type::RAW,
-                Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
-            )?;
+        let sender = |domain, kind, protocol| -> io::Result<Socket> {
+            let tx = Socket::new(domain, kind, protocol)?;
             tx.set_mark(mark)?;
             buffer_size(&tx, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 4 << 20)?;
             Ok(tx)
         };
+        let raw = |domain| sender(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)));
         let tx_link = match mode {
             TxMode::Routed => None,
-            TxMode::Link => {
-                // Protocol 0: this socket sends and never receives.
-                // SAFETY: plain socket(2) call; the fd is owned right away.
-                let fd = unsafe {
-                    libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
-                };
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
-                let tx = unsafe { OwnedFd::from_raw_fd(fd) };
-                buffer_size(&tx, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 4 << 20)?;
-                setsockopt_int(&tx, libc::SOL_SOCKET, libc::SO_MARK, mark as i32)?;
-                Some(tx)
-            }
+            // Protocol 0: this socket sends and never receives.
+            TxMode::Link => Some(sender(Domain::PACKET, Type::DGRAM, None)?),
         };
         // SAFETY: a valid NUL-terminated string.
         let loopback = unsafe { libc::if_nametoindex(c"lo".as_ptr()) } as i32;
@@ -392,32 +372,8 @@ fn transient(err: io::Error) -> io::Result<usize> {
 
 /// A non-blocking timerfd that fires every `every`.
 pub(super) fn interval_timer(every: Duration) -> io::Result<OwnedFd> {
-    // SAFETY: plain timerfd_create(2) call; the fd is owned right away.
-    let fd = unsafe {
-        libc::timerfd_create(
-            libc::CLOCK_MONOTONIC,
-            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let every = libc::timespec {
-        tv_sec: every.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(every.subsec_nanos() as i32),
-    };
-    let spec = libc::itimerspec {
-        it_interval: every,
-        it_value: every,
-    };
-    // SAFETY: spec is a valid itimerspec; the old value is not wanted.
-    let rc =
-        unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &raw const spec, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = one_shot_timer()?;
+    set_timer(&fd, every, every)?;
     Ok(fd)
 }
 
@@ -441,15 +397,19 @@ fn one_shot_timer() -> io::Result<OwnedFd> {
 /// or disarms it.
 fn arm(timer: &OwnedFd, after: Option<Duration>) -> io::Result<()> {
     let value = after.map_or(Duration::ZERO, |d| d.max(Duration::from_nanos(1)));
+    set_timer(timer, Duration::ZERO, value)
+}
+
+/// Sets `timer` to fire first after `value` (zero disarms it), then every
+/// `interval` (zero: only once).
+fn set_timer(timer: &OwnedFd, interval: Duration, value: Duration) -> io::Result<()> {
+    let timespec = |d: Duration| libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    };
     let spec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: value.as_secs() as libc::time_t,
-            tv_nsec: libc::c_long::from(value.subsec_nanos() as i32),
-        },
+        it_interval: timespec(interval),
+        it_value: timespec(value),
     };
     // SAFETY: spec is a valid itimerspec; the old value is not wanted.
     let rc = unsafe {
@@ -459,6 +419,15 @@ fn arm(timer: &OwnedFd, after: Option<Duration>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A pollfd that waits for `fd` to be readable.
+fn pollin(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
 }
 
 /// Reads a fired timerfd's count, so it stops being readable.
@@ -475,20 +444,33 @@ fn buffer_size(fd: &impl AsRawFd, force: i32, plain: i32, bytes: i32) -> io::Res
         .or_else(|_| setsockopt_int(fd, libc::SOL_SOCKET, plain, bytes))
 }
 
+/// setsockopt(2) with an int: the options socket2 has no setter for.
 pub(super) fn setsockopt_int(
     fd: &impl AsRawFd,
     level: i32,
     name: i32,
     value: i32,
 ) -> io::Result<()> {
-    setsockopt(fd, level, name, &value)
+    // SAFETY: every option passed here takes an int.
+    unsafe { setsockopt(fd, level, name, &value) }
 }
 
-/// setsockopt(2) with a plain C value (`T` must be the type the option
-/// takes: an int, a tpacket_req, a sock_fprog).
-pub(super) fn setsockopt<T>(fd: &impl AsRawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
+/// setsockopt(2) with a plain C value.
+///
+/// # Safety
+///
+/// `T` must be the type option `name` at `level` takes (an int, a
+/// tpacket_req), and it must hold no pointer the kernel would follow:
+/// the kernel reads `size_of::<T>()` bytes from `value` and nothing else.
+pub(super) unsafe fn setsockopt<T>(
+    fd: &impl AsRawFd,
+    level: i32,
+    name: i32,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: value points at a live T and the length is T's size; the
-    // kernel copies what it reads.
+    // kernel copies what it reads, and the caller vouches that T is what
+    // the option takes.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -557,23 +539,7 @@ impl LinkIo {
             }
             let tick = ring.tick.as_raw_fd();
             let delay = self.delay_timer.as_raw_fd();
-            let mut pfd = [
-                libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: tick,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: delay,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
+            let mut pfd = [pollin(fd), pollin(tick), pollin(delay)];
             // No timeout: the tick timer ends the wait, the delay timer
             // when a delayed reply is due (a signal does too).
             // SAFETY: pfd is three valid pollfds.
@@ -588,7 +554,7 @@ impl LinkIo {
             if pfd[0].revents & libc::POLLERR != 0 {
                 // A pending socket error would wake every poll at once;
                 // reading it clears it.
-                return match socket2::SockRef::from(&self.rx).take_error() {
+                return match self.rx.take_error() {
                     Ok(None) => Ok(0),
                     Ok(Some(err)) | Err(err) => transient(err),
                 };
@@ -615,18 +581,7 @@ impl PacketIo for LinkIo {
             // recvmmsg cannot wait on the timer: poll both first, at most
             // as long as the socket's read timeout.
             let delay = self.delay_timer.as_raw_fd();
-            let mut pfd = [
-                libc::pollfd {
-                    fd: self.rx.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: delay,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
+            let mut pfd = [pollin(self.rx.as_raw_fd()), pollin(delay)];
             // SAFETY: pfd is two valid pollfds.
             let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 2, 200) };
             if rc <= 0 || pfd[0].revents & libc::POLLIN == 0 {
@@ -777,16 +732,10 @@ impl PacketIo for LinkIo {
     }
 
     fn set_targets(&mut self, targets: &[IpAddr]) -> io::Result<()> {
-        let Some(mut program) = super::filter::program(targets) else {
+        let Some(program) = super::filter::program(targets) else {
             tracing::warn!("too many targets for a kernel filter; reading every packet");
             return Ok(());
         };
-        let fprog = libc::sock_fprog {
-            len: program.len() as u16,
-            filter: program.as_mut_ptr(),
-        };
-        // fprog points at `program`, which lives across the call; the
-        // kernel copies it.
-        setsockopt(&self.rx, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+        self.rx.attach_filter(&program)
     }
 }

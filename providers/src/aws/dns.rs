@@ -44,44 +44,71 @@ impl Resolver for SystemResolver {
     }
 
     fn resolve_ptr(&self, address: Ipv4Addr) -> Vec<String> {
-        reverse_lookup(IpAddr::V4(address)).into_iter().collect()
+        SystemResolver::reverse(IpAddr::V4(address))
+            .into_iter()
+            .collect()
     }
 }
 
-/// getnameinfo(3) with NI_NAMEREQD: the PTR name, or nothing.
-fn reverse_lookup(address: IpAddr) -> Option<String> {
-    let IpAddr::V4(v4) = address else {
-        return None;
-    };
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(v4).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: `sin` is a valid sockaddr_in of the length passed, `host` a
-    // writable buffer of the length passed, and no service is asked for.
-    let rc = unsafe {
-        libc::getnameinfo(
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            host.as_mut_ptr(),
-            host.len() as libc::socklen_t,
-            std::ptr::null_mut(),
-            0,
-            libc::NI_NAMEREQD,
-        )
-    };
-    if rc != 0 {
-        return None;
+impl SystemResolver {
+    /// The PTR name of `address` as every client looks it up: getnameinfo(3)
+    /// with NI_NAMEREQD (/etc/hosts, then DNS), a name or nothing.
+    pub fn reverse(address: IpAddr) -> Option<String> {
+        // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match address {
+            IpAddr::V4(v4) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(v4).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is large and aligned enough for
+                // every socket address.
+                unsafe { (&raw mut storage).cast::<libc::sockaddr_in>().write(sin) };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            IpAddr::V6(v6) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: 0,
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: v6.octets(),
+                    },
+                    sin6_scope_id: 0,
+                };
+                // SAFETY: as above.
+                unsafe { (&raw mut storage).cast::<libc::sockaddr_in6>().write(sin6) };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        let mut host = [0 as libc::c_char; 1025];
+        // SAFETY: `storage` holds a valid sockaddr of the length passed,
+        // `host` is a writable buffer of the length passed, and no service
+        // is asked for.
+        let rc = unsafe {
+            libc::getnameinfo(
+                (&raw const storage).cast(),
+                len as libc::socklen_t,
+                host.as_mut_ptr(),
+                host.len() as libc::socklen_t,
+                std::ptr::null_mut(),
+                0,
+                libc::NI_NAMEREQD,
+            )
+        };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: on success getnameinfo wrote a NUL-terminated string into
+        // `host`, which outlives this borrow.
+        let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+        Some(name.to_string_lossy().into_owned())
     }
-    // SAFETY: on success getnameinfo wrote a NUL-terminated string into
-    // `host`, which outlives this borrow.
-    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// An A record the operator must publish before AWS accepts the PTR.
