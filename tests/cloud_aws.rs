@@ -9,7 +9,7 @@ mod util;
 mod aws;
 
 use std::process::Command;
-use util::{run, troll};
+use util::{run, run_ok, troll};
 
 fn aws_troll(dir: &std::path::Path, env: &aws::Env) -> Command {
     let mut cmd = troll(dir);
@@ -21,29 +21,38 @@ fn aws_troll(dir: &std::path::Path, env: &aws::Env) -> Command {
     cmd
 }
 
-#[test]
-fn lifecycle_leaves_ec2_as_it_was() {
+/// moto (behind the proxy) and the runtime its helpers run on.
+fn moto() -> (tokio::runtime::Runtime, aws::Env) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = rt.block_on(aws::Env::start());
+    (rt, env)
+}
+
+/// `troll provision` for moto's instance in `aws::DOMAIN`, with `extra`;
+/// it succeeds.
+fn provision(dir: &std::path::Path, env: &aws::Env, extra: &[&str]) {
+    let mut cmd = aws_troll(dir, env);
+    cmd.args(["provision", "--provider", "aws", "--instance-id"])
+        .args([
+            &env.instance_id,
+            "--region",
+            aws::REGION,
+            "--domain",
+            aws::DOMAIN,
+        ])
+        .args(extra);
+    run_ok(&mut cmd);
+}
+
+#[test]
+fn lifecycle_leaves_ec2_as_it_was() {
+    let (rt, env) = moto();
     let before = rt.block_on(env.snapshot());
     let dir = tempfile::tempdir().unwrap();
+    let message = "Hop One\nHop Two\n\nHop One\nThe End";
 
-    let r =
-        run(aws_troll(dir.path(), &env)
-            .args(["set-message", "Hop One\nHop Two\n\nHop One\nThe End"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = run(aws_troll(dir.path(), &env).args([
-        "provision",
-        "--provider",
-        "aws",
-        "--instance-id",
-        &env.instance_id,
-        "--region",
-        aws::REGION,
-        "--domain",
-        aws::DOMAIN,
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    run_ok(aws_troll(dir.path(), &env).args(["set-message", message]));
+    provision(dir.path(), &env, &[]);
     assert!(
         !rt.block_on(env.tagged("default")).is_empty(),
         "Elastic IPs tagged with the deployment"
@@ -66,15 +75,11 @@ fn lifecycle_leaves_ec2_as_it_was() {
 
     // Again: nothing new.
     let tagged = rt.block_on(env.tagged("default")).len();
-    let r = run(aws_troll(dir.path(), &env).args(["provision", "--provider", "aws"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    run_ok(aws_troll(dir.path(), &env).args(["provision", "--provider", "aws"]));
     assert_eq!(rt.block_on(env.tagged("default")).len(), tagged);
 
     // No forward records exist for these names: reported, not sent.
-    let r =
-        run(aws_troll(dir.path(), &env)
-            .args(["set-message", "Hop One\nHop Two\n\nHop One\nThe End"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(aws_troll(dir.path(), &env).args(["set-message", message]));
     assert!(r.stdout.contains("Create these A records"), "{}", r.stdout);
     assert!(r.stdout.contains("Hop.One.example.com"), "{}", r.stdout);
     assert!(
@@ -82,8 +87,7 @@ fn lifecycle_leaves_ec2_as_it_was() {
         "nothing sent to AWS without its forward record"
     );
 
-    let r = run(aws_troll(dir.path(), &env).args(["status", "--json", "--no-resolve"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(aws_troll(dir.path(), &env).args(["status", "--json", "--no-resolve"]));
     let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(status["provider"], "aws");
     assert_eq!(status["shows"][0]["hops"][0]["hop"]["wanted"], "Hop.One");
@@ -93,8 +97,7 @@ fn lifecycle_leaves_ec2_as_it_was() {
         "{line}"
     );
 
-    let r = run(aws_troll(dir.path(), &env).args(["teardown"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(aws_troll(dir.path(), &env).args(["teardown"]));
     assert!(r.stdout.contains("Elastic IP(s) released"), "{}", r.stdout);
     assert_eq!(
         rt.block_on(env.snapshot()),
@@ -135,11 +138,10 @@ fn aws_with_ipv6_is_a_clear_error_and_touches_nothing() {
 
 #[test]
 fn a_dry_run_prints_the_plan_and_cost_and_only_describes() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let env = rt.block_on(aws::Env::start());
+    let (rt, env) = moto();
     let before = rt.block_on(env.snapshot());
     let dir = tempfile::tempdir().unwrap();
-    let r = run(aws_troll(dir.path(), &env).args([
+    let r = run_ok(aws_troll(dir.path(), &env).args([
         "provision",
         "--provider",
         "aws",
@@ -151,7 +153,6 @@ fn a_dry_run_prints_the_plan_and_cost_and_only_describes() {
         "Hop One\nHop Two\n\nThe End",
         "--dry-run",
     ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let allocations = r.stdout.matches("ec2:AllocateAddress").count();
     assert_eq!(allocations, 3, "two hops and the target: {}", r.stdout);
     assert!(r.stdout.contains("$10.95/month"), "{}", r.stdout);
@@ -164,28 +165,12 @@ fn a_dry_run_prints_the_plan_and_cost_and_only_describes() {
 
 #[test]
 fn route53_zone_gets_the_a_records_and_loses_them_at_teardown() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let env = rt.block_on(aws::Env::start());
+    let (rt, env) = moto();
     let zone = rt.block_on(env.route53_zone());
     let dir = tempfile::tempdir().unwrap();
-    let r = run(aws_troll(dir.path(), &env).args(["set-message", "Hop One\nThe End"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = run(aws_troll(dir.path(), &env).args([
-        "provision",
-        "--provider",
-        "aws",
-        "--instance-id",
-        &env.instance_id,
-        "--region",
-        aws::REGION,
-        "--domain",
-        aws::DOMAIN,
-        "--route53-zone",
-        &zone,
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let r = run(aws_troll(dir.path(), &env).args(["set-message", "Hop One\nThe End"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    run_ok(aws_troll(dir.path(), &env).args(["set-message", "Hop One\nThe End"]));
+    provision(dir.path(), &env, &["--route53-zone", &zone]);
+    let r = run_ok(aws_troll(dir.path(), &env).args(["set-message", "Hop One\nThe End"]));
     assert!(r.stdout.contains("Route 53"), "{}", r.stdout);
     assert!(!r.stdout.contains("Create these A records"), "{}", r.stdout);
     let records = rt.block_on(env.route53_records(&zone));
@@ -198,8 +183,7 @@ fn route53_zone_gets_the_a_records_and_loses_them_at_teardown() {
         records.len(),
         "every reverse name sent once its record was written: {records:?}"
     );
-    let r = run(aws_troll(dir.path(), &env).args(["teardown"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(aws_troll(dir.path(), &env).args(["teardown"]));
     assert!(
         r.stdout.contains("Route 53 record(s) deleted"),
         "{}",

@@ -11,9 +11,17 @@ mod fake;
 #[path = "../providers/tests/vultr/http.rs"]
 mod http;
 
-use util::{run, troll};
+use util::{run, run_ok, troll};
 
 const KEY: &str = "tk-cli-5b1e0c2d9a7f4e3b8c6d";
+/// `troll provision` for the fake's instance.
+const PROVISION: [&str; 5] = [
+    "provision",
+    "--provider",
+    "vultr",
+    "--instance",
+    fake::INSTANCE,
+];
 
 fn vultr(dir: &std::path::Path, fake: &fake::Fake) -> std::process::Command {
     let mut cmd = troll(dir);
@@ -28,36 +36,23 @@ fn lifecycle_leaves_the_account_as_it_was() {
     let fake = fake::Fake::start(KEY);
     let before = fake.world();
 
-    let r =
-        run(vultr(dir.path(), &fake)
-            .args(["set-message", "First Hop\nSecond\n\nFirst Hop\nThe End"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = run(vultr(dir.path(), &fake).args([
-        "provision",
-        "--provider",
-        "vultr",
-        "--instance",
-        fake::INSTANCE,
-        "--ipv6",
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert_eq!(
-        fake.world().additional(fake::INSTANCE).len(),
-        before.additional(fake::INSTANCE).len() + 2
-    );
+    let message = "First Hop\nSecond\n\nFirst Hop\nThe End";
+    let two_more = || {
+        assert_eq!(
+            fake.world().additional(fake::INSTANCE).len(),
+            before.additional(fake::INSTANCE).len() + 2
+        )
+    };
+
+    run_ok(vultr(dir.path(), &fake).args(["set-message", message]));
+    run_ok(vultr(dir.path(), &fake).args(PROVISION).arg("--ipv6"));
+    two_more();
     // Provisioning again allocates nothing.
-    let r = run(vultr(dir.path(), &fake).args(["provision", "--provider", "vultr"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert_eq!(
-        fake.world().additional(fake::INSTANCE).len(),
-        before.additional(fake::INSTANCE).len() + 2
-    );
+    run_ok(vultr(dir.path(), &fake).args(["provision", "--provider", "vultr"]));
+    two_more();
 
     // set-message on a provisioned deployment publishes the names.
-    let r =
-        run(vultr(dir.path(), &fake)
-            .args(["set-message", "First Hop\nSecond\n\nFirst Hop\nThe End"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(vultr(dir.path(), &fake).args(["set-message", message]));
     assert!(r.stdout.contains("reverse name(s) set"), "{}", r.stdout);
     assert!(r.stdout.contains("6 to 12 hours"), "{}", r.stdout);
     let world = fake.world();
@@ -79,8 +74,7 @@ fn lifecycle_leaves_the_account_as_it_was() {
         .values()
         .any(|n| n == "First.Hop"));
 
-    let r = run(vultr(dir.path(), &fake).args(["status", "--json", "--no-resolve"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run_ok(vultr(dir.path(), &fake).args(["status", "--json", "--no-resolve"]));
     let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(status["provider"], "vultr");
     assert_eq!(
@@ -93,8 +87,7 @@ fn lifecycle_leaves_the_account_as_it_was() {
     let state = std::fs::read_to_string(dir.path().join("state/default.json")).unwrap();
     assert!(!state.contains(KEY), "the key is never stored");
 
-    let r = run(vultr(dir.path(), &fake).args(["teardown"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(vultr(dir.path(), &fake).args(["teardown"]));
     assert!(r.stdout.contains("additional IPv4 deleted"), "{}", r.stdout);
     assert!(!format!("{}{}", r.stdout, r.stderr).contains(KEY));
     assert_eq!(
@@ -113,30 +106,16 @@ fn a_bad_key_is_one_sentence_and_changes_nothing() {
     let r = run(troll(dir.path())
         .env("VULTR_API_KEY", "wrong-key-0000000000")
         .env("TROLL_VULTR_API_URL", fake.url())
-        .args([
-            "provision",
-            "--provider",
-            "vultr",
-            "--instance",
-            fake::INSTANCE,
-            "--ipv4",
-            "2",
-        ]));
+        .args(PROVISION)
+        .args(["--ipv4", "2"]));
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("VULTR_API_KEY"), "{}", r.stderr);
     assert!(!r.stderr.contains("wrong-key"), "{}", r.stderr);
     assert_eq!(fake.world(), before);
     let missing = run(troll(dir.path())
         .env("TROLL_VULTR_API_URL", fake.url())
-        .args([
-            "provision",
-            "--provider",
-            "vultr",
-            "--instance",
-            fake::INSTANCE,
-            "--ipv4",
-            "1",
-        ]));
+        .args(PROVISION)
+        .args(["--ipv4", "1"]));
     assert_eq!(missing.code, 1);
     assert!(
         missing.stderr.contains("VULTR_API_KEY"),
@@ -156,17 +135,13 @@ fn a_dry_run_prints_the_plan_and_cost_and_only_reads() {
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .count()
     };
-    let r = run(vultr(dir.path(), &fake).args([
-        "provision",
-        "--provider",
-        "vultr",
-        "--instance",
-        fake::INSTANCE,
-        "--message",
-        "First Hop\nSecond\nThird\n\nThe End",
-        "--dry-run",
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let message = ["--message", "First Hop\nSecond\nThird\n\nThe End"];
+    let r = run_ok(
+        vultr(dir.path(), &fake)
+            .args(PROVISION)
+            .args(message)
+            .arg("--dry-run"),
+    );
     let creates = r
         .stdout
         .lines()
@@ -186,24 +161,14 @@ fn a_dry_run_prints_the_plan_and_cost_and_only_reads() {
     assert_eq!(state_files(dir.path()), 0, "no state written");
 
     // The real run prints the same plan, then proceeds.
-    let r = run(vultr(dir.path(), &fake).args([
-        "provision",
-        "--provider",
-        "vultr",
-        "--instance",
-        fake::INSTANCE,
-        "--message",
-        "First Hop\nSecond\nThird\n\nThe End",
-    ]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(vultr(dir.path(), &fake).args(PROVISION).args(message));
     assert!(r.stdout.contains("$9.00/month"), "{}", r.stdout);
     assert!(
         r.stdout.contains("restart"),
         "the restart note: {}",
         r.stdout
     );
-    let r = run(vultr(dir.path(), &fake).args(["teardown"]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    run_ok(vultr(dir.path(), &fake).args(["teardown"]));
     assert_eq!(fake.world(), before);
 }
 
@@ -246,15 +211,17 @@ fn the_instance_comes_from_the_metadata_service_or_its_main_ipv4() {
     );
     // On the instance: the metadata document names it.
     fake.state().metadata_instance = Some(fake::INSTANCE.into());
-    let r = run(vultr(dir.path(), &fake)
-        .env("TROLL_VULTR_METADATA_URL", &metadata)
-        .args(dry));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(
+        vultr(dir.path(), &fake)
+            .env("TROLL_VULTR_METADATA_URL", &metadata)
+            .args(dry),
+    );
     assert!(r.stdout.contains(&wanted), "{}", r.stdout);
     // Elsewhere, by its main IPv4.
-    let r = run(vultr(dir.path(), &fake)
-        .args(dry)
-        .args(["--host", &fake::MAIN_IP.to_string()]));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_ok(
+        vultr(dir.path(), &fake)
+            .args(dry)
+            .args(["--host", &fake::MAIN_IP.to_string()]),
+    );
     assert!(r.stdout.contains(&wanted), "{}", r.stdout);
 }

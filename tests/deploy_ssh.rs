@@ -14,7 +14,7 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use util::lab::{check_trace, sh_ok, Expected, Lab, SERVER_ADDR, TARGET};
+use util::lab::{check_trace, provision_static, sh_ok, Expected, Lab, SERVER_ADDR, TARGET};
 
 /// A user that is not root and may not sudo.
 const USER: &str = "trolldeploy";
@@ -222,6 +222,85 @@ impl Setup {
         self.server.path().join("main")
     }
 
+    /// The server's main sshd: port 2222 on `remote_root`, its root login
+    /// chrooted into `chroot` when given, after the shell commands `pre`.
+    fn main_sshd(&self, lab: &mut Lab, chroot: Option<&str>, pre: &str) {
+        sshd(
+            lab,
+            &self.keys,
+            2222,
+            &self.remote_root(),
+            None,
+            chroot,
+            pre,
+        );
+    }
+
+    /// `troll deploy root@server` on port 2222 with `extra`: it succeeds;
+    /// returns what it said.
+    fn deploy_ok(&self, lab: &Lab, dest: &str, extra: &[&str]) -> String {
+        let out = self.deploy(lab, dest, 2222, "id", extra);
+        let said = text(&out);
+        assert!(out.status.success(), "{said}");
+        said
+    }
+
+    /// The first deploy to root@198.19.254.2 with `extra`: it serves and
+    /// says how to check; returns what it said.
+    fn first_deploy(&self, lab: &Lab, extra: &[&str]) -> String {
+        let said = self.deploy_ok(lab, ROOT_DEST, extra);
+        assert!(said.contains("is serving on"), "{said}");
+        assert!(said.contains(&format!("troll check {TARGET}")), "{said}");
+        said
+    }
+
+    /// A deploy with nothing changed: nothing restarts.
+    fn redeploy_unchanged(&self, lab: &Lab, extra: &[&str]) {
+        let said = self.deploy_ok(lab, ROOT_DEST, extra);
+        assert!(said.contains("is up to date; nothing restarted"), "{said}");
+    }
+
+    /// A new message, set in place: the running serve follows it without a
+    /// restart, within 10 s.
+    fn redeploy_message(&self, lab: &Lab, extra: &[&str], message: &str, shown: Shown) {
+        sh_ok(self.troll(lab).args(["set-message", message]));
+        let said = self.deploy_ok(lab, ROOT_DEST, extra);
+        assert!(said.contains("without a restart"), "{said}");
+        wait_for_trace(lab, shown.0, shown.1);
+    }
+
+    /// A new binary (one more byte: another SHA-256): copied, and the
+    /// service restarts on it.
+    fn redeploy_binary(&self, lab: &Lab, extra: &[&str]) {
+        let newer = self.home.path().join("troll-newer");
+        let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_troll")).unwrap();
+        bytes.push(0);
+        std::fs::write(&newer, bytes).unwrap();
+        std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let newer = newer.display().to_string();
+        let said = self.deploy_ok(lab, ROOT_DEST, &[extra, &["--binary", &newer]].concat());
+        assert!(said.contains("copying"), "{said}");
+        assert!(said.contains("is serving on"), "{said}");
+    }
+
+    /// Teardown on the user's machine removes the service from the server
+    /// first, and with it the server's rules.
+    fn teardown(&self, lab: &Lab, rules_before: &str) {
+        let out = self.troll(lab).arg("teardown").output().unwrap();
+        let said = text(&out);
+        assert!(out.status.success(), "{said}");
+        assert!(
+            said.contains("service on root@198.19.254.2 stopped and removed"),
+            "{said}"
+        );
+        assert_eq!(
+            lab.iptables_snapshot(),
+            rules_before,
+            "the server's rules are gone"
+        );
+    }
+
     /// Every file under the server's private /usr/local and /var/lib.
     fn server_files(&self) -> Vec<String> {
         let out = sh_ok(Command::new("find").arg(self.remote_root()).args([
@@ -235,6 +314,25 @@ impl Setup {
         v.sort();
         v
     }
+}
+
+/// What a trace must show: the hops, then the target's name.
+type Shown<'a> = (&'a [Expected<'a>], &'a str);
+
+/// The server's root login, as deploy is given it.
+const ROOT_DEST: &str = "root@198.19.254.2";
+
+/// Fails if any file under `dir` holds the user's API key.
+fn assert_no_secret(dir: &Path) {
+    let leaked = Command::new("grep")
+        .args(["-r", "-l", SECRET])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        leaked.stdout.is_empty(),
+        "the API key reached the server: {leaked:?}"
+    );
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -254,16 +352,7 @@ fn refused(out: &std::process::Output, expect: &str) {
 }
 
 fn provision(setup: &Setup, lab: &Lab, message: &str) {
-    sh_ok(setup.troll(lab).args([
-        "provision",
-        "--provider",
-        "static",
-        "--target",
-        TARGET,
-        "--hop-address",
-        "198.18.9.1,198.18.9.2",
-    ]));
-    sh_ok(setup.troll(lab).args(["set-message", message]));
+    provision_static(|| setup.troll(lab), "198.18.9.1,198.18.9.2", message);
 }
 
 /// Waits (up to 10 s) until a trace shows `hops` and then `target`: the
@@ -282,6 +371,13 @@ fn wait_for_trace(lab: &Lab, hops: &[Expected], target: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A trace shows a three-line message as provisioned here: two named
+/// hops (198.18.9.1 and 198.18.9.2), then the target's name.
+fn check_first_show(lab: &Lab, [one, two, target]: [&str; 3]) {
+    let hops: [Expected; 2] = [Some(&[one, "198.18.9.1"]), Some(&[two, "198.18.9.2"])];
+    check_trace(&trace(lab), &hops, &[target, TARGET], 3);
 }
 
 fn trace(lab: &Lab) -> String {
@@ -305,98 +401,37 @@ fn deploy_serves_updates_in_place_and_tears_down_over_ssh() {
     let mut lab = Lab::new();
     let _reaper = Reaper(lab.server.clone());
     let setup = Setup::new();
-    sshd(
-        &mut lab,
-        &setup.keys,
-        2222,
-        &setup.remote_root(),
-        None,
-        None,
-        "",
-    );
+    setup.main_sshd(&mut lab, None, "");
     let rules_before = lab.iptables_snapshot();
     provision(&setup, &lab, "Deployed.One\nDeployed.Two\nDeployed.Target");
 
     let dns = format!("{SERVER_ADDR}:53");
     let extra = ["--dns", &dns, "--interface", "eth0"];
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
-    let said = text(&out);
-    assert!(out.status.success(), "{said}");
+    let said = setup.first_deploy(&lab, &extra);
     assert!(said.contains("has no systemd running"), "{said}");
-    assert!(said.contains("is serving on"), "{said}");
-    assert!(said.contains(&format!("troll check {TARGET}")), "{said}");
     let installed = setup.remote_root().join("usr-local/bin/troll");
     assert!(installed.exists());
     let first = supervisor(&setup);
     assert!(!first.is_empty());
-    let leaked = Command::new("grep")
-        .args(["-r", "-l", SECRET])
-        .arg(setup.remote_root())
-        .output()
-        .unwrap();
-    assert!(
-        leaked.stdout.is_empty(),
-        "the API key reached the server: {leaked:?}"
-    );
+    assert_no_secret(&setup.remote_root());
 
-    let hops: [Expected; 2] = [
-        Some(&["Deployed.One", "198.18.9.1"]),
-        Some(&["Deployed.Two", "198.18.9.2"]),
-    ];
-    check_trace(&trace(&lab), &hops, &["Deployed.Target", TARGET], 3);
+    check_first_show(&lab, ["Deployed.One", "Deployed.Two", "Deployed.Target"]);
 
     // Again, unchanged: nothing restarts.
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("is up to date; nothing restarted"),
-        "{}",
-        text(&out)
-    );
+    setup.redeploy_unchanged(&lab, &extra);
     assert_eq!(supervisor(&setup), first);
 
     // A new message: set in place; the running serve follows it.
-    sh_ok(
-        setup
-            .troll(&lab)
-            .args(["set-message", "Second.Try\n\nSecond.Target"]),
-    );
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("without a restart"), "{}", text(&out));
-    assert_eq!(supervisor(&setup), first);
     let hops: [Expected; 2] = [Some(&["Second.Try", "198.18.9.1"]), None];
-    wait_for_trace(&lab, &hops, "Second.Target");
+    let message = "Second.Try\n\nSecond.Target";
+    setup.redeploy_message(&lab, &extra, message, (&hops, "Second.Target"));
+    assert_eq!(supervisor(&setup), first);
 
-    // A new binary (one more byte: another SHA-256): copied, and the
-    // service restarts on it.
-    let newer = setup.home.path().join("troll-newer");
-    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_troll")).unwrap();
-    bytes.push(0);
-    std::fs::write(&newer, bytes).unwrap();
-    std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let newer = newer.display().to_string();
-    let with_binary = [&extra[..], &["--binary", &newer]].concat();
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &with_binary);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("copying"), "{}", text(&out));
-    assert!(text(&out).contains("is serving on"), "{}", text(&out));
+    setup.redeploy_binary(&lab, &extra);
     assert_ne!(supervisor(&setup), first);
     check_trace(&trace(&lab), &hops, &["Second.Target", TARGET], 3);
 
-    // Teardown on the user's machine removes it from the server first.
-    let out = setup.troll(&lab).arg("teardown").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("service on root@198.19.254.2 stopped and removed"),
-        "{}",
-        text(&out)
-    );
-    assert_eq!(
-        lab.iptables_snapshot(),
-        rules_before,
-        "the server's rules are gone"
-    );
+    setup.teardown(&lab, &rules_before);
     let left: Vec<String> = setup
         .server_files()
         .into_iter()
@@ -427,15 +462,7 @@ fn deploy_refusals_are_one_line_and_change_nothing() {
     let _reaper = Reaper(lab.server.clone());
     let setup = Setup::new();
     let bullseye = sh_ok(&mut Command::new("scripts/debian11-rootfs.sh"));
-    sshd(
-        &mut lab,
-        &setup.keys,
-        2222,
-        &setup.remote_root(),
-        None,
-        Some(bullseye.trim()),
-        "",
-    );
+    setup.main_sshd(&mut lab, Some(bullseye.trim()), "");
     let full = setup.server.path().join("full");
     sshd(&mut lab, &setup.keys, 2224, &full, Some(1024), None, "");
     provision(&setup, &lab, "Refused.One\nRefused.Target");
@@ -539,15 +566,7 @@ fn deploy_the_release_binary_to_debian_11() {
         "{overlay}; mount -t proc proc {m}/proc; mount --rbind /dev {m}/dev; ",
         m = m.display()
     );
-    sshd(
-        &mut lab,
-        &setup.keys,
-        2222,
-        &setup.remote_root(),
-        None,
-        Some(&m.display().to_string()),
-        &pre,
-    );
+    setup.main_sshd(&mut lab, Some(&m.display().to_string()), &pre);
     let rules_before = lab.iptables_snapshot();
     provision(&setup, &lab, "Debian.Eleven\nGlibc.2-31\nOld.Target");
 
@@ -555,13 +574,8 @@ fn deploy_the_release_binary_to_debian_11() {
     let dest = format!("{OLD_ROOT}@198.19.254.2");
     let bin = binary.display().to_string();
     let extra = ["--binary", &bin, "--dns", &dns, "--interface", "eth0"];
-    let out = setup.deploy(&lab, &dest, 2222, "id", &extra);
-    assert!(out.status.success(), "{}", text(&out));
-    let hops: [Expected; 2] = [
-        Some(&["Debian.Eleven", "198.18.9.1"]),
-        Some(&["Glibc.2-31", "198.18.9.2"]),
-    ];
-    check_trace(&trace(&lab), &hops, &["Old.Target", TARGET], 3);
+    setup.deploy_ok(&lab, &dest, &extra);
+    check_first_show(&lab, ["Debian.Eleven", "Glibc.2-31", "Old.Target"]);
     // It ran from the overlay, where Debian 11's files are.
     assert!(c.join("upper/usr/local/bin/troll").exists());
 
@@ -815,12 +829,8 @@ fn deploy_to_a_server_with_systemd() {
 
     let dns = format!("{SERVER_ADDR}:53");
     let extra = ["--dns", &dns, "--interface", "eth0"];
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
-    let said = text(&out);
-    assert!(out.status.success(), "{said}");
+    let said = setup.first_deploy(&lab, &extra);
     assert!(!said.contains("has no systemd running"), "{said}");
-    assert!(said.contains("is serving on"), "{said}");
-    assert!(said.contains(&format!("troll check {TARGET}")), "{said}");
     let unit = "troll-default.service";
     assert_eq!(
         remote(&setup, &lab, &format!("systemctl is-active {unit}")),
@@ -837,74 +847,28 @@ fn deploy_to_a_server_with_systemd() {
         .exists());
     let first = main_pid(&setup, &lab);
     assert!(!first.is_empty() && first != "0", "no main pid: {first}");
-    let leaked = Command::new("grep")
-        .args(["-r", "-l", SECRET])
-        .arg(server.upper())
-        .output()
-        .unwrap();
-    assert!(
-        leaked.stdout.is_empty(),
-        "the API key reached the server: {leaked:?}"
-    );
-    let hops: [Expected; 2] = [
-        Some(&["Systemd.One", "198.18.9.1"]),
-        Some(&["Systemd.Two", "198.18.9.2"]),
-    ];
-    check_trace(&trace(&lab), &hops, &["Systemd.Target", TARGET], 3);
+    assert_no_secret(&server.upper());
+    check_first_show(&lab, ["Systemd.One", "Systemd.Two", "Systemd.Target"]);
 
     // Again, unchanged: the service is not restarted.
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("is up to date; nothing restarted"),
-        "{}",
-        text(&out)
-    );
+    setup.redeploy_unchanged(&lab, &extra);
     assert_eq!(main_pid(&setup, &lab), first);
 
     // A new message: the running service follows it without a restart.
-    sh_ok(
-        setup
-            .troll(&lab)
-            .args(["set-message", "Systemd.Again\n\nSystemd.End"]),
-    );
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &extra);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("without a restart"), "{}", text(&out));
-    assert_eq!(main_pid(&setup, &lab), first);
     let hops: [Expected; 2] = [Some(&["Systemd.Again", "198.18.9.1"]), None];
-    wait_for_trace(&lab, &hops, "Systemd.End");
+    let message = "Systemd.Again\n\nSystemd.End";
+    setup.redeploy_message(&lab, &extra, message, (&hops, "Systemd.End"));
+    assert_eq!(main_pid(&setup, &lab), first);
 
     // A new binary: copied, and systemd restarts the service on it.
-    let newer = setup.home.path().join("troll-newer");
-    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_troll")).unwrap();
-    bytes.push(0);
-    std::fs::write(&newer, bytes).unwrap();
-    std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let newer = newer.display().to_string();
-    let with_binary = [&extra[..], &["--binary", &newer]].concat();
-    let out = setup.deploy(&lab, "root@198.19.254.2", 2222, "id", &with_binary);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("copying"), "{}", text(&out));
-    assert!(text(&out).contains("is serving on"), "{}", text(&out));
+    setup.redeploy_binary(&lab, &extra);
     let second = main_pid(&setup, &lab);
     assert!(second != first && second != "0", "{first} then {second}");
     check_trace(&trace(&lab), &hops, &["Systemd.End", TARGET], 3);
 
     // Teardown on the user's machine: the unit, its rules and its process
     // are gone from the server, and the server's systemd is still up.
-    let out = setup.troll(&lab).arg("teardown").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("service on root@198.19.254.2 stopped and removed"),
-        "{}",
-        text(&out)
-    );
-    assert_eq!(
-        lab.iptables_snapshot(),
-        rules_before,
-        "the server's rules are gone"
-    );
+    setup.teardown(&lab, &rules_before);
     assert_eq!(
         remote(&setup, &lab, "systemctl list-unit-files --no-legend 'troll-*'; systemctl list-units --all --no-legend 'troll-*'"),
         "",

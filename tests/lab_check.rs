@@ -54,7 +54,7 @@ fn check(net: &Net, user: Option<&str>, args: &[&str]) -> Checked {
         .args(["check", "--json", "--wait", "2"])
         .args(args)
         .arg(&target)
-        .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test")
+        .env("TROLL_STATE_DIR", NO_STATE)
         .env_remove("RUST_LOG");
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -68,6 +68,17 @@ fn check(net: &Net, user: Option<&str>, args: &[&str]) -> Checked {
         code: out.status.code().unwrap_or(-1),
         json,
         stderr,
+    }
+}
+
+/// A `troll check --json` run that succeeded, printed.
+fn checked_ok(out: util::Run) -> Checked {
+    println!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    Checked {
+        code: 0,
+        json: serde_json::from_str(&out.stdout).unwrap(),
+        stderr: out.stderr,
     }
 }
 
@@ -100,6 +111,19 @@ fn status(c: &Checked, protocol: &str) -> String {
 }
 
 const ALL_OK: [&str; 5] = ["ok"; 5];
+/// A state dir that does not exist: the show comes from the arguments.
+const NO_STATE: &str = "/nonexistent/troll-check-test";
+
+/// `troll ARGS` in namespace `role`, with `TROLL_STATE_DIR=STATE` when
+/// given, run to its end.
+fn troll_run(net: &Net, role: &str, state: Option<&std::path::Path>, args: &[&str]) -> util::Run {
+    let mut cmd = troll::lab::exec(&net.ns(role), env!("CARGO_BIN_EXE_troll"));
+    cmd.args(args);
+    if let Some(state) = state {
+        cmd.env("TROLL_STATE_DIR", state);
+    }
+    util::run(&mut cmd)
+}
 
 #[test]
 fn all_ok_over_udp_icmp_and_tcp_then_serve_stopped() {
@@ -116,14 +140,11 @@ fn all_ok_over_udp_icmp_and_tcp_then_serve_stopped() {
     assert_eq!(report["real_hops"].as_array().unwrap().len(), 3);
 
     // The plain text form says the same.
-    let text = util::lab::sh(
-        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
-            .args(["check", "--protocol", "udp", "--file", file])
-            .arg(public(0).to_string())
-            .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test"),
-    );
-    let stdout = String::from_utf8_lossy(&text.stdout);
-    assert!(text.status.success(), "{stdout}");
+    let target = public(0).to_string();
+    let args = ["check", "--protocol", "udp", "--file", file, &target];
+    let text = troll_run(&net, "far", Some(NO_STATE.as_ref()), &args);
+    let stdout = text.stdout;
+    assert_eq!(text.code, 0, "{stdout}");
     assert!(
         stdout.contains("udp: the show starts at hop 4, after 3 real hop(s)"),
         "{stdout}"
@@ -246,22 +267,19 @@ fn a_show_longer_than_max_hops() {
         );
         assert_eq!(c.json["protocols"][0]["report"]["needs_max_hops"], 8);
     }
-    let out = util::lab::sh(
-        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
-            .args([
-                "check",
-                "--protocol",
-                "udp",
-                "--max-hops",
-                "5",
-                "--file",
-                file,
-            ])
-            .arg(public(0).to_string())
-            .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test"),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("`traceroute -m 8`"), "{stdout}");
+    let target = public(0).to_string();
+    let args = [
+        "check",
+        "--protocol",
+        "udp",
+        "--max-hops",
+        "5",
+        "--file",
+        file,
+        &target,
+    ];
+    let out = troll_run(&net, "far", Some(NO_STATE.as_ref()), &args);
+    assert!(out.stdout.contains("`traceroute -m 8`"), "{}", out.stdout);
 }
 
 /// No root: UDP works, ICMP only where ping sockets are allowed, TCP is
@@ -302,37 +320,30 @@ fn unprivileged_check() {
 #[test]
 fn unknown_and_unreachable_hosts() {
     let net = Net::new(NatMode::Full);
-    let far = net.ns("far");
-    let out = util::lab::sh(troll::lab::exec(&far, env!("CARGO_BIN_EXE_troll")).args([
-        "check",
-        "--message",
-        "a\nb",
-        "no-such-host.invalid",
-    ]));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let args = ["check", "--message", "a\nb", "no-such-host.invalid"];
+    let out = troll_run(&net, "far", None, &args);
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert_eq!(
-        stderr.trim(),
+        out.stderr.trim(),
         "troll: cannot resolve host 'no-such-host.invalid'; check the name, or give the target's address"
     );
     // The NAT's namespace has no route anywhere.
-    let out = util::lab::sh(
-        troll::lab::exec(&net.ns("nat"), env!("CARGO_BIN_EXE_troll")).args([
-            "check",
-            "--protocol",
-            "udp",
-            "--message",
-            "a\nb",
-            "198.51.100.100",
-        ]),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let args = [
+        "check",
+        "--protocol",
+        "udp",
+        "--message",
+        "a\nb",
+        "198.51.100.100",
+    ];
+    let out = troll_run(&net, "nat", None, &args);
+    let unreachable = out.stderr;
+    assert_eq!(out.code, 1, "{unreachable}");
     assert!(
-        stderr.starts_with("troll: cannot reach 198.51.100.100"),
-        "{stderr}"
+        unreachable.starts_with("troll: cannot reach 198.51.100.100"),
+        "{unreachable}"
     );
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(unreachable.lines().count(), 1, "{unreachable}");
 }
 
 /// Where the deployment's state is, HOST alone is enough: the show and
@@ -340,39 +351,22 @@ fn unknown_and_unreachable_hosts() {
 #[test]
 fn the_deployment_gives_the_show_and_its_addresses() {
     let (net, _file) = serving();
-    let out = util::lab::sh(
-        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
-            .args(["check", "--json", "--protocol", "udp"])
-            .arg(public(0).to_string())
-            .env("TROLL_STATE_DIR", net.state_dir.path()),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_str(&stdout).unwrap();
-    let c = Checked {
-        code: 0,
-        json,
-        stderr: String::new(),
-    };
+    let state = Some(net.state_dir.path());
+    let target = public(0).to_string();
+    let args = ["check", "--json", "--protocol", "udp", &target];
+    let c = checked_ok(troll_run(&net, "far", state, &args));
     assert_eq!(verdicts(&c, "udp"), ALL_OK);
     let lines = &c.json["protocols"][0]["report"]["lines"];
     assert_eq!(lines[0]["address"], public(1).to_string());
     assert_eq!(lines[3]["address"], public(3).to_string());
     // A host that is not the deployment's target is a usage error.
-    let out = util::lab::sh(
-        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
-            .args(["check", "100.65.1.1"])
-            .env("TROLL_STATE_DIR", net.state_dir.path()),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = troll_run(&net, "far", state, &["check", "100.65.1.1"]);
+    assert_eq!(out.code, 2);
     assert!(
-        stderr.contains("is not a target of deployment 'default'"),
-        "{stderr}"
+        out.stderr
+            .contains("is not a target of deployment 'default'"),
+        "{}",
+        out.stderr
     );
 }
 
@@ -412,50 +406,41 @@ fn bench_check_against_traceroute() {
         total - seen.replace(total)
     };
     probes();
-    let runs: Vec<(&str, Vec<&str>)> = vec![
-        (
-            "traceroute (UDP)",
-            vec!["traceroute", "-w", "3", "-m", "30", &target],
-        ),
-        (
-            "traceroute -I",
-            vec!["traceroute", "-I", "-w", "3", "-m", "30", &target],
-        ),
-        (
-            "traceroute -T",
-            vec!["traceroute", "-T", "-w", "3", "-m", "30", &target],
-        ),
-    ];
-    for (label, cmd) in runs {
-        let started = std::time::Instant::now();
-        let out = net.client_run("far", cmd[0], &cmd[1..]);
-        let took = started.elapsed();
-        assert!(out.contains("Ten (198.51.100.100)"), "{out}");
-        println!(
-            "BENCH {label}: {:.2} s, {} probes",
-            took.as_secs_f64(),
-            probes()
-        );
+    // (label, command, what its output must contain)
+    let mut runs: Vec<(String, Vec<&str>, &str)> = Vec::new();
+    for (label, method) in [
+        ("traceroute (UDP)", None),
+        ("traceroute -I", Some("-I")),
+        ("traceroute -T", Some("-T")),
+    ] {
+        let cmd = ["traceroute"]
+            .into_iter()
+            .chain(method)
+            .chain(["-w", "3", "-m", "30", &target])
+            .collect();
+        runs.push((label.to_string(), cmd, "Ten (198.51.100.100)"));
     }
     let bin = env!("CARGO_BIN_EXE_troll");
     for protocol in ["udp", "icmp", "tcp", "all"] {
-        let started = std::time::Instant::now();
-        let out = net.client_run(
-            "far",
+        let cmd = vec![
             bin,
-            &[
-                "check",
-                "--protocol",
-                protocol,
-                "--message",
-                message,
-                &target,
-            ],
-        );
+            "check",
+            "--protocol",
+            protocol,
+            "--message",
+            message,
+            &target,
+        ];
+        let label = format!("troll check --protocol {protocol}");
+        runs.push((label, cmd, "ok: 10 of 10 lines match"));
+    }
+    for (label, cmd, expect) in runs {
+        let started = std::time::Instant::now();
+        let out = net.client_run("far", cmd[0], &cmd[1..]);
         let took = started.elapsed();
-        assert!(out.contains("ok: 10 of 10 lines match"), "{out}");
+        assert!(out.contains(expect), "{out}");
         println!(
-            "BENCH troll check --protocol {protocol}: {:.2} s, {} probes",
+            "BENCH {label}: {:.2} s, {} probes",
             took.as_secs_f64(),
             probes()
         );
@@ -466,22 +451,10 @@ fn bench_check_against_traceroute() {
 #[test]
 fn ipv6_all_ok_over_udp_icmp_and_tcp() {
     let (net, file) = serving();
-    let out = util::lab::sh(
-        troll::lab::exec(&net.ns("far"), env!("CARGO_BIN_EXE_troll"))
-            .args(["check", "-6", "--json", "--file"])
-            .arg(file.path())
-            .arg(util::internet::public6(0).to_string())
-            .env("TROLL_STATE_DIR", "/nonexistent/troll-check-test"),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}{stderr}");
-    assert!(out.status.success(), "{stderr}");
-    let c = Checked {
-        code: 0,
-        json: serde_json::from_str(&stdout).unwrap(),
-        stderr: stderr.into_owned(),
-    };
+    let file = file.path().to_str().unwrap();
+    let target = util::internet::public6(0).to_string();
+    let args = ["check", "-6", "--json", "--file", file, &target];
+    let c = checked_ok(troll_run(&net, "far", Some(NO_STATE.as_ref()), &args));
     for protocol in ["udp", "icmp", "tcp"] {
         assert_eq!(verdicts(&c, protocol), ALL_OK, "{protocol}");
     }

@@ -5,9 +5,10 @@
 mod util;
 
 use std::process::Command;
-use util::lab::{check_trace, sh, sh_ok, Expected, Lab, SERVER_ADDR, TARGET};
-
-const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
+use util::lab::{
+    check_trace, demo_pid, provision_static, sh, sh_ok, troll_with_state, Expected, Lab, AS_NOBODY,
+    MESSAGE, NAMED4, NAMED_TARGET, SERVER_ADDR, TARGET, WAIT_MAX,
+};
 
 fn dig(lab: &Lab, args: &[&str]) -> String {
     let server = format!("@{SERVER_ADDR}");
@@ -121,15 +122,11 @@ print("sent")
     assert_eq!(answer.trim(), "hop.two.", "still answering after the flood");
 
     // One summary within the interval (5 s) plus slack for a loaded host.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !lab.serve_log(serve).contains("bad queries in the last 5 s") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            lab.serve_log(serve)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    lab.wait_for_log(
+        serve,
+        "bad queries in the last 5 s",
+        std::time::Duration::from_secs(20),
+    );
     let log = lab.serve_log(serve);
     let added = log.lines().count() - log_before;
     assert!(
@@ -171,38 +168,17 @@ fn set_message_while_serving_changes_names_and_hops_without_a_restart() {
         "--dns-ttl",
         "0",
     ]);
-    let before: [Expected; 5] = [
-        Some(&["Hop-One", "198.18.0.1"]),
-        Some(&["hop.two", "198.18.0.2"]),
-        None,
-        Some(&["HOP_three", "198.18.0.3"]),
-        Some(&["Hop-One", "198.18.0.1"]),
-    ];
-    let out = lab.client_run("traceroute", &["-w", "3", "-m", "10", TARGET]);
-    check_trace(&out, &before, &["Target.Name", TARGET], 3);
+    let trace = || lab.client_run("traceroute", &[&WAIT_MAX[..], &[TARGET]].concat());
+    check_trace(&trace(), &NAMED4, &NAMED_TARGET, 3);
 
     // Fewer hops, other silent line, new names: same three addresses.
-    let out = sh_ok(
-        lab.troll()
-            .args(["set-message", "Fresh.Start\nSecond\n\nAll.Done"]),
-    );
-    assert!(out.contains("reloads the message now"), "{out}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !lab.serve_log(serve).contains("reloaded the show") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            lab.serve_log(serve)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    lab.set_message_live(serve, "Fresh.Start\nSecond\n\nAll.Done");
     let after: [Expected; 3] = [
         Some(&["Fresh.Start", "198.18.0.1"]),
         Some(&["Second", "198.18.0.2"]),
         None,
     ];
-    let out = lab.client_run("traceroute", &["-w", "3", "-m", "10", TARGET]);
-    check_trace(&out, &after, &["All.Done", TARGET], 3);
+    check_trace(&trace(), &after, &["All.Done", TARGET], 3);
     assert!(
         lab.iptables_snapshot().contains("--ttl-lt 4"),
         "rules follow the new hop count"
@@ -212,18 +188,10 @@ fn set_message_while_serving_changes_names_and_hops_without_a_restart() {
 #[test]
 fn static_provider_and_zone_export() {
     let mut lab = Lab::new();
-    sh_ok(lab.troll().args([
-        "provision",
-        "--provider",
-        "static",
-        "--target",
-        TARGET,
-        "--hop-address",
+    provision_static(
+        || lab.troll(),
         "198.18.7.1,198.18.7.2",
-    ]));
-    sh_ok(
-        lab.troll()
-            .args(["set-message", "Static.One\nStatic.Two\nStatic.Target"]),
+        "Static.One\nStatic.Two\nStatic.Target",
     );
     lab.serve_with_dns();
     let out = lab.client_run("traceroute", &["-w", "3", "-m", "10", TARGET]);
@@ -314,9 +282,7 @@ fn demo(client: &str, expect_lines: &[&str]) {
         .filter(|l| !l.starts_with('#'))
         .collect::<Vec<_>>()
         .join("\n");
-    let child = Command::new(env!("CARGO_BIN_EXE_troll"))
-        .args(["--state-dir"])
-        .arg(state.path())
+    let child = troll_with_state(state.path())
         .args(["demo", "--client", client])
         .output()
         .unwrap();
@@ -331,12 +297,7 @@ fn demo(client: &str, expect_lines: &[&str]) {
         at += found + line.len();
     }
     // The demo's pid is in its namespace names, printed with the command.
-    let pid: u32 = out
-        .split("troll-")
-        .nth(1)
-        .and_then(|s| s.split('-').next())
-        .and_then(|s| s.parse().ok())
-        .expect("the demo names its namespace");
+    let pid = demo_pid(&out);
     assert_eq!(leftovers(pid, state.path()), Vec::<String>::new());
     let after = sh_ok(&mut Command::new("iptables-save"))
         .lines()
@@ -356,49 +317,16 @@ const DEMO_NAMES: [&str; 7] = [
     "Dont.Panic",
 ];
 
-#[test]
-fn demo_traceroute() {
-    demo("traceroute", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_traceroute_icmp() {
-    demo("traceroute-icmp", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_traceroute_tcp() {
-    demo("traceroute-tcp", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_mtr() {
-    demo("mtr", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_mtr_udp() {
-    demo("mtr-udp", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_mtr_tcp() {
-    demo("mtr-tcp", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_tracepath() {
-    demo("tracepath", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_inetutils() {
-    demo("inetutils", &DEMO_NAMES);
-}
-
-#[test]
-fn demo_tcptraceroute() {
-    demo("tcptraceroute", &DEMO_NAMES);
+crate::named_tests! {
+    demo_traceroute: demo("traceroute", &DEMO_NAMES);
+    demo_traceroute_icmp: demo("traceroute-icmp", &DEMO_NAMES);
+    demo_traceroute_tcp: demo("traceroute-tcp", &DEMO_NAMES);
+    demo_mtr: demo("mtr", &DEMO_NAMES);
+    demo_mtr_udp: demo("mtr-udp", &DEMO_NAMES);
+    demo_mtr_tcp: demo("mtr-tcp", &DEMO_NAMES);
+    demo_tracepath: demo("tracepath", &DEMO_NAMES);
+    demo_inetutils: demo("inetutils", &DEMO_NAMES);
+    demo_tcptraceroute: demo("tcptraceroute", &DEMO_NAMES);
 }
 
 #[test]
@@ -406,12 +334,7 @@ fn demo_keep_then_teardown() {
     util::lab::require_root();
     let state = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_troll"))
-            .arg("--state-dir")
-            .arg(state.path())
-            .args(args)
-            .output()
-            .unwrap();
+        let out = troll_with_state(state.path()).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -447,12 +370,7 @@ fn demo_keep_then_teardown() {
 fn demo_refusals_are_one_sentence() {
     let state = tempfile::tempdir().unwrap();
     let out = sh(Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+        .args(AS_NOBODY)
         .arg(env!("CARGO_BIN_EXE_troll"))
         .arg("--state-dir")
         .arg(state.path())
@@ -463,10 +381,8 @@ fn demo_refusals_are_one_sentence() {
         "troll: troll demo needs root to create network namespaces; run it with sudo\n"
     );
     util::lab::require_root();
-    let out = sh(Command::new(env!("CARGO_BIN_EXE_troll"))
+    let out = sh(troll_with_state(state.path())
         .env("PATH", "/nonexistent")
-        .arg("--state-dir")
-        .arg(state.path())
         .args(["demo", "--client", "tracepath"]));
     // A missing tool is not bad input: exit 1, not 2.
     assert_eq!(out.status.code(), Some(1));

@@ -27,19 +27,15 @@ use std::time::{Duration, Instant};
 use etherparse::checksum::Sum16BitWords;
 use etherparse::PacketBuilder;
 use fixture::fix_ipv4_checksum;
-use util::lab::{check_trace, sh_ok, Expected, Lab, TARGET};
+use util::lab::{check_trace, sh_ok, Expected, Lab, NUMERIC4, TARGET};
 
 const CLIENT: [u8; 4] = [198, 19, 254, 1];
 /// A second address on the client's interface: the "second client".
 const SECOND_CLIENT: &str = "198.19.254.3";
-/// Hop 1, hop 2, hop 3 silent, hop 4: N = 4.
+/// Hop 1, hop 2, hop 3 silent, hop 4: N = 4, the first four hops of the
+/// lab's usual show.
 const HOPS: &str = "198.18.0.1,198.18.0.2,-,198.18.0.3";
-const NUMERIC: [Expected; 4] = [
-    Some(&["198.18.0.1"]),
-    Some(&["198.18.0.2"]),
-    None,
-    Some(&["198.18.0.3"]),
-];
+const NUMERIC: &[Expected] = NUMERIC4.split_at(4).0;
 /// Copies of each hostile packet.
 const COPIES: usize = 3;
 
@@ -183,8 +179,24 @@ fn case(name: &'static str, packet: Vec<u8>, expect: Expect) -> Case {
     }
 }
 
+/// `p` with its IP checksum broken.
+fn bad_checksum(mut p: Vec<u8>) -> Vec<u8> {
+    p[10] ^= 0x55;
+    p
+}
+
+/// `p` padded with zeros to `len` bytes on the wire.
+fn padded(mut p: Vec<u8>, len: usize) -> Vec<u8> {
+    p.resize(len, 0);
+    p
+}
+
+/// The cases, one a line: a table, kept out of rustfmt's way.
+#[rustfmt::skip]
 fn battery() -> Vec<Case> {
     use Expect::*;
+    // An ICMP error's quote: the IP header and 8 bytes of a UDP probe.
+    let quote = &udp(5)[..28];
     let mut cases = vec![
         // Controls: the capture sees answers when there are some.
         case("control_udp_hop1", udp(1), Answered("time_exceeded")),
@@ -193,278 +205,73 @@ fn battery() -> Vec<Case> {
         case("truncated_ip_12_bytes", udp(1)[..12].to_vec(), Filtered),
         case("truncated_ip_19_bytes", udp(1)[..19].to_vec(), Filtered),
         // Total length 60, 40 bytes on the wire.
-        case(
-            "truncated_below_total_length",
-            udp(1)[..40].to_vec(),
-            Dropped("truncated"),
-        ),
-        case(
-            "truncated_udp_header",
-            claiming(udp(1)[..24].to_vec(), 24),
-            Dropped("truncated"),
-        ),
-        case(
-            "truncated_icmp_header",
-            claiming(echo(1)[..24].to_vec(), 24),
-            Dropped("truncated"),
-        ),
-        case(
-            "truncated_tcp_header",
-            claiming(tcp(1, 0x02)[..32].to_vec(), 32),
-            Dropped("truncated"),
-        ),
+        case("truncated_below_total_length", udp(1)[..40].to_vec(), Dropped("truncated")),
+        case("truncated_udp_header", claiming(udp(1)[..24].to_vec(), 24), Dropped("truncated")),
+        case("truncated_icmp_header", claiming(echo(1)[..24].to_vec(), 24), Dropped("truncated")),
+        case("truncated_tcp_header", claiming(tcp(1, 0x02)[..32].to_vec(), 32), Dropped("truncated")),
         // TCP data offset 15 (60 bytes) in a 20-byte segment.
-        case(
-            "truncated_tcp_data_offset",
-            edited(tcp(1, 0x02), &[(32, 0xf0)]),
-            Dropped("truncated"),
-        ),
+        case("truncated_tcp_data_offset", edited(tcp(1, 0x02), &[(32, 0xf0)]), Dropped("truncated")),
         // Bad IHL.
-        case(
-            "ihl_0",
-            edited(udp(1), &[(0, 0x40)]),
-            Dropped("bad_header_length"),
-        ),
-        case(
-            "ihl_4",
-            edited(udp(1), &[(0, 0x44)]),
-            Dropped("bad_header_length"),
-        ),
-        case(
-            "ihl_15_in_a_short_packet",
-            edited(udp(1)[..40].to_vec(), &[(0, 0x4f)]),
-            Dropped("truncated"),
-        ),
-        case(
-            "version_5",
-            edited(udp(1), &[(0, 0x55)]),
-            Dropped("bad_version"),
-        ),
+        case("ihl_0", edited(udp(1), &[(0, 0x40)]), Dropped("bad_header_length")),
+        case("ihl_4", edited(udp(1), &[(0, 0x44)]), Dropped("bad_header_length")),
+        case("ihl_15_in_a_short_packet", edited(udp(1)[..40].to_vec(), &[(0, 0x4f)]), Dropped("truncated")),
+        case("version_5", edited(udp(1), &[(0, 0x55)]), Dropped("bad_version")),
         // The version nibble, not the frame's ethertype, picks the family:
         // these bytes are read as an IPv6 header to some other address.
-        case(
-            "version_6_in_an_ipv4_frame",
-            edited(udp(1), &[(0, 0x65)]),
-            Dropped("not_for_target"),
-        ),
-        case(
-            "total_length_below_header",
-            claiming(udp(1), 19),
-            Dropped("bad_total_length"),
-        ),
+        case("version_6_in_an_ipv4_frame", edited(udp(1), &[(0, 0x65)]), Dropped("not_for_target")),
+        case("total_length_below_header", claiming(udp(1), 19), Dropped("bad_total_length")),
         // Bad checksum.
-        case(
-            "bad_ip_checksum",
-            {
-                let mut p = udp(1);
-                p[10] ^= 0x55;
-                p
-            },
-            Dropped("bad_checksum"),
-        ),
+        case("bad_ip_checksum", bad_checksum(udp(1)), Dropped("bad_checksum")),
         // TCP data offset 4.
-        case(
-            "tcp_data_offset_4",
-            edited(tcp(1, 0x02), &[(32, 0x40)]),
-            Dropped("bad_tcp_header"),
-        ),
+        case("tcp_data_offset_4", edited(tcp(1, 0x02), &[(32, 0x40)]), Dropped("bad_tcp_header")),
         // IP options on a probe to hop 1. DESIGN.md does not say; a
         // router would answer the well-formed ones.
-        case(
-            "ip_options_nop",
-            with_options(udp(1), &[1, 1, 1, 1]),
-            Unanswered,
-        ),
-        case(
-            "ip_options_record_route",
-            with_options(udp(1), &[7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-            Unanswered,
-        ),
-        case(
-            "ip_options_lsrr",
-            with_options(udp(1), &[131, 7, 4, 198, 18, 0, 9, 1]),
-            Unanswered,
-        ),
-        case(
-            "ip_options_malformed_length",
-            with_options(udp(1), &[7, 255, 4, 0]),
-            Unanswered,
-        ),
+        case("ip_options_nop", with_options(udp(1), &[1, 1, 1, 1]), Unanswered),
+        case("ip_options_record_route", with_options(udp(1), &[7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Unanswered),
+        case("ip_options_lsrr", with_options(udp(1), &[131, 7, 4, 198, 18, 0, 9, 1]), Unanswered),
+        case("ip_options_malformed_length", with_options(udp(1), &[7, 255, 4, 0]), Unanswered),
         // Fragments: only the first may be answered.
-        case(
-            "fragment_middle",
-            edited(udp(1), &[(6, 0x20), (7, 185)]),
-            Dropped("fragment"),
-        ),
-        case(
-            "fragment_last",
-            edited(udp(1), &[(7, 185)]),
-            Dropped("fragment"),
-        ),
+        case("fragment_middle", edited(udp(1), &[(6, 0x20), (7, 185)]), Dropped("fragment")),
+        case("fragment_last", edited(udp(1), &[(7, 185)]), Dropped("fragment")),
         // ICMP errors and queries other than echo, on a fake hop and past it.
-        case(
-            "icmp_time_exceeded_hop1",
-            icmp(1, 11, 0, [0; 4], &udp(5)[..28]),
-            Dropped("icmp_error"),
-        ),
-        case(
-            "icmp_port_unreachable_hop1",
-            icmp(1, 3, 3, [0; 4], &udp(5)[..28]),
-            Dropped("icmp_error"),
-        ),
-        case(
-            "icmp_redirect_hop2",
-            icmp(2, 5, 1, [198, 18, 0, 9], &udp(5)[..28]),
-            Dropped("icmp_error"),
-        ),
-        case(
-            "icmp_param_problem_final",
-            icmp(64, 12, 0, [0; 4], &udp(5)[..28]),
-            Dropped("icmp_error"),
-        ),
-        case(
-            "icmp_source_quench_final",
-            icmp(64, 4, 0, [0; 4], &udp(5)[..28]),
-            Dropped("icmp_error"),
-        ),
-        case(
-            "icmp_unknown_type_hop1",
-            icmp(1, 200, 0, [0; 4], &payload(8)),
-            Dropped("icmp_error"),
-        ),
-        case(
-            "icmp_echo_reply_hop1",
-            icmp(1, 0, 0, [0x0b, 0x7a, 0, 3], &payload(32)),
-            Dropped("icmp_not_echo"),
-        ),
-        case(
-            "icmp_timestamp_hop1",
-            icmp(1, 13, 0, [0x0b, 0x7a, 0, 4], &[0; 12]),
-            Dropped("icmp_not_echo"),
-        ),
-        case(
-            "icmp_address_mask_hop1",
-            icmp(1, 17, 0, [0x0b, 0x7a, 0, 5], &[0; 4]),
-            Dropped("icmp_not_echo"),
-        ),
+        case("icmp_time_exceeded_hop1", icmp(1, 11, 0, [0; 4], quote), Dropped("icmp_error")),
+        case("icmp_port_unreachable_hop1", icmp(1, 3, 3, [0; 4], quote), Dropped("icmp_error")),
+        case("icmp_redirect_hop2", icmp(2, 5, 1, [198, 18, 0, 9], quote), Dropped("icmp_error")),
+        case("icmp_param_problem_final", icmp(64, 12, 0, [0; 4], quote), Dropped("icmp_error")),
+        case("icmp_source_quench_final", icmp(64, 4, 0, [0; 4], quote), Dropped("icmp_error")),
+        case("icmp_unknown_type_hop1", icmp(1, 200, 0, [0; 4], &payload(8)), Dropped("icmp_error")),
+        case("icmp_echo_reply_hop1", icmp(1, 0, 0, [0x0b, 0x7a, 0, 3], &payload(32)), Dropped("icmp_not_echo")),
+        case("icmp_timestamp_hop1", icmp(1, 13, 0, [0x0b, 0x7a, 0, 4], &[0; 12]), Dropped("icmp_not_echo")),
+        case("icmp_address_mask_hop1", icmp(1, 17, 0, [0x0b, 0x7a, 0, 5], &[0; 4]), Dropped("icmp_not_echo")),
         // Sources no one may answer.
-        case(
-            "source_limited_broadcast",
-            from(udp(1), [255, 255, 255, 255]),
-            Dropped("bad_source"),
-        ),
-        case(
-            "source_multicast",
-            from(udp(1), [224, 0, 0, 1]),
-            Dropped("bad_source"),
-        ),
-        case(
-            "source_multicast_final",
-            from(udp(64), [239, 1, 2, 3]),
-            Dropped("bad_source"),
-        ),
-        case(
-            "source_zero",
-            from(udp(1), [0, 0, 0, 0]),
-            Dropped("bad_source"),
-        ),
-        case(
-            "source_loopback",
-            from(udp(1), [127, 0, 0, 1]),
-            Dropped("bad_source"),
-        ),
-        case(
-            "source_class_e",
-            from(udp(1), [240, 0, 0, 1]),
-            Dropped("bad_source"),
-        ),
+        case("source_limited_broadcast", from(udp(1), [255, 255, 255, 255]), Dropped("bad_source")),
+        case("source_multicast", from(udp(1), [224, 0, 0, 1]), Dropped("bad_source")),
+        case("source_multicast_final", from(udp(64), [239, 1, 2, 3]), Dropped("bad_source")),
+        case("source_zero", from(udp(1), [0, 0, 0, 0]), Dropped("bad_source")),
+        case("source_loopback", from(udp(1), [127, 0, 0, 1]), Dropped("bad_source")),
+        case("source_class_e", from(udp(1), [240, 0, 0, 1]), Dropped("bad_source")),
         // The lab link's directed broadcast: only the routing table knows.
-        case(
-            "source_subnet_broadcast",
-            from(udp(1), [198, 19, 254, 255]),
-            Unanswered,
-        ),
-        case(
-            "destination_broadcast",
-            edited(udp(1), &[(16, 255), (17, 255), (18, 255), (19, 255)]),
-            Filtered,
-        ),
+        case("source_subnet_broadcast", from(udp(1), [198, 19, 254, 255]), Unanswered),
+        case("destination_broadcast", edited(udp(1), &[(16, 255), (17, 255), (18, 255), (19, 255)]), Filtered),
         // TTL 0.
         case("ttl_0_udp", edited(udp(0), &[]), Dropped("ttl_zero")),
         case("ttl_0_echo", edited(echo(0), &[]), Dropped("ttl_zero")),
         // UDP whose length field says 0 (an IPv4 UDP header is 8 bytes).
-        case(
-            "udp_length_field_0",
-            {
-                let mut p = udp(1);
-                p[24] = 0;
-                p[25] = 0;
-                p
-            },
-            Unanswered,
-        ),
+        case("udp_length_field_0", edited(udp(1), &[(24, 0), (25, 0)]), Unanswered),
         // UDP length field longer than the datagram.
-        case(
-            "udp_length_field_past_the_end",
-            {
-                let mut p = udp(1);
-                p[24] = 0x04;
-                p[25] = 0;
-                p
-            },
-            Unanswered,
-        ),
+        case("udp_length_field_past_the_end", edited(udp(1), &[(24, 0x04), (25, 0)]), Unanswered),
         // Oversized: total length 65535 on a 1500-byte frame.
-        case(
-            "oversized_total_length_claim",
-            claiming(
-                {
-                    let mut p = udp(1);
-                    p.resize(1500, 0);
-                    p
-                },
-                65535,
-            ),
-            Dropped("truncated"),
-        ),
+        case("oversized_total_length_claim", claiming(padded(udp(1), 1500), 65535), Dropped("truncated")),
         // Every protocol gets Time Exceeded at a fake hop, as from a
         // router (issue 16): SCTP, UDP-Lite, DCCP, GRE, an unassigned
         // number, ESP.
-        case(
-            "sctp_hop1",
-            edited(udp(1), &[(9, 132)]),
-            Answered("time_exceeded"),
-        ),
-        case(
-            "udplite_hop1",
-            edited(udp(1), &[(9, 136)]),
-            Answered("time_exceeded"),
-        ),
-        case(
-            "dccp_hop2",
-            edited(udp(2), &[(9, 33)]),
-            Answered("time_exceeded"),
-        ),
-        case(
-            "gre_hop4",
-            edited(udp(4), &[(9, 47)]),
-            Answered("time_exceeded"),
-        ),
-        case(
-            "protocol_253_hop1",
-            edited(udp(1), &[(9, 253)]),
-            Answered("time_exceeded"),
-        ),
-        case(
-            "esp_hop2",
-            edited(udp(2), &[(9, 50)]),
-            Answered("time_exceeded"),
-        ),
-        case(
-            "protocol_253_silent_hop3",
-            edited(udp(3), &[(9, 253)]),
-            Dropped("silent_hop"),
-        ),
+        case("sctp_hop1", edited(udp(1), &[(9, 132)]), Answered("time_exceeded")),
+        case("udplite_hop1", edited(udp(1), &[(9, 136)]), Answered("time_exceeded")),
+        case("dccp_hop2", edited(udp(2), &[(9, 33)]), Answered("time_exceeded")),
+        case("gre_hop4", edited(udp(4), &[(9, 47)]), Answered("time_exceeded")),
+        case("protocol_253_hop1", edited(udp(1), &[(9, 253)]), Answered("time_exceeded")),
+        case("esp_hop2", edited(udp(2), &[(9, 50)]), Answered("time_exceeded")),
+        case("protocol_253_silent_hop3", edited(udp(3), &[(9, 253)]), Dropped("silent_hop")),
         // Silent hop.
         case("udp_silent_hop3", udp(3), Dropped("silent_hop")),
     ];
@@ -483,11 +290,7 @@ fn battery() -> Vec<Case> {
     ] {
         cases.push(case(name, tcp(1, flags), Answered("time_exceeded")));
     }
-    cases.push(case(
-        "control_udp_hop1_again",
-        udp(1),
-        Answered("time_exceeded"),
-    ));
+    cases.push(case("control_udp_hop1_again", udp(1), Answered("time_exceeded")));
     cases
 }
 
@@ -607,6 +410,16 @@ fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
+/// The responder stops on SIGTERM, exits 0 and logs its counters.
+fn stops_cleanly(lab: &mut Lab, serve: usize) {
+    let status = lab.stop(serve, libc::SIGTERM);
+    let log = lab.serve_log(serve);
+    assert!(
+        status.success() && log.contains("stopping; counters"),
+        "{status}: {log}"
+    );
+}
+
 /// The tests here take turns: a flood must measure the responder against
 /// the generator on the machine's cores, not against another test's lab.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -709,13 +522,8 @@ fn hostile_packets_are_counted_by_reason_and_never_answered() {
 
     // The responder is still up, answers, and stops cleanly.
     let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
-    check_trace(&out, &NUMERIC, &[TARGET], 3);
-    let status = lab.stop(serve, libc::SIGTERM);
-    let log = lab.serve_log(serve);
-    assert!(
-        status.success() && log.contains("stopping; counters"),
-        "{status}: {log}"
-    );
+    check_trace(&out, NUMERIC, &[TARGET], 3);
+    stops_cleanly(&mut lab, serve);
     assert!(
         failures.is_empty(),
         "{} case(s) failed:\n{}\n\nall cases:\n{}",
@@ -799,7 +607,7 @@ fn flood_beside_a_traceroute(kind: &str, ttl: &str) {
     // probe, as at a real router under load (seen on a 2-core machine
     // busy with a build); then a second traceroute, still during the
     // flood, must be complete.
-    if std::panic::catch_unwind(|| check_trace(&trace, &NUMERIC, &[TARGET], 3)).is_err() {
+    if std::panic::catch_unwind(|| check_trace(&trace, NUMERIC, &[TARGET], 3)).is_err() {
         println!("first traceroute during the flood lost a probe:\n{trace}");
         trace = second_client();
     }
@@ -821,7 +629,7 @@ fn flood_beside_a_traceroute(kind: &str, ttl: &str) {
             "the traceroute outlived the flood ({trace_took:?})"
         ));
     }
-    if let Err(panic) = std::panic::catch_unwind(|| check_trace(&trace, &NUMERIC, &[TARGET], 3)) {
+    if let Err(panic) = std::panic::catch_unwind(|| check_trace(&trace, NUMERIC, &[TARGET], 3)) {
         let text = panic
             .downcast_ref::<String>()
             .cloned()
@@ -852,12 +660,7 @@ fn flood_beside_a_traceroute(kind: &str, ttl: &str) {
             "{answers} answers to one source, limit allows about {allowed}"
         ));
     }
-    let status = lab.stop(serve, libc::SIGTERM);
-    let log = lab.serve_log(serve);
-    assert!(
-        status.success() && log.contains("stopping; counters"),
-        "{status}: {log}"
-    );
+    stops_cleanly(&mut lab, serve);
     assert!(
         failures.is_empty(),
         "{}\nflood: {result}\ncounters: {d:?}",

@@ -11,86 +11,45 @@ mod util;
 
 use std::process::Command;
 use util::lab::{
-    check_mtr, check_trace, check_tracepath, routes, sh_ok, Lab, MESSAGE, NAMED4, NAMED6,
-    SERVER_ADDR, TARGET, TARGET6,
+    check_mtr, check_trace, check_tracepath, demo_pid, routes, runs_in_a_row, sh_ok,
+    troll_with_state, Lab, MESSAGE, MTR_REPORT, NAMED4, NAMED6, SERVER_ADDR, TARGET, TARGET6,
+    WAIT_MAX,
 };
 
 const TARGET6_NAMED: [&str; 2] = ["Target.Name", TARGET6];
-const RUNS: usize = 5;
 
-fn lab_serving_both() -> Lab {
-    let mut lab = Lab::new();
-    sh_ok(lab.troll().args([
-        "provision",
-        "--provider",
-        "local",
-        "--ipv6",
-        "--message",
-        MESSAGE,
-    ]));
-    lab.serve_with_dns();
-    lab
-}
-
+/// `program -6 FLAGS -w 3 -m 10 TARGET6` against the usual show, `RUNS`
+/// times.
 fn runs(program: &str, flags: &[&str]) {
-    let lab = lab_serving_both();
-    for run in 0..RUNS {
-        let mut args = vec!["-6"];
-        args.extend_from_slice(flags);
-        args.push(TARGET6);
-        let out = lab.client_run(program, &args);
-        println!("run {run}: {program} {args:?}\n{out}");
-        check_trace(&out, &NAMED6, &TARGET6_NAMED, 3);
-    }
-}
-
-#[test]
-fn traceroute6_udp() {
-    runs("traceroute", &["-w", "3", "-m", "10"]);
-}
-
-#[test]
-fn traceroute6_icmp() {
-    runs("traceroute", &["-I", "-w", "3", "-m", "10"]);
-}
-
-#[test]
-fn traceroute6_tcp() {
-    runs("traceroute", &["-T", "-w", "3", "-m", "10"]);
+    let lab = Lab::serving_names(true);
+    let args = [&["-6"][..], flags, &WAIT_MAX, &[TARGET6]].concat();
+    runs_in_a_row(&lab, program, &args, |out| {
+        check_trace(out, &NAMED6, &TARGET6_NAMED, 3)
+    });
 }
 
 fn mtr_runs(extra: &[&str]) {
-    let lab = lab_serving_both();
-    for run in 0..RUNS {
-        let mut args = vec!["-6", "-r", "-w", "-b", "-c", "3", "-i", "0.2", "-m", "10"];
-        args.extend_from_slice(extra);
-        args.push(TARGET6);
-        let out = lab.client_run("mtr", &args);
-        println!("run {run} mtr {args:?}:\n{out}");
-        check_mtr(&out, &NAMED6, &TARGET6_NAMED);
-    }
+    let lab = Lab::serving_names(true);
+    let args = [&["-6"][..], &MTR_REPORT, extra, &[TARGET6]].concat();
+    runs_in_a_row(&lab, "mtr", &args, |out| {
+        check_mtr(out, &NAMED6, &TARGET6_NAMED)
+    });
 }
 
-#[test]
-fn mtr6_icmp() {
-    mtr_runs(&[]);
-}
-
-#[test]
-fn mtr6_udp() {
-    mtr_runs(&["-u"]);
-}
-
-#[test]
-fn mtr6_tcp() {
-    mtr_runs(&["-T"]);
+crate::named_tests! {
+    traceroute6_udp: runs("traceroute", &[]);
+    traceroute6_icmp: runs("traceroute", &["-I"]);
+    traceroute6_tcp: runs("traceroute", &["-T"]);
+    mtr6_icmp: mtr_runs(&[]);
+    mtr6_udp: mtr_runs(&["-u"]);
+    mtr6_tcp: mtr_runs(&["-T"]);
 }
 
 /// Probes longer than a ring frame (1300 bytes, UDP and ICMPv6) come whole
 /// through the socket queue and get the same answers.
 #[test]
 fn traceroute6_long_probes() {
-    let lab = lab_serving_both();
+    let lab = Lab::serving_names(true);
     for flags in [
         ["-6", "-w", "3", "-m", "10"].as_slice(),
         &["-6", "-I", "-w", "3", "-m", "10"],
@@ -105,17 +64,16 @@ fn traceroute6_long_probes() {
 
 #[test]
 fn tracepath6() {
-    let lab = lab_serving_both();
-    for run in 0..RUNS {
-        let out = lab.client_run("tracepath", &["-6", "-b", "-m", "10", TARGET6]);
-        println!("run {run} tracepath -6:\n{out}");
-        check_tracepath(&out, &NAMED6, &TARGET6_NAMED);
-    }
+    let lab = Lab::serving_names(true);
+    let args = ["-6", "-b", "-m", "10", TARGET6];
+    runs_in_a_row(&lab, "tracepath", &args, |out| {
+        check_tracepath(out, &NAMED6, &TARGET6_NAMED)
+    });
 }
 
 #[test]
 fn one_host_name_shows_the_same_message_over_ipv4_and_ipv6() {
-    let lab = lab_serving_both();
+    let lab = Lab::serving_names(true);
     let v4 = lab.client_run("traceroute", &["-4", "-w", "3", "-m", "10", "troll.lab"]);
     check_trace(&v4, &NAMED4, &["Target.Name", TARGET], 3);
     let v6 = lab.client_run("traceroute", &["-6", "-w", "3", "-m", "10", "troll.lab"]);
@@ -147,14 +105,7 @@ fn the_host_keeps_working_and_everything_is_restored() {
         lab.sysctl_snapshot(),
         routes(&lab, &lab.server),
     );
-    sh_ok(lab.troll().args([
-        "provision",
-        "--provider",
-        "local",
-        "--ipv6",
-        "--message",
-        MESSAGE,
-    ]));
+    lab.provision_ipv6(MESSAGE);
     let serve = lab.serve_with_dns();
     assert!(
         lab.iptables_snapshot().contains("--hl-lt 6"),
@@ -206,9 +157,7 @@ print("udp6 ok")
 fn demo_ipv6() {
     util::lab::require_root();
     let state = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_troll"))
-        .arg("--state-dir")
-        .arg(state.path())
+    let out = troll_with_state(state.path())
         .args(["demo", "--ipv6", "--client", "traceroute"])
         .output()
         .unwrap();
@@ -227,19 +176,13 @@ fn demo_ipv6() {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
     let netns = sh_ok(Command::new("ip").args(["netns", "list"]));
-    let pid = text
-        .split("troll-")
-        .nth(1)
-        .and_then(|s| s.split('-').next())
-        .unwrap();
+    let pid = demo_pid(&text);
     assert!(!netns.contains(&format!("troll-{pid}-")), "{netns}");
     assert!(
         std::fs::read_dir(state.path()).unwrap().next().is_none(),
         "state left behind"
     );
-    let refused = Command::new(env!("CARGO_BIN_EXE_troll"))
-        .arg("--state-dir")
-        .arg(state.path())
+    let refused = troll_with_state(state.path())
         .args(["demo", "--ipv6", "--client", "tcptraceroute"])
         .output()
         .unwrap();

@@ -18,67 +18,27 @@
 
 mod util;
 
-use util::lab::{parse_traceroute, sh_ok, Expected, Lab, MESSAGE, NAMED4, NAMED6, TARGET, TARGET6};
-
-const RUNS: usize = 5;
-
-fn lab_serving_both() -> Lab {
-    let mut lab = Lab::new();
-    sh_ok(lab.troll().args([
-        "provision",
-        "--provider",
-        "local",
-        "--ipv6",
-        "--message",
-        MESSAGE,
-    ]));
-    lab.serve_with_dns();
-    lab
-}
-
-fn sorted(words: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = words.iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v
-}
+use util::lab::{
+    check_hops, parse_traceroute, runs_in_a_row, sh_ok, sorted, Expected, Lab, MESSAGE, NAMED4,
+    NAMED6, RUNS, TARGET, TARGET6,
+};
 
 /// Every fake hop exactly as expected with all 3 probes answered, then
 /// the target, named, with at least `min_target` of its 3 answered (the
 /// kernel answers it, rate-limited).
 fn check_router_trace(out: &str, hops: &[Expected], target: &[&str], min_target: usize) {
-    let parsed = parse_traceroute(out);
-    assert_eq!(parsed.len(), hops.len() + 1, "wrong number of hops:\n{out}");
-    for (i, expected) in hops.iter().enumerate() {
-        let got = &parsed[i];
-        assert_eq!(got.ttl, i + 1, "{out}");
-        match expected {
-            Some(words) => {
-                let mut shown = got.words.clone();
-                shown.sort();
-                assert_eq!(shown, sorted(words), "hop {}:\n{out}", i + 1);
-                assert_eq!((got.answered, got.lost), (3, 0), "hop {}:\n{out}", i + 1);
-            }
-            None => assert_eq!((got.answered, got.lost), (0, 3), "hop {}:\n{out}", i + 1),
-        }
-    }
-    let last = &parsed[hops.len()];
-    let mut shown = last.words.clone();
-    shown.sort();
-    assert_eq!(shown, sorted(target), "target:\n{out}");
+    let last = check_hops(out, hops, 3);
+    assert_eq!(last.sorted_words(), sorted(target), "target:\n{out}");
     assert!(last.answered >= min_target, "target:\n{out}");
 }
 
 fn traceroute_runs(flags: &[&str], min_target: usize) {
-    let lab = lab_serving_both();
+    let lab = Lab::serving_names(true);
     for (family, target, hops) in [("-4", TARGET, &NAMED4), ("-6", TARGET6, &NAMED6)] {
-        for run in 0..RUNS {
-            let mut args = vec![family];
-            args.extend_from_slice(flags);
-            args.extend(["-w", "3", "-m", "10", target]);
-            let out = lab.client_run("traceroute", &args);
-            println!("run {run}: traceroute {args:?}\n{out}");
-            check_router_trace(&out, hops, &["Target.Name", target], min_target);
-        }
+        let args = [&[family][..], flags, &["-w", "3", "-m", "10", target]].concat();
+        runs_in_a_row(&lab, "traceroute", &args, |out| {
+            check_router_trace(out, hops, &["Target.Name", target], min_target)
+        });
     }
 }
 
@@ -203,7 +163,7 @@ fn ack_prober(lab: &Lab, target: &str, flags: u8, max_ttl: usize) -> serde_json:
 /// comes back below the target; at the target, only the kernel's RST.
 #[test]
 fn raw_tcp_prober_sees_every_hop_and_no_early_rst() {
-    let lab = lab_serving_both();
+    let lab = Lab::serving_names(true);
     for (target, hops, te) in [(TARGET, &NAMED4, 11), (TARGET6, &NAMED6, 3)] {
         for (flags, name) in [(0x10u8, "ACK"), (0x01, "FIN"), (0x00, "NULL")] {
             for run in 0..RUNS {
@@ -258,7 +218,7 @@ fn name_of(address: &str) -> &'static str {
 /// with a TTL that counts the lines before it.
 #[test]
 fn ping_a_hop_address() {
-    let lab = lab_serving_both();
+    let lab = Lab::serving_names(true);
     for run in 0..RUNS {
         for (family, address, _, ttl) in hop_address_cases() {
             let out = lab.client_run(
@@ -282,7 +242,7 @@ fn ping_a_hop_address() {
 /// answered. A TCP SYN to a hop address is not answered (`* * *`).
 #[test]
 fn traceroute_to_a_hop_address() {
-    let lab = lab_serving_both();
+    let lab = Lab::serving_names(true);
     for run in 0..RUNS {
         for (family, address, before, _) in hop_address_cases() {
             let hops = if family == "-4" { &NAMED4 } else { &NAMED6 };
@@ -374,14 +334,7 @@ fn assert_between(times: &[f64], low: f64, high: f64, what: &str, out: &str) {
 #[test]
 fn hop_delay_shapes_the_round_trip_times() {
     let mut lab = Lab::new();
-    sh_ok(lab.troll().args([
-        "provision",
-        "--provider",
-        "local",
-        "--ipv6",
-        "--message",
-        MESSAGE,
-    ]));
+    lab.provision_ipv6(MESSAGE);
     let stored = sh_ok(
         lab.troll()
             .args(["set-message", MESSAGE, "--hop-delay", "20"]),

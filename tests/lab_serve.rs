@@ -8,37 +8,10 @@
 mod util;
 
 use util::lab::{
-    check_mtr, check_trace, check_tracepath, parse_traceroute, sh, sh_ok, Expected, Lab,
-    SERVER_ADDR, TARGET,
+    check_mtr, check_trace, check_tracepath, parse_traceroute, runs_in_a_row, sh, sh_ok, Lab,
+    AS_NOBODY, HOPS, MTR_REPORT, NAMED4, NAMED_TARGET, NUMERIC4, RUNS, SERVER_ADDR, TARGET,
+    WAIT_MAX,
 };
-
-/// Mixed case on purpose: clients must show it as written.
-const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
-const NAMED: [Expected; 5] = [
-    Some(&["Hop-One", "198.18.0.1"]),
-    Some(&["hop.two", "198.18.0.2"]),
-    None,
-    Some(&["HOP_three", "198.18.0.3"]),
-    Some(&["Hop-One", "198.18.0.1"]),
-];
-const NAMED_TARGET: [&str; 2] = ["Target.Name", TARGET];
-/// The same show, by address only (`serve --target --hops`).
-const HOPS: &str = "198.18.0.1,198.18.0.2,-,198.18.0.3,198.18.0.1";
-const NUMERIC: [Expected; 5] = [
-    Some(&["198.18.0.1"]),
-    Some(&["198.18.0.2"]),
-    None,
-    Some(&["198.18.0.3"]),
-    Some(&["198.18.0.1"]),
-];
-const RUNS: usize = 5;
-
-fn lab_serving_names() -> Lab {
-    let mut lab = Lab::new();
-    lab.provision(MESSAGE);
-    lab.serve_with_dns();
-    lab
-}
 
 fn lab_serving_flags() -> (Lab, usize) {
     let mut lab = Lab::new();
@@ -46,88 +19,41 @@ fn lab_serving_flags() -> (Lab, usize) {
     (lab, serve)
 }
 
+/// `program FLAGS -w 3 -m 10 TARGET` against the usual show, `RUNS` times.
 fn runs(program: &str, flags: &[&str]) {
-    let lab = lab_serving_names();
-    for run in 0..RUNS {
-        let mut args = flags.to_vec();
-        args.push(TARGET);
-        let out = lab.client_run(program, &args);
-        println!("run {run}: {program} {args:?}\n{out}");
-        check_trace(&out, &NAMED, &NAMED_TARGET, 3);
-    }
-}
-
-#[test]
-fn traceroute_udp() {
-    runs("traceroute", &["-w", "3", "-m", "10"]);
-}
-
-#[test]
-fn traceroute_icmp() {
-    runs("traceroute", &["-I", "-w", "3", "-m", "10"]);
-}
-
-#[test]
-fn traceroute_tcp() {
-    runs("traceroute", &["-T", "-w", "3", "-m", "10"]);
-}
-
-#[test]
-fn inetutils_traceroute_udp() {
-    runs(
-        "inetutils-traceroute",
-        &["--resolve-hostnames", "-w", "3", "-m", "10"],
-    );
-}
-
-#[test]
-fn inetutils_traceroute_icmp() {
-    runs(
-        "inetutils-traceroute",
-        &["--resolve-hostnames", "-I", "-w", "3", "-m", "10"],
-    );
-}
-
-#[test]
-fn tcptraceroute() {
-    runs("tcptraceroute", &["-w", "3", "-m", "10"]);
+    let lab = Lab::serving_names(false);
+    let args = [flags, &WAIT_MAX, &[TARGET]].concat();
+    runs_in_a_row(&lab, program, &args, |out| {
+        check_trace(out, &NAMED4, &NAMED_TARGET, 3)
+    });
 }
 
 fn mtr_runs(extra: &[&str]) {
-    let lab = lab_serving_names();
-    for run in 0..RUNS {
-        let mut args = vec!["-r", "-w", "-b", "-c", "3", "-i", "0.2", "-m", "10"];
-        args.extend_from_slice(extra);
-        args.push(TARGET);
-        let out = lab.client_run("mtr", &args);
-        println!("run {run} mtr {extra:?}:\n{out}");
-        check_mtr(&out, &NAMED, &NAMED_TARGET);
-    }
+    let lab = Lab::serving_names(false);
+    let args = [&MTR_REPORT[..], extra, &[TARGET]].concat();
+    runs_in_a_row(&lab, "mtr", &args, |out| {
+        check_mtr(out, &NAMED4, &NAMED_TARGET)
+    });
 }
 
-#[test]
-fn mtr_icmp() {
-    mtr_runs(&[]);
-}
-
-#[test]
-fn mtr_udp() {
-    mtr_runs(&["-u"]);
-}
-
-#[test]
-fn mtr_tcp() {
-    mtr_runs(&["-T"]);
+crate::named_tests! {
+    mtr_icmp: mtr_runs(&[]);
+    mtr_udp: mtr_runs(&["-u"]);
+    mtr_tcp: mtr_runs(&["-T"]);
+    traceroute_udp: runs("traceroute", &[]);
+    traceroute_icmp: runs("traceroute", &["-I"]);
+    traceroute_tcp: runs("traceroute", &["-T"]);
+    inetutils_traceroute_udp: runs("inetutils-traceroute", &["--resolve-hostnames"]);
+    inetutils_traceroute_icmp: runs("inetutils-traceroute", &["--resolve-hostnames", "-I"]);
+    tcptraceroute: runs("tcptraceroute", &[]);
 }
 
 #[test]
 fn tracepath() {
-    let lab = lab_serving_names();
-    for run in 0..RUNS {
-        let out = lab.client_run("tracepath", &["-b", "-m", "10", TARGET]);
-        println!("run {run} tracepath:\n{out}");
-        check_tracepath(&out, &NAMED, &NAMED_TARGET);
-    }
+    let lab = Lab::serving_names(false);
+    runs_in_a_row(&lab, "tracepath", &["-b", "-m", "10", TARGET], |out| {
+        check_tracepath(out, &NAMED4, &NAMED_TARGET)
+    });
 }
 
 #[test]
@@ -135,7 +61,7 @@ fn numeric_show_from_flags() {
     let (lab, _) = lab_serving_flags();
     for _ in 0..RUNS {
         let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
-        check_trace(&out, &NUMERIC, &[TARGET], 3);
+        check_trace(&out, &NUMERIC4, &[TARGET], 3);
     }
 }
 
@@ -164,7 +90,7 @@ fn routed_replies_show_the_same_trace() {
     ] {
         for _ in 0..RUNS {
             let out = lab.client_run("traceroute", args);
-            check_trace(&out, &NUMERIC, &[TARGET], 3);
+            check_trace(&out, &NUMERIC4, &[TARGET], 3);
         }
     }
 }
@@ -180,7 +106,7 @@ fn long_probes_get_the_same_trace() {
     ] {
         for _ in 0..RUNS {
             let out = lab.client_run("traceroute", args);
-            check_trace(&out, &NUMERIC, &[TARGET], 3);
+            check_trace(&out, &NUMERIC4, &[TARGET], 3);
         }
     }
 }
@@ -209,7 +135,7 @@ fn an_interface_flap_does_not_stop_serving() {
         let via = troll::lab::CLIENT_ADDR.to_string();
         ip(&["route", "replace", "default", "via", &via]);
         let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
-        check_trace(&out, &NUMERIC, &[TARGET], 3);
+        check_trace(&out, &NUMERIC4, &[TARGET], 3);
         let log = lab.serve_log(serve);
         assert!(log.contains("the interface went down"), "--rx {rx}:\n{log}");
         assert!(
@@ -232,7 +158,7 @@ fn the_server_traces_its_own_target() {
             .args(["60", "ip", "netns", "exec", &lab.server, "traceroute"])
             .args(args));
         let out = String::from_utf8_lossy(&out.stdout).into_owned();
-        check_trace(&out, &NUMERIC, &[TARGET], 3);
+        check_trace(&out, &NUMERIC4, &[TARGET], 3);
     }
 }
 
@@ -350,7 +276,7 @@ fn assert_threads_reduced(pid: u32) -> Vec<String> {
 /// before the drop and kept every capability (CapEff 000001fffeffffff).
 #[test]
 fn every_thread_keeps_only_net_caps_with_dns_and_after_a_reload() {
-    let mut lab = lab_serving_names();
+    let mut lab = Lab::serving_names(false);
     let serve = 0;
     let pid = lab.pid(serve);
     let threads = assert_threads_reduced(pid);
@@ -376,17 +302,7 @@ fn every_thread_keeps_only_net_caps_with_dns_and_after_a_reload() {
         "the DNS server answers after the drop"
     );
 
-    let out = sh_ok(lab.troll().args(["set-message", "Fresh.Start\nSecond"]));
-    assert!(out.contains("reloads the message now"), "{out}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !lab.serve_log(serve).contains("reloaded the show") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            lab.serve_log(serve)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    lab.set_message_live(serve, "Fresh.Start\nSecond");
     let after = assert_threads_reduced(pid);
     assert_eq!(
         after, threads,
@@ -465,7 +381,7 @@ fn sigkill_then_serve_cleans_up_and_two_serves_never_double_rules() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already being served"));
     assert_eq!(lab.iptables_snapshot(), rules);
     let out = lab.client_run("traceroute", &["-n", "-w", "3", "-m", "10", TARGET]);
-    check_trace(&out, &NUMERIC, &[TARGET], 3);
+    check_trace(&out, &NUMERIC4, &[TARGET], 3);
     lab.stop(second, libc::SIGTERM);
     assert!(!lab.iptables_snapshot().contains("TROLL"));
 }
@@ -492,12 +408,7 @@ fn serve_without_privilege_changes_nothing() {
     // setpriv drops every capability; troll must say so and touch nothing.
     let out = sh(lab
         .exec(&lab.server, "setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+        .args(AS_NOBODY)
         .arg(env!("CARGO_BIN_EXE_troll"))
         .args([
             "--state-dir",

@@ -6,7 +6,7 @@ mod util;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::process::Command;
-use util::{run, troll};
+use util::{run, run_ok, troll};
 
 /// Holds `deployment`'s serve lock as a running serve would, with `pid`
 /// written into it.
@@ -22,24 +22,45 @@ fn forge_serve_lock(state_dir: &std::path::Path, deployment: &str, pid: &str) ->
     lock
 }
 
-/// Checks that `child` was not signalled, then ends it.
-fn still_running_then_kill(child: &mut std::process::Child) {
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the bystander was not signalled"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+/// A state dir with the default deployment's message stored.
+fn state_with_a_message() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(troll(dir.path()).args(["set-message", "Hello\nWorld"]));
+    dir
+}
+
+/// A process that is not troll serve, whose pid the tests forge into
+/// troll's files; ended when dropped, also when a test fails.
+struct Bystander(std::process::Child);
+
+impl Bystander {
+    fn start() -> Bystander {
+        Bystander(Command::new("sleep").arg("60").spawn().unwrap())
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn assert_not_signalled(&mut self) {
+        let exited = self.0.try_wait().unwrap();
+        assert!(exited.is_none(), "the bystander was signalled: {exited:?}");
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Regression: teardown signalled whatever pid the lock file held.
 #[test]
 fn teardown_refuses_to_signal_a_lock_pid_that_is_not_troll_serve() {
-    let dir = tempfile::tempdir().unwrap();
-    let stored = run(troll(dir.path()).args(["set-message", "Hello\nWorld"]));
-    assert_eq!(stored.code, 0, "{}", stored.stderr);
-    let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
-    let pid = bystander.id().to_string();
+    let dir = state_with_a_message();
+    let mut bystander = Bystander::start();
+    let pid = bystander.pid().to_string();
     for forged in [pid.as_str(), "-1", "0", "garbage", "99999999999"] {
         let _lock = forge_serve_lock(dir.path(), "default", forged);
         let out = run(troll(dir.path()).arg("teardown"));
@@ -53,22 +74,19 @@ fn teardown_refuses_to_signal_a_lock_pid_that_is_not_troll_serve() {
         );
         assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     }
-    still_running_then_kill(&mut bystander);
+    bystander.assert_not_signalled();
     // Nothing was torn down meanwhile.
-    let status = run(troll(dir.path()).args(["status", "--json"]));
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    run_ok(troll(dir.path()).args(["status", "--json"]));
 }
 
 /// Regression: set-message cast the state's u32 pid `as i32` (4294967295
 /// became -1, every process) and signalled it.
 #[test]
 fn set_message_signals_no_process_the_state_names_falsely() {
-    let dir = tempfile::tempdir().unwrap();
-    let stored = run(troll(dir.path()).args(["set-message", "Hello\nWorld"]));
-    assert_eq!(stored.code, 0, "{}", stored.stderr);
-    let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
+    let dir = state_with_a_message();
+    let mut bystander = Bystander::start();
     let state_path = dir.path().join("state/default.json");
-    for forged in [u64::from(bystander.id()), u64::from(u32::MAX), 0] {
+    for forged in [u64::from(bystander.pid()), u64::from(u32::MAX), 0] {
         let mut state: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
         state["serve_pid"] = forged.into();
@@ -82,5 +100,5 @@ fn set_message_signals_no_process_the_state_names_falsely() {
             out.stderr
         );
     }
-    still_running_then_kill(&mut bystander);
+    bystander.assert_not_signalled();
 }

@@ -17,21 +17,45 @@ pub const TARGET6: &str = "2001:db8:19::1";
 pub const PREFIX: &str = "trltest";
 
 /// The lab's usual show: a repeated line (one address), a silent hop and
-/// the target's own name; with what traceroute shows for it per family.
+/// the target's own name; with what traceroute shows for it per family,
+/// named (`NAMED4`, `NAMED6`) or by address only (`NUMERIC4`, served from
+/// `HOPS`).
 pub const MESSAGE: &str = "Hop-One\nhop.two\n\nHOP_three\nHop-One\nTarget.Name";
-pub const NAMED4: [Expected; 5] = [
-    Some(&["Hop-One", "198.18.0.1"]),
-    Some(&["hop.two", "198.18.0.2"]),
-    None,
-    Some(&["HOP_three", "198.18.0.3"]),
-    Some(&["Hop-One", "198.18.0.1"]),
-];
-pub const NAMED6: [Expected; 5] = [
-    Some(&["Hop-One", "2001:db8:18::1"]),
-    Some(&["hop.two", "2001:db8:18::2"]),
-    None,
-    Some(&["HOP_three", "2001:db8:18::3"]),
-    Some(&["Hop-One", "2001:db8:18::1"]),
+pub const HOPS: &str = "198.18.0.1,198.18.0.2,-,198.18.0.3,198.18.0.1";
+pub const NAMED_TARGET: [&str; 2] = ["Target.Name", TARGET];
+
+/// The usual show's five hops on the addresses `PREFIX1`..`PREFIX3`,
+/// with the names `MESSAGE` gives them, or by address only.
+macro_rules! usual_show {
+    ($prefix:literal) => {
+        usual_show!($prefix; "Hop-One", "hop.two", "HOP_three")
+    };
+    ($prefix:literal; $($one:literal, $two:literal, $three:literal)?) => {
+        [
+            Some(&[$($one,)? concat!($prefix, "1")]),
+            Some(&[$($two,)? concat!($prefix, "2")]),
+            None,
+            Some(&[$($three,)? concat!($prefix, "3")]),
+            Some(&[$($one,)? concat!($prefix, "1")]),
+        ]
+    };
+}
+pub const NAMED4: [Expected; 5] = usual_show!("198.18.0.");
+pub const NAMED6: [Expected; 5] = usual_show!("2001:db8:18::");
+pub const NUMERIC4: [Expected; 5] = usual_show!("198.18.0.";);
+
+/// How many times in a row the lab tests run each client.
+pub const RUNS: usize = 5;
+/// A traceroute's wait (3 s) and highest TTL (10), as the lab tests run it.
+pub const WAIT_MAX: [&str; 4] = ["-w", "3", "-m", "10"];
+/// mtr in report mode with names and addresses, 3 probes per hop.
+pub const MTR_REPORT: [&str; 9] = ["-r", "-w", "-b", "-c", "3", "-i", "0.2", "-m", "10"];
+/// `setpriv` arguments that run a program as nobody with no capability.
+pub const AS_NOBODY: [&str; 4] = [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
 ];
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -59,6 +83,41 @@ pub fn sh_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The real `troll` with `--state-dir STATE`, in this (the host's)
+/// namespace, as `troll demo` runs.
+pub fn troll_with_state(state: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_troll"));
+    cmd.arg("--state-dir").arg(state);
+    cmd
+}
+
+/// The pid of a `troll demo` run, from its namespaces' names in what it
+/// printed (`troll-PID-client`).
+pub fn demo_pid(printed: &str) -> u32 {
+    printed
+        .split("troll-")
+        .nth(1)
+        .and_then(|s| s.split('-').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("the demo names its namespace:\n{printed}"))
+}
+
+/// Provisions a `static` deployment for the lab's target with
+/// `hop_addresses` and stores `message`, each step with a `troll`
+/// command from `troll`.
+pub fn provision_static(troll: impl Fn() -> Command, hop_addresses: &str, message: &str) {
+    sh_ok(troll().args([
+        "provision",
+        "--provider",
+        "static",
+        "--target",
+        TARGET,
+        "--hop-address",
+        hop_addresses,
+    ]));
+    sh_ok(troll().args(["set-message", message]));
 }
 
 /// Removes labs left behind by test processes that no longer run.
@@ -129,10 +188,57 @@ impl Lab {
     /// Provisions a local deployment with `message` (hops 198.18.0.1 and
     /// up, target 198.19.0.1).
     pub fn provision(&self, message: &str) {
+        self.provision_local(message, &[]);
+    }
+
+    /// The same over IPv4 and IPv6 (hops 2001:db8:18::1 and up, target
+    /// 2001:db8:19::1 too).
+    pub fn provision_ipv6(&self, message: &str) {
+        self.provision_local(message, &["--ipv6"]);
+    }
+
+    fn provision_local(&self, message: &str, extra: &[&str]) {
         sh_ok(
             self.troll()
-                .args(["provision", "--provider", "local", "--message", message]),
+                .args(["provision", "--provider", "local"])
+                .args(extra)
+                .args(["--message", message]),
         );
+    }
+
+    /// A lab serving the usual show (`MESSAGE`) with names, over IPv4 or,
+    /// with `ipv6`, over both families.
+    pub fn serving_names(ipv6: bool) -> Lab {
+        let mut lab = Lab::new();
+        if ipv6 {
+            lab.provision_ipv6(MESSAGE);
+        } else {
+            lab.provision(MESSAGE);
+        }
+        lab.serve_with_dns();
+        lab
+    }
+
+    /// `troll set-message MESSAGE` while serve `index` runs: it says serve
+    /// reloads, and serve logs the reload within 10 s.
+    pub fn set_message_live(&self, index: usize, message: &str) {
+        let out = sh_ok(self.troll().args(["set-message", message]));
+        assert!(out.contains("reloads the message now"), "{out}");
+        self.wait_for_log(index, "reloaded the show", Duration::from_secs(10));
+    }
+
+    /// Waits (up to `timeout`) until the log of serve `index` contains
+    /// `text`.
+    pub fn wait_for_log(&self, index: usize, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.serve_log(index).contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the serve log:\n{}",
+                self.serve_log(index)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Starts `troll serve ARGS` in the server namespace and waits until it
@@ -340,29 +446,32 @@ pub type Expected<'a> = Option<&'a [&'a str]>;
 /// and addresses and answers every probe, silent hops answer none, the
 /// target comes last and answers every probe.
 pub fn check_trace(output: &str, hops: &[Expected], target: &[&str], probes: usize) {
-    let parsed = parse_traceroute(output);
+    let last = check_hops(output, hops, probes);
+    assert_eq!(last.sorted_words(), sorted(target), "target:\n{output}");
+    assert_eq!((last.answered, last.lost), (probes, 0), "target:\n{output}");
+}
+
+/// Checks the hops of a trace as `check_trace` does and returns the line
+/// after them, the target's, for the caller to judge.
+pub fn check_hops(output: &str, hops: &[Expected], probes: usize) -> HopLine {
+    let mut parsed = parse_traceroute(output);
     assert_eq!(
         parsed.len(),
         hops.len() + 1,
         "wrong number of hops:\n{output}"
     );
     // Clients print "name (address)" or "address (name)": order is theirs.
-    let want = |w: &[&str]| {
-        let mut v = w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        v.sort();
-        v
-    };
-    let sorted = |w: &[String]| {
-        let mut v = w.to_vec();
-        v.sort();
-        v
-    };
     for (i, expected) in hops.iter().enumerate() {
         let got = &parsed[i];
         assert_eq!(got.ttl, i + 1, "{output}");
         match expected {
             Some(words) => {
-                assert_eq!(sorted(&got.words), want(words), "hop {}:\n{output}", i + 1);
+                assert_eq!(
+                    got.sorted_words(),
+                    sorted(words),
+                    "hop {}:\n{output}",
+                    i + 1
+                );
                 assert_eq!(
                     (got.answered, got.lost),
                     (probes, 0),
@@ -378,15 +487,33 @@ pub fn check_trace(output: &str, hops: &[Expected], target: &[&str], probes: usi
             ),
         }
     }
-    let last = &parsed[hops.len()];
-    assert_eq!(sorted(&last.words), want(target), "target:\n{output}");
-    assert_eq!((last.answered, last.lost), (probes, 0), "target:\n{output}");
+    parsed.pop().unwrap()
 }
 
-fn sorted(words: &[&str]) -> Vec<String> {
+impl HopLine {
+    /// The names and addresses shown, in sorted order.
+    pub fn sorted_words(&self) -> Vec<String> {
+        let mut v = self.words.clone();
+        v.sort();
+        v
+    }
+}
+
+/// `words` as owned strings, sorted.
+pub fn sorted(words: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = words.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
+}
+
+/// `program ARGS` from the client `RUNS` times in a row, each output
+/// printed and judged by `check`.
+pub fn runs_in_a_row(lab: &Lab, program: &str, args: &[&str], check: impl Fn(&str)) {
+    for run in 0..RUNS {
+        let out = lab.client_run(program, args);
+        println!("run {run}: {program} {args:?}\n{out}");
+        check(&out);
+    }
 }
 
 /// Checks mtr's report (run with `-b`: `N.|-- NAME (ADDR)  LOSS% ...`):

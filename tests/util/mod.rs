@@ -41,6 +41,13 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// Runs `cmd`, which must exit 0; its output otherwise in the failure.
+pub fn run_ok(cmd: &mut Command) -> Run {
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r
+}
+
 /// Compares `actual` with `tests/snapshots/NAME`; with
 /// `TROLL_UPDATE_SNAPSHOTS=1` writes it instead.
 pub fn snapshot(name: &str, actual: &str) {
@@ -64,3 +71,19 @@ pub fn snapshot(name: &str, actual: &str) {
 }
 pub mod internet;
 pub mod lab;
+
+/// One `#[test]` per row `NAME: EXPR;` that evaluates EXPR: for tests
+/// that differ only in their data, each keeping its own name (and any
+/// doc comment above its row).
+#[macro_export]
+macro_rules! named_tests {
+    ($($(#[$doc:meta])* $name:ident: $body:expr;)*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                $body;
+            }
+        )*
+    };
+}
