@@ -35,6 +35,10 @@ pub const DEFAULT_DNS_TTL: u32 = 60;
 pub struct WireShow {
     pub target: IpAddr,
     pub hops: Vec<Option<IpAddr>>,
+    /// `(local, public)` for the target and each named hop whose public
+    /// address differs (behind a 1:1 NAT): the responder's errors quote the
+    /// probe with the public one.
+    pub public: Vec<(IpAddr, IpAddr)>,
 }
 
 /// The shows to serve: from flags if given, else from the deployment.
@@ -60,6 +64,7 @@ pub fn wire_shows(
             Ok(vec![WireShow {
                 target: *target,
                 hops,
+                public: Vec::new(),
             }])
         }
         (None, Some(_)) => Err(Error::Usage("--hops needs --target".into())),
@@ -75,9 +80,18 @@ pub fn wire_shows(
                         Hop::Silent => None,
                     })
                     .collect();
+                let public = std::iter::once(show.target)
+                    .chain(show.hops.iter().filter_map(|hop| match hop {
+                        Hop::Named { address, .. } => Some(*address),
+                        Hop::Silent => None,
+                    }))
+                    .filter(|pair| pair.public != pair.local)
+                    .map(|pair| (pair.local, pair.public))
+                    .collect();
                 shows.push(WireShow {
                     target: show.target.local,
                     hops,
+                    public,
                 });
             }
             Ok(shows)
@@ -154,6 +168,7 @@ fn delay_settings(args: &ServeArgs, state: Option<&State>) -> DelaySettings {
 
 fn table(shows: &[WireShow]) -> Table {
     Table::router(shows.iter().map(|s| (s.target, s.hops.clone())))
+        .with_public(shows.iter().flat_map(|s| s.public.iter().copied()))
 }
 
 /// Removes what an earlier serve recorded and left behind (after a crash
@@ -480,6 +495,29 @@ mod tests {
                 .hops
                 .len(),
             2
+        );
+    }
+
+    #[test]
+    fn the_table_knows_the_public_addresses() {
+        let addr = |s: &str| s.parse::<IpAddr>().unwrap();
+        let shows = [WireShow {
+            target: addr("10.20.0.100"),
+            hops: vec![Some(addr("10.20.0.101")), None],
+            public: vec![
+                (addr("10.20.0.100"), addr("198.51.100.100")),
+                (addr("10.20.0.101"), addr("198.51.100.101")),
+            ],
+        }];
+        let table = table(&shows);
+        assert_eq!(
+            table.public(addr("10.20.0.100")),
+            Some(addr("198.51.100.100"))
+        );
+        // The hop address answers as an interface, quoting its own.
+        assert_eq!(
+            table.public(addr("10.20.0.101")),
+            Some(addr("198.51.100.101"))
         );
     }
 }

@@ -3,8 +3,12 @@
 //! to a public address get its private one as destination on the way in,
 //! packets from a private address get its public one as source on the way
 //! out. [`NatMode::Full`] also translates the header quoted in an ICMP
-//! error on the way out (its destination, and its checksum), as a NAT that
-//! knows ICMP does; [`NatMode::OuterOnly`] leaves the quote as it is.
+//! error on the way out (its destination, and its checksums) when that
+//! destination is a private address of the mapping, as a NAT that knows
+//! ICMP does: a quote that already holds the public address (troll's
+//! responder writes its errors so) passes as it is. [`NatMode::OuterOnly`]
+//! never touches the quote, so the kernel's own errors reach the client
+//! quoting the private address.
 //! Everything else (ARP, IPv6) passes untouched.
 //!
 //! One thread per direction, each in the NAT's namespace, reading and
@@ -12,6 +16,8 @@
 //! function [`translate`].
 
 use crate::error::{Error, Result};
+use crate::responder::decide::{adjust_checksum, pseudo_header_checksum};
+use etherparse::IpNumber;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,28 +50,6 @@ fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
-/// RFC 1624 incremental update of the checksum at `at` for a 4-byte
-/// field changing from `old` to `new`.
-fn adjust(bytes: &mut [u8], at: usize, old: [u8; 4], new: [u8; 4], udp: bool) {
-    let Some(field) = bytes.get(at..at + 2) else {
-        return;
-    };
-    let check = u16::from_be_bytes([field[0], field[1]]);
-    if udp && check == 0 {
-        return; // no checksum
-    }
-    let mut sum = u32::from(!check);
-    for i in [0, 2] {
-        sum += u32::from(!u16::from_be_bytes([old[i], old[i + 1]]));
-        sum += u32::from(u16::from_be_bytes([new[i], new[i + 1]]));
-    }
-    let mut result = !fold(sum);
-    if udp && result == 0 {
-        result = 0xffff;
-    }
-    bytes[at..at + 2].copy_from_slice(&result.to_be_bytes());
-}
-
 /// The full Internet checksum of `bytes`.
 fn checksum(bytes: &[u8]) -> u16 {
     let mut sum = 0u32;
@@ -81,8 +65,8 @@ fn checksum(bytes: &[u8]) -> u16 {
 }
 
 /// Rewrites the address at `at` of the IPv4 packet `ip` (12: source, 16:
-/// destination) and every checksum that covers it (IP header, TCP/UDP
-/// pseudo header). Returns whether it changed.
+/// destination) and every checksum that covers it (IP header, the pseudo
+/// header of TCP, UDP, UDP-Lite, DCCP). Returns whether it changed.
 fn rewrite(ip: &mut [u8], at: usize, pairs: &Pairs, to_local: bool) -> bool {
     let Some(addr) = ip.get(at..at + 4) else {
         return false;
@@ -101,13 +85,11 @@ fn rewrite(ip: &mut [u8], at: usize, pairs: &Pairs, to_local: bool) -> bool {
     };
     ip[at..at + 4].copy_from_slice(&new);
     let ihl = usize::from(ip[0] & 0x0f) * 4;
-    adjust(ip, 10, old, new, false);
+    adjust_checksum(ip, 10, &old, &new, false);
     let first_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
     if first_fragment {
-        match ip[9] {
-            6 => adjust(ip, ihl + 16, old, new, false),
-            17 => adjust(ip, ihl + 6, old, new, true),
-            _ => {}
+        if let Some((offset, zero_is_none)) = pseudo_header_checksum(IpNumber(ip[9]), false) {
+            adjust_checksum(ip, ihl + offset, &old, &new, zero_is_none);
         }
     }
     true
@@ -147,14 +129,14 @@ pub fn translate(frame: &mut [u8], direction: Direction, pairs: &Pairs, mode: Na
             if let Some((public, _)) = pairs.iter().find(|(_, local)| local.octets() == old) {
                 let new = public.octets();
                 quoted[inner_at..inner_at + 4].copy_from_slice(&new);
-                adjust(quoted, 10, old, new, false);
-                // And the quoted TCP/UDP checksum, whose pseudo header
+                adjust_checksum(quoted, 10, &old, &new, false);
+                // And the quoted transport checksum, whose pseudo header
                 // holds the destination, when the quote reaches it.
                 let inner_ihl = usize::from(quoted[0] & 0x0f) * 4;
-                match quoted[9] {
-                    6 => adjust(quoted, inner_ihl + 16, old, new, false),
-                    17 => adjust(quoted, inner_ihl + 6, old, new, true),
-                    _ => {}
+                if let Some((offset, zero_is_none)) =
+                    pseudo_header_checksum(IpNumber(quoted[9]), false)
+                {
+                    adjust_checksum(quoted, inner_ihl + offset, &old, &new, zero_is_none);
                 }
             }
             icmp[2..4].copy_from_slice(&[0, 0]);
@@ -383,18 +365,22 @@ mod tests {
     }
 
     /// A Time Exceeded from hop .101 quoting a probe to the target's
-    /// local address, as the responder writes it.
+    /// local address, as the kernel writes its errors.
     fn time_exceeded() -> Vec<u8> {
         let mut probe = udp_probe([198, 51, 100, 100]);
         translate(&mut probe, Direction::Inbound, &PAIRS, NatMode::Full);
-        let quoted = probe[14..].to_vec();
+        time_exceeded_quoting(&probe[14..])
+    }
+
+    /// A Time Exceeded from hop .101 quoting `quoted`.
+    fn time_exceeded_quoting(quoted: &[u8]) -> Vec<u8> {
         let builder = PacketBuilder::ethernet2([2; 6], [1; 6])
             .ipv4([10, 20, 0, 101], [100, 65, 1, 2], 64)
             .icmpv4(Icmpv4Type::TimeExceeded(
                 etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
             ));
         let mut out = Vec::new();
-        builder.write(&mut out, &quoted).unwrap();
+        builder.write(&mut out, quoted).unwrap();
         out
     }
 
@@ -436,6 +422,21 @@ mod tests {
         valid(&frame);
         assert_eq!(frame[14 + 12..14 + 16], [198, 51, 100, 101]);
         assert_eq!(icmp_ok(&frame), before);
+    }
+
+    /// The responder's own Time Exceeded already quotes the public
+    /// address: a full NAT finds no private one there and leaves the quote.
+    #[test]
+    fn full_nat_leaves_a_quote_with_the_public_destination() {
+        let quoted = udp_probe([198, 51, 100, 100])[14..].to_vec();
+        let frame = time_exceeded_quoting(&quoted);
+        for mode in [NatMode::Full, NatMode::OuterOnly] {
+            let mut out = frame.clone();
+            assert!(translate(&mut out, Direction::Outbound, &PAIRS, mode));
+            valid(&out);
+            assert_eq!(out[14 + 12..14 + 16], [198, 51, 100, 101]);
+            assert_eq!(icmp_ok(&out), quoted, "{mode:?}");
+        }
     }
 
     #[test]

@@ -88,6 +88,10 @@ struct Entry {
     hops: Box<[Option<IpAddr>]>,
     /// A hop address answering as a router interface, not a show's target.
     interface: bool,
+    /// The address clients send to when it is not `target` (behind a 1:1
+    /// NAT): the errors the responder sends quote the probe with it as the
+    /// destination. Of the target's family.
+    public: Option<IpAddr>,
 }
 
 /// A hop list with the hops of the other family than `target`'s silenced.
@@ -112,6 +116,7 @@ impl Table {
                     target,
                     hops: same_family(target, hops),
                     interface: false,
+                    public: None,
                 })
                 .collect(),
         }
@@ -140,9 +145,42 @@ impl Table {
             target,
             hops,
             interface: true,
+            public: None,
         }));
         all.sort_by_key(|entry| entry.target);
         Table { entries: all }
+    }
+
+    /// Gives the table the public address of each local one behind a 1:1
+    /// NAT, as `(local, public)` pairs. An ICMP error the responder sends
+    /// for a probe to `local` (a target or a hop address) then quotes the
+    /// probe with `public` as its destination, and the quoted IP header
+    /// checksum and transport checksum (UDP, TCP, UDP-Lite, DCCP; ICMPv6
+    /// and the mobility header on IPv6) adjusted as a NAT does it (RFC
+    /// 1624): the probe as the client sent it. A NAT that translates only
+    /// the outer header leaves the quote so, and clients match the quote to
+    /// their socket; one that also translates quotes finds no private
+    /// address in it and leaves it too. A pair of equal addresses, of two
+    /// families, or for an address not in the table changes nothing.
+    pub fn with_public(mut self, pairs: impl IntoIterator<Item = (IpAddr, IpAddr)>) -> Table {
+        for (local, public) in pairs {
+            if local == public || local.is_ipv4() != public.is_ipv4() {
+                continue;
+            }
+            if let Ok(i) = self
+                .entries
+                .binary_search_by_key(&local, |entry| entry.target)
+            {
+                self.entries[i].public = Some(public);
+            }
+        }
+        self
+    }
+
+    /// The public address the responder's errors quote for `local`, when
+    /// [`Table::with_public`] gave it one.
+    pub fn public(&self, local: IpAddr) -> Option<IpAddr> {
+        self.entry(local).and_then(|entry| entry.public)
     }
 
     /// True when `addr` is a hop address answering as a router interface.
@@ -417,6 +455,8 @@ struct AnswerV4<'a> {
     probe: &'a [u8],
     /// The probe's transport bytes (an echo request, for an echo reply).
     transport: &'a [u8],
+    /// How an error's quote differs from the probe (behind a 1:1 NAT).
+    requote: Option<Requote>,
 }
 
 struct AnswerV6<'a> {
@@ -427,8 +467,22 @@ struct AnswerV6<'a> {
     hop_limit: u8,
     /// The probe from its IPv6 header on, exactly its payload length.
     probe: &'a [u8],
-    /// The upper-layer bytes (an echo request, for an echo reply).
+    /// The upper-layer bytes (an echo request, for an echo reply), the
+    /// end of `probe`.
     transport: &'a [u8],
+    /// How an error's quote differs from the probe (behind a 1:1 NAT).
+    requote: Option<Requote>,
+}
+
+/// An error's quote behind a 1:1 NAT: the probe with `public`, the address
+/// the client sent to, as its destination ([`requote`]).
+struct Requote {
+    /// Of the probe's family.
+    public: IpAddr,
+    /// Where the probe's upper-layer header starts.
+    transport_at: usize,
+    /// The upper-layer protocol.
+    protocol: IpNumber,
 }
 
 /// Transport protocols a probe can use, after the checks that do not depend
@@ -540,6 +594,11 @@ fn classify_v4<'a>(
             identification: ip.identification(),
             probe,
             transport,
+            requote: entry.public.map(|public| Requote {
+                public,
+                transport_at: header_len,
+                protocol: ip.protocol(),
+            }),
         }))),
         // Table::new keeps only hop addresses of the target's family.
         Step::Answer { .. } => Err(DropReason::SilentHop),
@@ -621,6 +680,11 @@ fn classify_v6<'a>(
             hop_limit: ttl,
             probe,
             transport,
+            requote: entry.public.map(|public| Requote {
+                public,
+                transport_at: probe.len() - transport.len(),
+                protocol,
+            }),
         }))),
         // Table::new keeps only hop addresses of the target's family.
         Step::Answer { .. } => Err(DropReason::SilentHop),
@@ -893,7 +957,9 @@ fn echo_header(transport: &[u8]) -> IcmpEchoHeader {
 
 /// Writes an IPv4 reply into `out` and returns its length: IP header, ICMP
 /// header, then the probe quoted byte for byte up to `MAX_REPLY_V4` (an
-/// echo reply: the request's data, whose size decide checked).
+/// echo reply: the request's data, whose size decide checked). An error's
+/// quote carries the probe's public destination when the table knows one
+/// ([`requote`]).
 fn write_reply_v4(answer: &AnswerV4<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
     let (icmp_type, quote) = match answer.kind {
         ReplyKind::TimeExceeded => (
@@ -912,9 +978,11 @@ fn write_reply_v4(answer: &AnswerV4<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
             )
         }
     };
-    // Errors leave bytes 4..8 zero: no RFC 4884 length, nothing unused set.
-    let icmp = Icmpv4Header::with_checksum(icmp_type, quote).to_bytes();
     let len = REPLY_HEADERS_LEN_V4 + quote.len();
+    let (headers, body) = out.split_at_mut(REPLY_HEADERS_LEN_V4);
+    let body = write_quote(body, quote, answer.kind, answer.requote.as_ref());
+    // Errors leave bytes 4..8 zero: no RFC 4884 length, nothing unused set.
+    let icmp = Icmpv4Header::with_checksum(icmp_type, body).to_bytes();
     let mut ip = Ipv4Header {
         // len <= MAX_REPLY_V4, far below u16::MAX.
         total_len: len as u16,
@@ -930,16 +998,16 @@ fn write_reply_v4(answer: &AnswerV4<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
     ip.header_checksum = ip.calc_header_checksum();
     let ip = ip.to_bytes();
 
-    let (ip_out, rest) = out.split_at_mut(ip.len());
+    let (ip_out, icmp_out) = headers.split_at_mut(ip.len());
     ip_out.copy_from_slice(&ip);
-    let (icmp_out, rest) = rest.split_at_mut(icmp.len());
     icmp_out.copy_from_slice(&icmp);
-    rest[..quote.len()].copy_from_slice(quote);
     len
 }
 
 /// Writes an IPv6 reply into `out` and returns its length: IPv6 header,
-/// ICMPv6 header, then the probe quoted byte for byte up to `MAX_REPLY_V6`.
+/// ICMPv6 header, then the probe quoted byte for byte up to `MAX_REPLY_V6`;
+/// an error's quote carries the probe's public destination when the table
+/// knows one ([`requote`]).
 fn write_reply_v6(answer: &AnswerV6<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
     let (icmp_type, quote) = match answer.kind {
         ReplyKind::TimeExceeded => (
@@ -958,12 +1026,14 @@ fn write_reply_v6(answer: &AnswerV6<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
             )
         }
     };
+    let (headers, body) = out.split_at_mut(REPLY_HEADERS_LEN_V6);
+    let body = write_quote(body, quote, answer.kind, answer.requote.as_ref());
     let from = answer.from.octets();
     let to = answer.to.octets();
     // Both types leave bytes 4..8 zero (unused). The checksum covers the
     // pseudo-header; it only fails for a message over 4 GiB, and the quote
     // is at most MAX_QUOTE_V6 bytes.
-    let icmp = Icmpv6Header::with_checksum(icmp_type, from, to, quote)
+    let icmp = Icmpv6Header::with_checksum(icmp_type, from, to, body)
         .unwrap_or_else(|_| Icmpv6Header::new(icmp_type))
         .to_bytes();
     let payload_len = icmp.len() + quote.len();
@@ -979,12 +1049,110 @@ fn write_reply_v6(answer: &AnswerV6<'_>, out: &mut [u8; MAX_REPLY]) -> usize {
     }
     .to_bytes();
 
-    let (ip_out, rest) = out.split_at_mut(ip.len());
+    let (ip_out, icmp_out) = headers.split_at_mut(ip.len());
     ip_out.copy_from_slice(&ip);
-    let (icmp_out, rest) = rest.split_at_mut(icmp.len());
     icmp_out.copy_from_slice(&icmp);
-    rest[..quote.len()].copy_from_slice(quote);
     ip.len() + payload_len
+}
+
+/// Where the checksum of an upper-layer header that covers the IP
+/// pseudo-header (and so the destination address) sits in that header, and
+/// whether a zero there means "no checksum" (UDP, UDP-Lite): the fields a
+/// NAT's address change must adjust. ICMPv4, SCTP (CRC32c), GRE, ESP...
+/// have none.
+pub fn pseudo_header_checksum(protocol: IpNumber, v6: bool) -> Option<(usize, bool)> {
+    match protocol {
+        IpNumber::TCP => Some((16, false)),
+        IpNumber::UDP | IpNumber::UDP_LITE => Some((6, true)),
+        IpNumber::DCCP => Some((6, false)),
+        IpNumber::IPV6_ICMP if v6 => Some((2, false)),
+        IpNumber::MOBILITY_HEADER if v6 => Some((4, false)),
+        _ => None,
+    }
+}
+
+/// RFC 1624 (eqn. 3) update of the Internet checksum at `bytes[at..at +
+/// 2]` for a covered field that changed from `old` to `new` (of equal,
+/// even length): `HC' = ~(~HC + ~m + m')`. With `zero_is_none` (UDP) a
+/// zero checksum, "none", stays zero, and a result of zero is written as
+/// all ones. A checksum beyond `bytes` is left alone.
+pub fn adjust_checksum(bytes: &mut [u8], at: usize, old: &[u8], new: &[u8], zero_is_none: bool) {
+    let Some(field) = bytes.get_mut(at..at + 2) else {
+        return;
+    };
+    let check = u16::from_be_bytes([field[0], field[1]]);
+    if zero_is_none && check == 0 {
+        return;
+    }
+    let mut sum = u32::from(!check);
+    for (old, new) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        sum += u32::from(!u16::from_be_bytes([old[0], old[1]]));
+        sum += u32::from(u16::from_be_bytes([new[0], new[1]]));
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let mut result = !(sum as u16);
+    if zero_is_none && result == 0 {
+        result = 0xffff;
+    }
+    field.copy_from_slice(&result.to_be_bytes());
+}
+
+/// Copies `quote` to the start of `body` (a reply's bytes after its
+/// headers) and returns that part; an error's quote gets the probe's
+/// public destination when there is one ([`requote`]).
+fn write_quote<'o>(
+    body: &'o mut [u8],
+    quote: &[u8],
+    kind: ReplyKind,
+    how: Option<&Requote>,
+) -> &'o mut [u8] {
+    let body = &mut body[..quote.len()];
+    body.copy_from_slice(quote);
+    if let (Some(how), ReplyKind::TimeExceeded | ReplyKind::PortUnreachable) = (how, kind) {
+        requote(body, how);
+    }
+    body
+}
+
+/// Gives the quoted probe `quote` (the start of the probe as it arrived)
+/// the public destination of `how`, and adjusts the checksums that cover
+/// it: the IPv4 header's, and the upper layer's (see
+/// [`pseudo_header_checksum`]) when the quote reaches it. A 1:1 NAT
+/// changed exactly these on the way in, so the quote becomes the probe as
+/// the client sent it, byte for byte.
+fn requote(quote: &mut [u8], how: &Requote) {
+    let (v4, v6);
+    // The new destination, where the IP header holds it and (IPv4) its
+    // checksum.
+    let (public, destination, ip_checksum): (&[u8], _, _) = match how.public {
+        IpAddr::V4(a) => {
+            v4 = a.octets();
+            (&v4, 16..20, Some(10))
+        }
+        IpAddr::V6(a) => {
+            v6 = a.octets();
+            (&v6, 24..40, None)
+        }
+    };
+    let mut old = [0u8; 16];
+    let Some(old) = old.get_mut(..public.len()) else {
+        return;
+    };
+    match quote.get_mut(destination) {
+        Some(field) if field.len() == public.len() => {
+            old.copy_from_slice(field);
+            field.copy_from_slice(public);
+        }
+        _ => return,
+    }
+    if let Some(at) = ip_checksum {
+        adjust_checksum(quote, at, old, public, false);
+    }
+    if let Some((at, zero_is_none)) = pseudo_header_checksum(how.protocol, how.public.is_ipv6()) {
+        adjust_checksum(quote, how.transport_at + at, old, public, zero_is_none);
+    }
 }
 
 #[cfg(test)]
@@ -2845,6 +3013,372 @@ mod tests {
                 prop_assert_eq!(usize::from(reply[7]), 64usize.saturating_sub(hops.len()).max(1));
                 prop_assert_eq!(reply[40], 1);
             }
+        }
+    }
+}
+
+/// Errors behind a 1:1 NAT: the quote carries the probe's public
+/// destination, with its checksums adjusted, byte for byte the probe the
+/// client sent ([`Table::with_public`]).
+#[cfg(test)]
+mod public_quote_tests {
+    use super::*;
+    use crate::responder::fixture::{icmpv6_sum, ones_complement};
+    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+    use proptest::prelude::*;
+
+    const CLIENT: [u8; 4] = [192, 0, 2, 7];
+    const PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 100);
+    const HOP1_PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 101);
+    const HOP1: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 101);
+    const HOP2_PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 102);
+    const HOP2: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 102);
+
+    const V6_CLIENT: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+    const V6_PUBLIC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 0x100);
+    const V6_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0x20, 0, 0, 0, 0, 0x100);
+    const V6_HOP1_PUBLIC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x20, 0, 0, 0, 0, 0x101);
+    const V6_HOP1: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0x20, 0, 0, 0, 0, 0x101);
+    const V6_HOP2: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0x20, 0, 0, 0, 0, 0x102);
+
+    /// Two hops per family, hop addresses answering as interfaces, every
+    /// address behind the NAT but the second IPv6 hop.
+    fn table() -> Table {
+        let v4 = |a: Ipv4Addr| Some(IpAddr::V4(a));
+        let v6 = |a: Ipv6Addr| Some(IpAddr::V6(a));
+        Table::router([
+            (IpAddr::V4(LOCAL), vec![v4(HOP1), v4(HOP2)]),
+            (IpAddr::V6(V6_LOCAL), vec![v6(V6_HOP1), v6(V6_HOP2)]),
+        ])
+        .with_public([
+            (LOCAL.into(), PUBLIC.into()),
+            (HOP1.into(), HOP1_PUBLIC.into()),
+            (HOP2.into(), HOP2_PUBLIC.into()),
+            (V6_LOCAL.into(), V6_PUBLIC.into()),
+            (V6_HOP1.into(), V6_HOP1_PUBLIC.into()),
+        ])
+    }
+
+    fn no_port_open(_: IpAddr, _: u16) -> bool {
+        false
+    }
+
+    #[derive(Clone, Copy)]
+    enum Proto {
+        Udp,
+        Tcp,
+        Echo,
+    }
+
+    const PAYLOAD: &[u8] = b"@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_";
+
+    /// A probe from the client to `dst`, every checksum computed for `dst`.
+    fn v4(dst: Ipv4Addr, ttl: u8, proto: Proto, payload: &[u8]) -> Vec<u8> {
+        build(
+            PacketBuilder::ipv4(CLIENT, dst.octets(), ttl),
+            false,
+            proto,
+            payload,
+        )
+    }
+
+    fn v6(dst: Ipv6Addr, hop_limit: u8, proto: Proto, payload: &[u8]) -> Vec<u8> {
+        let ip = PacketBuilder::ipv6(V6_CLIENT, dst.octets(), hop_limit);
+        build(ip, true, proto, payload)
+    }
+
+    fn build(
+        ip: etherparse::PacketBuilderStep<etherparse::IpHeaders>,
+        v6: bool,
+        proto: Proto,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        match proto {
+            Proto::Udp => ip.udp(43001, 33434).write(&mut out, payload),
+            Proto::Tcp => ip
+                .tcp(43001, 80, 0x4a3e_29c1, 64240)
+                .syn()
+                .write(&mut out, payload),
+            Proto::Echo if v6 => ip.icmpv6_echo_request(0x0b7a, 3).write(&mut out, payload),
+            Proto::Echo => ip.icmpv4_echo_request(0x0b7a, 3).write(&mut out, payload),
+        }
+        .unwrap();
+        out
+    }
+
+    /// The reply to `received`, checked as a packet (sent to the client,
+    /// IP and ICMP checksums right): its source, ICMP type and the bytes
+    /// after the ICMP header.
+    fn reply(received: &[u8]) -> (IpAddr, u8, Vec<u8>) {
+        let mut out = [0u8; MAX_REPLY];
+        let Decision::Reply { len, to, .. } = decide(received, &table(), &no_port_open, &mut out)
+        else {
+            panic!("no reply to {received:02x?}");
+        };
+        let reply = &out[..len];
+        let (from, client, icmp_sum, icmp) = if received[0] >> 4 == 6 {
+            let ip = Ipv6HeaderSlice::from_slice(reply).unwrap();
+            let icmp = &reply[Ipv6Header::LEN..];
+            let sum = icmpv6_sum(ip.source(), ip.destination(), icmp);
+            (ip.source_addr().into(), V6_CLIENT.into(), sum, icmp)
+        } else {
+            let ip = Ipv4HeaderSlice::from_slice(reply).unwrap();
+            assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
+            let icmp = &reply[Ipv4Header::MIN_LEN..];
+            let client = IpAddr::from(CLIENT);
+            (ip.source_addr().into(), client, ones_complement(icmp), icmp)
+        };
+        assert_eq!(to, client);
+        assert_eq!(icmp_sum, 0, "ICMP checksum");
+        (from, icmp[0], icmp[8..].to_vec())
+    }
+
+    /// etherparse's own reading of a whole quoted probe: every checksum
+    /// right for its (public) destination.
+    fn assert_checksums_right(quote: &[u8]) {
+        let sliced = SlicedPacket::from_ip(quote).unwrap();
+        let (transport, v4_header, v6_header) = match sliced.net.as_ref().unwrap() {
+            etherparse::NetSlice::Ipv4(ip) => {
+                let header = ip.header().to_header();
+                assert_eq!(header.header_checksum, header.calc_header_checksum());
+                (sliced.transport.as_ref().unwrap(), Some(header), None)
+            }
+            etherparse::NetSlice::Ipv6(ip) => (
+                sliced.transport.as_ref().unwrap(),
+                None,
+                Some(ip.header().to_header()),
+            ),
+        };
+        match (transport, &v4_header, &v6_header) {
+            (TransportSlice::Udp(udp), Some(ip), _) => assert_eq!(
+                udp.checksum(),
+                udp.to_header()
+                    .calc_checksum_ipv4(ip, udp.payload())
+                    .unwrap()
+            ),
+            (TransportSlice::Udp(udp), _, Some(ip)) => assert_eq!(
+                udp.checksum(),
+                udp.to_header()
+                    .calc_checksum_ipv6(ip, udp.payload())
+                    .unwrap()
+            ),
+            (TransportSlice::Tcp(tcp), Some(ip), _) => {
+                let sum = tcp.calc_checksum_ipv4(ip.source, ip.destination).unwrap();
+                assert_eq!(tcp.checksum(), sum)
+            }
+            (TransportSlice::Tcp(tcp), _, Some(ip)) => {
+                let sum = tcp.calc_checksum_ipv6(ip.source, ip.destination).unwrap();
+                assert_eq!(tcp.checksum(), sum)
+            }
+            (TransportSlice::Icmpv4(icmp), _, _) => assert_eq!(
+                icmp.checksum(),
+                icmp.header().icmp_type.calc_checksum(icmp.payload())
+            ),
+            (TransportSlice::Icmpv6(icmp), _, Some(ip)) => assert_eq!(
+                icmp.checksum(),
+                icmp.header()
+                    .icmp_type
+                    .calc_checksum(ip.source, ip.destination, icmp.payload())
+                    .unwrap()
+            ),
+            _ => panic!("unexpected quote {quote:02x?}"),
+        }
+    }
+
+    #[test]
+    fn time_exceeded_quotes_the_probe_as_the_client_sent_it() {
+        for (proto, t, hop, v6_hop) in [
+            (Proto::Udp, 1, HOP1, V6_HOP1),
+            (Proto::Tcp, 2, HOP2, V6_HOP2),
+            (Proto::Echo, 1, HOP1, V6_HOP1),
+        ] {
+            // What the NAT delivers: the local destination, checksums
+            // right for it.
+            for (sent, received, hop, icmp_type) in [
+                (
+                    v4(PUBLIC, t, proto, PAYLOAD),
+                    v4(LOCAL, t, proto, PAYLOAD),
+                    IpAddr::V4(hop),
+                    11,
+                ),
+                (
+                    v6(V6_PUBLIC, t, proto, PAYLOAD),
+                    v6(V6_LOCAL, t, proto, PAYLOAD),
+                    IpAddr::V6(v6_hop),
+                    3,
+                ),
+            ] {
+                assert_ne!(sent, received);
+                let (from, got_type, quote) = reply(&received);
+                assert_eq!((from, got_type), (hop, icmp_type));
+                assert_eq!(quote, sent);
+                assert_checksums_right(&quote);
+            }
+        }
+    }
+
+    /// The exact bytes for one probe (computed apart from etherparse): a
+    /// UDP probe the client sent to 198.51.100.100 with TTL 1, as the NAT
+    /// delivers it to 10.20.0.100, and hop 1's Time Exceeded, which quotes
+    /// it with 198.51.100.100 again (quoted IP checksum 0x8d12, UDP
+    /// 0xf365, as sent).
+    #[test]
+    fn v4_udp_time_exceeded_exact_bytes() {
+        let received = crate::responder::fixture::hex(
+            "4500003c000040000111ad32c00002070a140064\
+             a7f9829a00281386\
+             404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f",
+        );
+        let expected = crate::responder::fixture::hex(
+            "45000058000000004001ae250a140065c0000207\
+             0b00e1d800000000\
+             4500003c0000400001118d12c0000207c6336464\
+             a7f9829a0028f365\
+             404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f",
+        );
+        let mut out = [0u8; MAX_REPLY];
+        let Decision::Reply { len, .. } = decide(&received, &table(), &no_port_open, &mut out)
+        else {
+            panic!("no reply");
+        };
+        assert_eq!(out[..len], expected);
+    }
+
+    /// Past the hops: the target's port unreachable quotes the public
+    /// target too (its source stays local: the NAT maps it).
+    #[test]
+    fn port_unreachable_from_the_target_quotes_the_public_target() {
+        for (sent, received, target, icmp_type) in [
+            (
+                v4(PUBLIC, 3, Proto::Udp, PAYLOAD),
+                v4(LOCAL, 3, Proto::Udp, PAYLOAD),
+                IpAddr::V4(LOCAL),
+                3,
+            ),
+            (
+                v6(V6_PUBLIC, 3, Proto::Udp, PAYLOAD),
+                v6(V6_LOCAL, 3, Proto::Udp, PAYLOAD),
+                IpAddr::V6(V6_LOCAL),
+                1,
+            ),
+        ] {
+            let (from, got_type, quote) = reply(&received);
+            assert_eq!((from, got_type), (target, icmp_type));
+            assert_eq!(quote, sent);
+        }
+    }
+
+    /// A trace to a hop address quotes that address's public one; its
+    /// echo reply (no quote) is the request's data as ever.
+    #[test]
+    fn hop_addresses_quote_their_own_public_address() {
+        let sent = v4(HOP2_PUBLIC, 1, Proto::Udp, PAYLOAD);
+        let (from, icmp_type, quote) = reply(&v4(HOP2, 1, Proto::Udp, PAYLOAD));
+        assert_eq!((from, icmp_type), (IpAddr::V4(HOP1), 11));
+        assert_eq!(quote, sent);
+        let (from, icmp_type, data) = reply(&v4(HOP2, 2, Proto::Echo, PAYLOAD));
+        assert_eq!((from, icmp_type), (IpAddr::V4(HOP2), 0));
+        assert_eq!(data, PAYLOAD);
+        // V6_HOP2 has no public address: its quote stays as received.
+        let received = v6(V6_HOP2, 1, Proto::Udp, PAYLOAD);
+        let (_, _, quote) = reply(&received);
+        assert_eq!(quote, received);
+    }
+
+    /// A quote cut at 576 bytes: the checksums are adjusted all the same,
+    /// as a NAT does without seeing the whole datagram.
+    #[test]
+    fn a_cut_quote_is_adjusted_too() {
+        let payload = [0x5au8; 1472];
+        let sent = v4(PUBLIC, 1, Proto::Udp, &payload);
+        let (_, _, quote) = reply(&v4(LOCAL, 1, Proto::Udp, &payload));
+        assert_eq!(quote.len(), MAX_QUOTE_V4);
+        assert_eq!(quote, sent[..MAX_QUOTE_V4]);
+        let sent = v6(V6_PUBLIC, 1, Proto::Tcp, &payload);
+        let (_, _, quote) = reply(&v6(V6_LOCAL, 1, Proto::Tcp, &payload));
+        assert_eq!(quote.len(), MAX_QUOTE_V6);
+        assert_eq!(quote, sent[..MAX_QUOTE_V6]);
+    }
+
+    /// A UDP datagram without checksum (zero, IPv4) keeps none.
+    #[test]
+    fn udp_without_checksum_keeps_none() {
+        let mut received = v4(LOCAL, 1, Proto::Udp, PAYLOAD);
+        received[26..28].copy_from_slice(&[0, 0]);
+        let mut sent = v4(PUBLIC, 1, Proto::Udp, PAYLOAD);
+        sent[26..28].copy_from_slice(&[0, 0]);
+        let (_, _, quote) = reply(&received);
+        assert_eq!(quote, sent);
+    }
+
+    /// UDP-Lite and DCCP carry a pseudo-header checksum at bytes 6..8;
+    /// SCTP (a CRC32c without one) is quoted with only the address and
+    /// the IP header checksum changed.
+    #[test]
+    fn other_protocols_with_a_pseudo_header_are_adjusted() {
+        for (protocol, checksum_at) in [(136u8, Some(6)), (33, Some(6)), (132, None)] {
+            let mut received = v4(LOCAL, 1, Proto::Udp, PAYLOAD);
+            received[9] = protocol;
+            crate::responder::fixture::fix_ipv4_checksum(&mut received);
+            let (_, _, quote) = reply(&received);
+            let mut expected = received.clone();
+            expected[16..20].copy_from_slice(&PUBLIC.octets());
+            crate::responder::fixture::fix_ipv4_checksum(&mut expected);
+            if let Some(at) = checksum_at {
+                // The same change as UDP's, whose sum covers the same
+                // pseudo-header.
+                let udp_sent = v4(PUBLIC, 1, Proto::Udp, PAYLOAD);
+                expected[20 + at..22 + at].copy_from_slice(&udp_sent[26..28]);
+            }
+            assert_eq!(quote, expected, "protocol {protocol}");
+        }
+    }
+
+    #[test]
+    fn with_public_ignores_what_it_cannot_use() {
+        let table = Table::new([(IpAddr::V4(LOCAL), vec![Some(IpAddr::V4(HOP1))])]).with_public([
+            (LOCAL.into(), V6_PUBLIC.into()),
+            (HOP1.into(), HOP1_PUBLIC.into()),
+            (HOP2.into(), HOP2_PUBLIC.into()),
+        ]);
+        assert_eq!(table.public(LOCAL.into()), None);
+        // HOP1 is no destination in a plain table.
+        assert_eq!(table.public(HOP1.into()), None);
+        assert_eq!(table.public(HOP2.into()), None);
+        let received = v4(LOCAL, 1, Proto::Udp, PAYLOAD);
+        let mut out = [0u8; MAX_REPLY];
+        let Decision::Reply { len, .. } = decide(&received, &table, &no_port_open, &mut out) else {
+            panic!("no reply");
+        };
+        assert_eq!(out[28..len], received);
+    }
+
+    proptest! {
+        /// The incremental update equals a full recomputation.
+        #[test]
+        fn adjust_checksum_matches_a_full_sum(
+            mut data in proptest::collection::vec(any::<u8>(), 24..64),
+            new in any::<[u8; 16]>(),
+            at in 0usize..4,
+        ) {
+            if data.len() % 2 == 1 {
+                data.pop();
+            }
+            let at = at * 2;
+            let field = 8..24;
+            let sum = |bytes: &[u8]| {
+                let mut b = bytes.to_vec();
+                b[at..at + 2].copy_from_slice(&[0, 0]);
+                ones_complement(&b)
+            };
+            let initial = sum(&data).to_ne_bytes();
+            data[at..at + 2].copy_from_slice(&initial);
+            let old = data[field.clone()].to_vec();
+            data[field.clone()].copy_from_slice(&new);
+            adjust_checksum(&mut data, at, &old, &new, false);
+            prop_assert_eq!(ones_complement(&data), 0);
         }
     }
 }
