@@ -477,6 +477,7 @@ mod tests {
             vec![WireShow {
                 target: ip("198.18.0.9"),
                 hops: vec![Some(ip("198.18.0.1")), None, Some(ip("198.18.0.3"))],
+                public: Vec::new(),
             }]
         );
         let err = shows(&["--target", "198.18.0.9", "--hops", "2001:db8::1,-"]).unwrap_err();
