@@ -16,7 +16,9 @@
 //! byte 0      flags: bit 0 the probe's own destination is the target,
 //!                    bit 1 every UDP port is open, bit 2 a second target
 //!                    of each family, bit 3 hop addresses answer as router
-//!                    interfaces (`Table::router`)
+//!                    interfaces (`Table::router`), bit 4 the target sits
+//!                    behind a 1:1 NAT (`Table::with_public`: errors quote
+//!                    the probe with its public destination)
 //! byte 1      number of fake hops N (0..=63)
 //! N bytes     hop i: 0 = silent; else an address of the packet's family
 //!             ending in b & 0x7f, or of the other family when b & 0x80
@@ -42,7 +44,10 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 mod decide;
 
-use decide::{decide, Decision, ReplyKind, Table, MAX_REPLY, MAX_REPLY_V4, MAX_REPLY_V6};
+use decide::{
+    decide, pseudo_header_checksum, Decision, ReplyKind, Table, MAX_REPLY, MAX_REPLY_V4,
+    MAX_REPLY_V6,
+};
 
 // The delay queue and per-line delays (std only), compiled in the same way.
 #[path = "../../src/responder/delay.rs"]
@@ -58,6 +63,9 @@ use fixture::{icmpv6_sum, ones_complement};
 /// The targets when the input does not take the probe's destination.
 const TARGET_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const TARGET_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+/// The target's public address when the input puts it behind a 1:1 NAT.
+const PUBLIC_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 200);
+const PUBLIC_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x200);
 /// IP header (no options or extensions) plus the 8-byte ICMP header.
 const REPLY_HEADERS_V4: usize = 28;
 const REPLY_HEADERS_V6: usize = 48;
@@ -77,6 +85,7 @@ struct Input<'a> {
     all_open: bool,
     second_targets: bool,
     router: bool,
+    behind_nat: bool,
     open_port: u16,
     packet: &'a [u8],
 }
@@ -126,6 +135,7 @@ impl<'a> Input<'a> {
             all_open: flags & 2 != 0,
             second_targets: flags & 4 != 0,
             router: flags & 8 != 0,
+            behind_nat: flags & 16 != 0,
             open_port: u16::from_be_bytes([port[0], port[1]]),
             packet,
         })
@@ -146,6 +156,15 @@ fuzz_target!(|data: &[u8]| {
         Table::router(entries)
     } else {
         Table::new(entries)
+    };
+    let table = if input.behind_nat {
+        let public = match input.target {
+            IpAddr::V4(_) => IpAddr::V4(PUBLIC_V4),
+            IpAddr::V6(_) => IpAddr::V6(PUBLIC_V6),
+        };
+        table.with_public([(input.target, public)])
+    } else {
+        table
     };
     let (all_open, open_port) = (input.all_open, input.open_port);
     let ports = move |_: IpAddr, port: u16| all_open || port == open_port;
@@ -390,7 +409,14 @@ fn check_reply_v4(answered: &Answered<'_>) {
                     "the target answered protocol {other:?}"
                 ),
             }
-            check_quote(reply, REPLY_HEADERS_V4, MAX_REPLY_V4, probe);
+            let public = answered
+                .table
+                .public(IpAddr::V4(probe_hdr.destination_addr()))
+                .map(|public| Translated {
+                    public,
+                    transport_at: Some((header_len, protocol)),
+                });
+            check_quote(reply, REPLY_HEADERS_V4, MAX_REPLY_V4, probe, public);
             (protocol == IpNumber::UDP).then(|| u16::from_be_bytes([transport[2], transport[3]]))
         }
         ReplyKind::EchoReply => {
@@ -423,15 +449,99 @@ fn check_addressed(to: IpAddr, probe_source: IpAddr, len: usize, probe_len: usiz
     );
 }
 
+/// A probe to a target behind a 1:1 NAT: its quote carries `public`.
+struct Translated {
+    public: IpAddr,
+    /// Where the upper layer starts and its protocol, when the probe shows
+    /// it plainly (IPv4; IPv6 without extension headers).
+    transport_at: Option<(usize, IpNumber)>,
+}
+
 /// The quote behind the reply's `headers` bytes: the probe's first bytes,
-/// byte for byte, as many as fit in a reply of `max` bytes.
-fn check_quote(reply: &[u8], headers: usize, max: usize, probe: &[u8]) {
+/// byte for byte, as many as fit in a reply of `max` bytes. Behind a 1:1
+/// NAT (`translated`) it differs in the destination, which is the public
+/// address, and in the checksums that cover it: the IPv4 header's, still
+/// valid, and one 16-bit word of the upper layer's, where its protocol
+/// keeps a pseudo-header checksum (anywhere in it when extension headers
+/// hide the protocol).
+fn check_quote(
+    reply: &[u8],
+    headers: usize,
+    max: usize,
+    probe: &[u8],
+    translated: Option<Translated>,
+) {
     let quote = &reply[headers..];
     assert_eq!(quote.len(), probe.len().min(max - headers), "quote length");
-    assert_eq!(
-        quote,
-        &probe[..quote.len()],
-        "the quote differs from the probe"
+    let probe = &probe[..quote.len()];
+    let Some(translated) = translated else {
+        assert_eq!(quote, probe, "the quote differs from the probe");
+        return;
+    };
+    let (public, destination, ip_checksum) = match translated.public {
+        IpAddr::V4(a) => (a.octets().to_vec(), 16..20, Some(10..12)),
+        IpAddr::V6(a) => (a.octets().to_vec(), 24..40, None),
+    };
+    assert_eq!(quote[destination.clone()], public[..], "quoted destination");
+    if ip_checksum.is_some() {
+        let header_len = usize::from(quote[0] & 0x0f) * 4;
+        assert_eq!(
+            ones_complement(&quote[..header_len]),
+            0,
+            "quoted IPv4 checksum"
+        );
+    }
+    let transport = translated.transport_at.and_then(|(at, protocol)| {
+        pseudo_header_checksum(protocol, translated.public.is_ipv6())
+            .map(|(off, zero_is_none)| (at + off, zero_is_none))
+    });
+    let transport_word = transport.map(|(at, _)| at);
+    if let Some((at, zero_is_none)) = transport.filter(|(at, _)| at + 2 <= quote.len()) {
+        // RFC 1624: the checksum moves with the address it covers, so
+        // ~C' + old address == ~C + new address (ones' complement, where
+        // 0 and 0xffff are one value); UDP's "no checksum" stays zero.
+        let word = |b: &[u8]| u16::from_be_bytes([b[at], b[at + 1]]);
+        let (before, after) = (word(probe), word(quote));
+        if zero_is_none && before == 0 {
+            assert_eq!(after, 0, "a zero UDP checksum was changed");
+        } else {
+            let sum = |c: u16, address: &[u8]| {
+                let s = ones_complement(&[&(!c).to_be_bytes()[..], address].concat());
+                // ones_complement returns the complemented sum; 0 and
+                // 0xffff are the same value.
+                if s == 0xffff {
+                    0
+                } else {
+                    s
+                }
+            };
+            assert_eq!(
+                sum(after, &probe[destination.clone()]),
+                sum(before, &public),
+                "the quoted transport checksum was not moved with the address"
+            );
+        }
+    }
+    // Where extension headers hide the upper layer, one word may differ
+    // anywhere after the IPv6 header; elsewhere only the transport's.
+    let mut unexplained = 0;
+    for i in (0..quote.len()).step_by(2) {
+        let word = i..(i + 2).min(quote.len());
+        let explained = quote[word.clone()] == probe[word]
+            || destination.contains(&i)
+            || ip_checksum.as_ref().is_some_and(|c| c.contains(&i))
+            || transport_word == Some(i);
+        if !explained {
+            unexplained += 1;
+            assert!(
+                translated.transport_at.is_none() && i >= 40,
+                "the quote differs from the probe at byte {i}"
+            );
+        }
+    }
+    assert!(
+        unexplained <= 1,
+        "the quote differs from the probe in {unexplained} words"
     );
 }
 
@@ -508,7 +618,16 @@ fn check_reply_v6(answered: &Answered<'_>) {
     let udp_port = match kind {
         ReplyKind::TimeExceeded | ReplyKind::PortUnreachable => {
             // Without extension headers the probe kind is plain to see.
-            check_quote(reply, REPLY_HEADERS_V6, MAX_REPLY_V6, probe);
+            // Behind extension headers the upper layer is decide's to find.
+            let next = probe_hdr.next_header();
+            let public = answered
+                .table
+                .public(IpAddr::V6(probe_hdr.destination_addr()))
+                .map(|public| Translated {
+                    public,
+                    transport_at: (!next.is_ipv6_ext_header_value()).then_some((40, next)),
+                });
+            check_quote(reply, REPLY_HEADERS_V6, MAX_REPLY_V6, probe, public);
             let transport = &probe[40..];
             let next = probe_hdr.next_header();
             match next {
