@@ -2,7 +2,10 @@
 //! 198.18.0.0/15 (RFC 2544), for the network-namespace lab that `troll
 //! demo` and the tests build. Nothing outside this machine ever sees them.
 
-use crate::{AddressPair, AddressRequest, Error, Family, Provider, ProviderKind, Result};
+use crate::{
+    AddressPair, AddressRequest, Error, Family, Journal, Provider, ProviderKind, ProvisionPlan,
+    Provisioned, PtrRecord, PtrReport, Result, TeardownReport,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The lab's target: the server's address that clients trace to.
@@ -29,12 +32,11 @@ impl LocalProvider {
     }
 }
 
-impl Provider for LocalProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Local
-    }
-
-    fn allocate(&mut self, request: AddressRequest) -> Result<Vec<AddressPair>> {
+impl LocalProvider {
+    /// Hop address pairs: `request.ipv4` IPv4 pairs counting up from
+    /// [`FIRST_HOP_V4`], then `request.ipv6` IPv6 pairs in
+    /// [`HOP_PREFIX_V6`].
+    pub fn allocate(&self, request: AddressRequest) -> Result<Vec<AddressPair>> {
         if request.ipv4.max(request.ipv6) > MAX_HOPS {
             return Err(Error::Invalid {
                 detail: format!("the lab range holds at most {MAX_HOPS} hop addresses"),
@@ -49,7 +51,8 @@ impl Provider for LocalProvider {
         Ok(v4.chain(v6).collect())
     }
 
-    fn targets(&self) -> Vec<AddressPair> {
+    /// The target's address pairs, one per family the deployment serves.
+    pub fn targets(&self) -> Vec<AddressPair> {
         self.families
             .iter()
             .map(|f| match f {
@@ -58,14 +61,44 @@ impl Provider for LocalProvider {
             })
             .collect()
     }
+}
+
+/// The lab's addresses are fixed and configured by the lab itself: no call,
+/// nothing in the journal, no reverse DNS to publish (troll's DNS server
+/// answers for them).
+#[async_trait::async_trait(?Send)]
+impl Provider for LocalProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Local
+    }
 
     fn publishes_ptr(&self) -> bool {
         false
     }
 
-    fn release(&mut self) -> Result<()> {
+    async fn plan(&self, _: &dyn Journal, _: AddressRequest) -> Result<Option<ProvisionPlan>> {
+        Ok(None)
+    }
+
+    async fn provision(&self, _: &mut dyn Journal, request: AddressRequest) -> Result<Provisioned> {
+        Ok(Provisioned {
+            addresses: self.allocate(request)?,
+            targets: self.targets(),
+            ..Provisioned::default()
+        })
+    }
+
+    async fn set_ptrs(&self, _: &mut dyn Journal, _: &[PtrRecord]) -> Result<PtrReport> {
+        Ok(PtrReport::default())
+    }
+
+    async fn status(&self, _: &dyn Journal, _: &[IpAddr]) -> Result<Vec<(IpAddr, Option<String>)>> {
+        Ok(Vec::new())
+    }
+
+    async fn teardown(&self, _: &mut dyn Journal) -> Result<TeardownReport> {
         // The lab's namespaces go with the lab; nothing is held elsewhere.
-        Ok(())
+        Ok(TeardownReport::default())
     }
 }
 
@@ -75,7 +108,7 @@ mod tests {
 
     #[test]
     fn counts_up_from_the_first_hop() {
-        let mut p = LocalProvider::new(&[Family::Ipv4]);
+        let p = LocalProvider::new(&[Family::Ipv4]);
         let got = p.allocate(AddressRequest { ipv4: 3, ipv6: 1 }).unwrap();
         let text: Vec<String> = got.iter().map(ToString::to_string).collect();
         assert_eq!(

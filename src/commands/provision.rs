@@ -86,9 +86,10 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             let hops = all_pairs(&args.hop_address);
             let count = |family| hops.iter().filter(|p| p.family() == family).count();
             let (v4, v6) = (count(Family::Ipv4), count(Family::Ipv6));
-            let mut provider = StaticProvider::new(all_pairs(&args.target), hops)?;
-            let addresses = provider.allocate(AddressRequest { ipv4: v4, ipv6: v6 })?;
-            (provider.targets(), addresses)
+            let provider = StaticProvider::new(all_pairs(&args.target), hops)?;
+            let request = AddressRequest { ipv4: v4, ipv6: v6 };
+            let out = crate::cloud::block_on(provider.provision(&mut locked, request))??;
+            (out.targets, out.addresses)
         }
         ProviderKind::Local => {
             if !args.target.is_empty() || !args.hop_address.is_empty() {
@@ -107,12 +108,13 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
             } else {
                 &[Family::Ipv4]
             };
-            let mut provider = LocalProvider::new(families);
-            let addresses = provider.allocate(AddressRequest {
+            let provider = LocalProvider::new(families);
+            let request = AddressRequest {
                 ipv4: count,
                 ipv6: if ipv6 { count } else { 0 },
-            })?;
-            (provider.targets(), addresses)
+            };
+            let out = crate::cloud::block_on(provider.provision(&mut locked, request))??;
+            (out.targets, out.addresses)
         }
         ProviderKind::Vultr => {
             let instance = crate::cloud::vultr_instance(
