@@ -267,3 +267,65 @@ pub trait Provider {
     /// Gives back everything the journal says this provider created.
     async fn teardown(&self, journal: &mut dyn Journal) -> Result<TeardownReport>;
 }
+
+/// Validated settings for one provider: what [`build`] needs to make it.
+/// Credentials are not in here: Vultr's key comes from `VULTR_API_KEY`,
+/// AWS's from the SDK's default chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderSettings {
+    /// The lab: a target per family in `families`.
+    Local { families: Vec<Family> },
+    /// The operator's own addresses.
+    Static {
+        targets: Vec<AddressPair>,
+        hops: Vec<AddressPair>,
+    },
+    /// A Vultr instance.
+    Vultr {
+        instance: String,
+        deployment: String,
+        options: vultr::Options,
+    },
+    /// An EC2 instance, with the Route 53 hosted zone troll writes the
+    /// forward records into, if any.
+    Aws {
+        settings: aws::AwsSettings,
+        route53_zone: Option<String>,
+    },
+}
+
+impl ProviderSettings {
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            ProviderSettings::Local { .. } => ProviderKind::Local,
+            ProviderSettings::Static { .. } => ProviderKind::Static,
+            ProviderSettings::Vultr { .. } => ProviderKind::Vultr,
+            ProviderSettings::Aws { .. } => ProviderKind::Aws,
+        }
+    }
+}
+
+/// The one place that knows every provider: builds the one `settings`
+/// names, checking them (static addresses, Vultr ids, AWS's instance and
+/// zone) before any change anywhere.
+pub async fn build(settings: ProviderSettings) -> Result<Box<dyn Provider>> {
+    Ok(match settings {
+        ProviderSettings::Local { families } => Box::new(LocalProvider::new(&families)),
+        ProviderSettings::Static { targets, hops } => Box::new(StaticProvider::new(targets, hops)?),
+        ProviderSettings::Vultr {
+            instance,
+            deployment,
+            options,
+        } => Box::new(vultr::Vultr::from_env(&instance, &deployment)?.with_options(options)),
+        ProviderSettings::Aws {
+            settings,
+            route53_zone,
+        } => {
+            let provider = aws::AwsProvider::connect(settings).await?;
+            Box::new(match route53_zone {
+                Some(zone) => provider.with_route53_zone(&zone).await?,
+                None => provider,
+            })
+        }
+    })
+}
