@@ -268,6 +268,49 @@ pub trait Provider {
     async fn teardown(&self, journal: &mut dyn Journal) -> Result<TeardownReport>;
 }
 
+/// A provider whose addresses are fixed when it is built (local, static):
+/// it makes no call, records nothing in the journal, publishes no reverse
+/// names (troll's DNS server or an exported zone does) and holds nothing to
+/// give back: the lab's namespaces go with the lab, the operator's addresses
+/// stay the operator's.
+pub(crate) trait FixedAddresses {
+    const KIND: ProviderKind;
+
+    /// The targets and the hop pairs `request` asks for.
+    fn provisioned(&self, request: AddressRequest) -> Result<Provisioned>;
+}
+
+#[async_trait::async_trait(?Send)]
+impl<T: FixedAddresses> Provider for T {
+    fn kind(&self) -> ProviderKind {
+        T::KIND
+    }
+
+    fn publishes_ptr(&self) -> bool {
+        false
+    }
+
+    async fn plan(&self, _: &dyn Journal, _: AddressRequest) -> Result<Option<ProvisionPlan>> {
+        Ok(None)
+    }
+
+    async fn provision(&self, _: &mut dyn Journal, request: AddressRequest) -> Result<Provisioned> {
+        self.provisioned(request)
+    }
+
+    async fn set_ptrs(&self, _: &mut dyn Journal, _: &[PtrRecord]) -> Result<PtrReport> {
+        Ok(PtrReport::default())
+    }
+
+    async fn status(&self, _: &dyn Journal, _: &[IpAddr]) -> Result<Vec<(IpAddr, Option<String>)>> {
+        Ok(Vec::new())
+    }
+
+    async fn teardown(&self, _: &mut dyn Journal) -> Result<TeardownReport> {
+        Ok(TeardownReport::default())
+    }
+}
+
 /// Validated settings for one provider: what [`build`] needs to make it.
 /// Credentials are not in here: Vultr's key comes from `VULTR_API_KEY`,
 /// AWS's from the SDK's default chain.

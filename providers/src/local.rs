@@ -3,8 +3,7 @@
 //! demo` and the tests build. Nothing outside this machine ever sees them.
 
 use crate::{
-    AddressPair, AddressRequest, Error, Family, Journal, Provider, ProviderKind, ProvisionPlan,
-    Provisioned, PtrRecord, PtrReport, Result, TeardownReport,
+    AddressPair, AddressRequest, Error, Family, FixedAddresses, ProviderKind, Provisioned, Result,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -66,39 +65,15 @@ impl LocalProvider {
 /// The lab's addresses are fixed and configured by the lab itself: no call,
 /// nothing in the journal, no reverse DNS to publish (troll's DNS server
 /// answers for them).
-#[async_trait::async_trait(?Send)]
-impl Provider for LocalProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Local
-    }
+impl FixedAddresses for LocalProvider {
+    const KIND: ProviderKind = ProviderKind::Local;
 
-    fn publishes_ptr(&self) -> bool {
-        false
-    }
-
-    async fn plan(&self, _: &dyn Journal, _: AddressRequest) -> Result<Option<ProvisionPlan>> {
-        Ok(None)
-    }
-
-    async fn provision(&self, _: &mut dyn Journal, request: AddressRequest) -> Result<Provisioned> {
+    fn provisioned(&self, request: AddressRequest) -> Result<Provisioned> {
         Ok(Provisioned {
             addresses: self.allocate(request)?,
             targets: self.targets(),
             ..Provisioned::default()
         })
-    }
-
-    async fn set_ptrs(&self, _: &mut dyn Journal, _: &[PtrRecord]) -> Result<PtrReport> {
-        Ok(PtrReport::default())
-    }
-
-    async fn status(&self, _: &dyn Journal, _: &[IpAddr]) -> Result<Vec<(IpAddr, Option<String>)>> {
-        Ok(Vec::new())
-    }
-
-    async fn teardown(&self, _: &mut dyn Journal) -> Result<TeardownReport> {
-        // The lab's namespaces go with the lab; nothing is held elsewhere.
-        Ok(TeardownReport::default())
     }
 }
 

@@ -3,8 +3,7 @@
 //! distinct, and leaves PTRs to troll's own DNS server or an exported zone.
 
 use crate::{
-    AddressPair, AddressRequest, Error, Family, Journal, Provider, ProviderKind, ProvisionPlan,
-    Provisioned, PtrRecord, PtrReport, Result, TeardownReport,
+    AddressPair, AddressRequest, Error, Family, FixedAddresses, ProviderKind, Provisioned, Result,
 };
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -93,39 +92,15 @@ impl StaticProvider {
 /// The operator's addresses: nothing is created, recorded or released,
 /// and the reverse names are the operator's to publish (troll's DNS server
 /// or an exported zone).
-#[async_trait::async_trait(?Send)]
-impl Provider for StaticProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Static
-    }
+impl FixedAddresses for StaticProvider {
+    const KIND: ProviderKind = ProviderKind::Static;
 
-    fn publishes_ptr(&self) -> bool {
-        false
-    }
-
-    async fn plan(&self, _: &dyn Journal, _: AddressRequest) -> Result<Option<ProvisionPlan>> {
-        Ok(None)
-    }
-
-    async fn provision(&self, _: &mut dyn Journal, request: AddressRequest) -> Result<Provisioned> {
+    fn provisioned(&self, request: AddressRequest) -> Result<Provisioned> {
         Ok(Provisioned {
             addresses: self.allocate(request)?,
             targets: self.targets(),
             ..Provisioned::default()
         })
-    }
-
-    async fn set_ptrs(&self, _: &mut dyn Journal, _: &[PtrRecord]) -> Result<PtrReport> {
-        Ok(PtrReport::default())
-    }
-
-    async fn status(&self, _: &dyn Journal, _: &[IpAddr]) -> Result<Vec<(IpAddr, Option<String>)>> {
-        Ok(Vec::new())
-    }
-
-    async fn teardown(&self, _: &mut dyn Journal) -> Result<TeardownReport> {
-        // The operator's addresses stay the operator's.
-        Ok(TeardownReport::default())
     }
 }
 
