@@ -1,13 +1,17 @@
-//! The bridge between the synchronous commands and the async cloud
-//! providers (Vultr's API, AWS's EC2): building a provider from a
-//! deployment's state, running its calls on a small runtime, and the few
-//! sentences each operation prints.
+//! The bridge between the synchronous commands and the providers: building
+//! a deployment's provider (from its state, or from `troll provision`'s
+//! flags) through [`troll_providers::build`], and running the provider's
+//! async calls on a small runtime.
 
+use crate::cli::value::all_pairs;
+use crate::cli::ProvisionArgs;
 use crate::error::{Error, Result};
-use crate::state::{Locked, State};
-use troll_providers::aws::{self, AwsProvider, AwsSettings, SystemResolver};
-use troll_providers::vultr::{self, Vultr};
-use troll_providers::{AddressPair, ProviderKind, ProvisionPlan, PtrRecord};
+use crate::state::{Locked, ReadJournal, State};
+use troll_providers::aws::AwsSettings;
+use troll_providers::{
+    vultr, AddressRequest, Family, Provider, ProviderKind, ProviderSettings, ProvisionPlan,
+    Provisioned,
+};
 
 /// Runs one provider future to completion.
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
@@ -18,189 +22,215 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
     Ok(runtime.block_on(future))
 }
 
-/// The cloud provider of a deployment, if it has one.
-#[derive(Debug)]
-pub enum Cloud {
-    Vultr(Vultr),
-    Aws(Box<AwsProvider>),
+/// Builds the provider recorded in the state (cloud credentials from the
+/// environment); `None` for a deployment not provisioned yet.
+pub fn provider_of(state: &State) -> Result<Option<Box<dyn Provider>>> {
+    let Some(kind) = state.provider else {
+        return Ok(None);
+    };
+    let instance = || {
+        state.instance.clone().ok_or_else(|| Error::StateCorrupt {
+            path: state.deployment.clone().into(),
+            detail: "a cloud deployment without an instance id".into(),
+        })
+    };
+    let settings = match kind {
+        ProviderKind::Local => ProviderSettings::Local {
+            families: state.targets.iter().map(|t| t.family()).collect(),
+        },
+        ProviderKind::Static => ProviderSettings::Static {
+            targets: state.targets.clone(),
+            hops: state.addresses.clone(),
+        },
+        ProviderKind::Vultr => ProviderSettings::Vultr {
+            instance: instance()?,
+            deployment: state.deployment.clone(),
+            options: vultr::Options::default(),
+        },
+        ProviderKind::Aws => ProviderSettings::Aws {
+            settings: AwsSettings {
+                deployment: state.deployment.clone(),
+                domain: state.domain.clone().unwrap_or_default(),
+                instance_id: Some(instance()?),
+                region: state.region.clone(),
+            },
+            route53_zone: state.route53_zone.clone(),
+        },
+    };
+    Ok(Some(block_on(troll_providers::build(settings))??))
 }
 
-impl Cloud {
-    /// Builds the provider recorded in the state (credentials from the
-    /// environment); `None` for local and static deployments.
-    pub fn of(state: &State) -> Result<Option<Cloud>> {
-        let instance = || {
-            state.instance.clone().ok_or_else(|| Error::StateCorrupt {
-                path: state.deployment.clone().into(),
-                detail: "a cloud deployment without an instance id".into(),
-            })
-        };
-        match state.provider {
-            Some(ProviderKind::Vultr) => Ok(Some(Cloud::Vultr(Vultr::from_env(
-                &instance()?,
-                &state.deployment,
-            )?))),
-            Some(ProviderKind::Aws) => {
-                let settings = AwsSettings {
-                    deployment: state.deployment.clone(),
-                    domain: state.domain.clone().unwrap_or_default(),
-                    instance_id: Some(instance()?),
-                    region: state.region.clone(),
-                };
-                let zone = state.route53_zone.clone();
-                let provider = block_on(async move {
-                    let provider = AwsProvider::connect(settings).await?;
-                    match zone {
-                        Some(zone) => provider.with_route53_zone(&zone).await,
-                        None => Ok(provider),
-                    }
-                })??;
-                Ok(Some(Cloud::Aws(Box::new(provider))))
-            }
-            _ => Ok(None),
-        }
-    }
+/// What `troll provision` asks of a provider, from its flags and what the
+/// deployment holds.
+#[derive(Debug, Clone)]
+pub struct ProvisionSpec {
+    pub settings: ProviderSettings,
+    pub request: AddressRequest,
+    /// What the state must record before the provider's first call, so
+    /// that teardown finds whatever an interrupted run created; `None` for
+    /// a provider that makes no call.
+    pub record_first: Option<RecordFirst>,
+}
 
-    /// Publishes the deployment's PTR records and says what happened.
-    pub fn publish(&self, records: &[PtrRecord], locked: &mut Locked) -> Result<()> {
-        match self {
-            Cloud::Vultr(v) => {
-                let report = block_on(v.set_ptrs(locked, records))??;
-                println!(
-                    "Vultr: {} reverse name(s) set, {} already right. {}",
-                    report.changed.len(),
-                    report.unchanged.len(),
-                    report.note
-                );
-            }
-            Cloud::Aws(a) => {
-                let report = block_on(a.set_ptrs(records, &SystemResolver, locked))??;
-                if let Some(zone) = a.route53_zone() {
-                    println!(
-                        "Route 53: the A records of {} name(s) are in hosted zone {zone} (INSYNC).",
-                        report.outcomes.len()
-                    );
-                }
-                for outcome in &report.outcomes {
-                    let what = match &outcome.action {
-                        aws::PtrAction::Sent { status } => {
-                            format!("sent ({})", status.as_deref().unwrap_or("accepted"))
-                        }
-                        aws::PtrAction::AlreadySet => "already set".into(),
-                        aws::PtrAction::AlreadyPending { status } => format!("already {status}"),
-                        aws::PtrAction::ForwardMissing { .. } => {
-                            "not sent: its A record does not point to the Elastic IP yet".into()
-                        }
-                        aws::PtrAction::Refused { reason } => format!("refused by AWS: {reason}"),
-                    };
-                    println!("  {}  {}  {what}", outcome.address, outcome.name);
-                }
-                let missing = report.missing_forward_records();
-                if !missing.is_empty() {
-                    println!(
-                        "Create these A records, then run `troll set-message` again (AWS sets a reverse name only when its forward record points to the Elastic IP):"
-                    );
-                    print!("{}", aws::zone_fragment(&missing, 300));
-                }
-            }
-        }
-        Ok(())
-    }
+/// The state fields a cloud provision records before its first call.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFirst {
+    pub instance: Option<String>,
+    pub domain: Option<String>,
+    pub route53_zone: Option<String>,
+}
 
-    /// What the provider reports as each address's reverse name.
-    pub fn reported(
-        &self,
-        addresses: &[std::net::IpAddr],
-        locked_state: &State,
-    ) -> Result<Vec<(std::net::IpAddr, Option<String>)>> {
-        match self {
-            Cloud::Vultr(v) => Ok(block_on(v.ptr_status(addresses))??
-                .into_iter()
-                .map(|s| (s.address, s.reported))
-                .collect()),
-            Cloud::Aws(a) => {
-                let journal = crate::state::ReadJournal(locked_state);
-                Ok(block_on(a.status(&journal, &SystemResolver))??
-                    .into_iter()
-                    .map(|h| (std::net::IpAddr::V4(h.public), Some(aws_line_state(&h))))
-                    .collect())
-            }
+impl RecordFirst {
+    /// Writes the fields into `state` (the caller saves it).
+    pub fn apply(&self, kind: ProviderKind, state: &mut State) {
+        state.provider = Some(kind);
+        if let Some(instance) = &self.instance {
+            state.instance = Some(instance.clone());
         }
-    }
-
-    /// Releases everything the deployment created at the provider.
-    pub fn teardown(&self, locked: &mut Locked) -> Result<String> {
-        match self {
-            Cloud::Vultr(v) => {
-                let r = block_on(v.teardown(locked))??;
-                Ok(format!(
-                    "Vultr: {} reverse name(s) reset, {} additional IPv4 deleted, {} reserved IP(s) deleted",
-                    r.ptrs_reset,
-                    r.ipv4_deleted.len(),
-                    r.reserved_deleted.len()
-                ))
-            }
-            Cloud::Aws(a) => {
-                let r = block_on(a.teardown(locked))??;
-                for w in &r.warnings {
-                    eprintln!("warning: {w}");
-                }
-                Ok(format!(
-                    "AWS: {} reverse name(s) reset, {} Elastic IP(s) released, {} private address(es) unassigned{}{}",
-                    r.ptrs_reset.len(),
-                    r.released.len(),
-                    r.unassigned.len(),
-                    if r.source_dest_check_restored.is_some() { ", source/dest check restored" } else { "" },
-                    if a.route53_zone().is_some() { format!(", {} Route 53 record(s) deleted", r.forward_deleted) } else { String::new() }
-                ))
-            }
+        if let Some(domain) = &self.domain {
+            state.domain = Some(domain.clone());
+        }
+        if let Some(zone) = &self.route53_zone {
+            state.route53_zone = Some(zone.clone());
         }
     }
 }
 
-/// One AWS line's reverse name as `troll status` shows it: set, pending,
-/// refused (and why), or no forward record.
-fn aws_line_state(h: &aws::HopStatus) -> String {
-    let ptr = h.ptr.as_deref().unwrap_or("").trim_end_matches('.');
-    match (&h.update, &h.wanted) {
-        (Some(u), _) if u.is_pending() => format!("pending: {} ({})", u.value, u.status),
-        (Some(u), _) if matches!(u.status.to_ascii_uppercase().as_str(), "FAILED" | "FAILURE") => {
-            format!(
-                "refused: {} ({})",
-                u.value,
-                u.reason.as_deref().unwrap_or("AWS gave no reason")
-            )
+/// Checks the flags `kind` takes and works out its settings and request.
+/// `ipv6`: the deployment serves IPv6; `size(held)`: how many hops, given
+/// how many the deployment holds already.
+pub fn provision_spec(
+    deployment: &str,
+    args: &ProvisionArgs,
+    state: &State,
+    kind: ProviderKind,
+    ipv6: bool,
+    size: impl Fn(usize) -> Result<usize>,
+) -> Result<ProvisionSpec> {
+    let held = |family| {
+        state
+            .addresses
+            .iter()
+            .filter(|a| a.family() == family)
+            .count()
+    };
+    Ok(match kind {
+        ProviderKind::Static => {
+            let hops = all_pairs(&args.hop_address);
+            let count = |family| hops.iter().filter(|p| p.family() == family).count();
+            let request = AddressRequest {
+                ipv4: count(Family::Ipv4),
+                ipv6: count(Family::Ipv6),
+            };
+            ProvisionSpec {
+                settings: ProviderSettings::Static {
+                    targets: all_pairs(&args.target),
+                    hops,
+                },
+                request,
+                record_first: None,
+            }
         }
-        (_, Some(w)) if !h.forward.contains(&h.public) && !aws::same_name(ptr, w) => {
-            format!("no forward record: {w} has no A record to {}", h.public)
+        ProviderKind::Local => {
+            if !args.target.is_empty() || !args.hop_address.is_empty() {
+                return Err(Error::Usage(
+                    "--target and --hop-address are for --provider static; the local provider picks its own".into(),
+                ));
+            }
+            // Keep what the deployment holds; only add what is missing.
+            let count = size(held(Family::Ipv4).max(held(Family::Ipv6)))?;
+            let families = if ipv6 {
+                vec![Family::Ipv4, Family::Ipv6]
+            } else {
+                vec![Family::Ipv4]
+            };
+            ProvisionSpec {
+                settings: ProviderSettings::Local { families },
+                request: AddressRequest {
+                    ipv4: count,
+                    ipv6: if ipv6 { count } else { 0 },
+                },
+                record_first: None,
+            }
         }
-        (_, Some(w)) if !aws::same_name(ptr, w) => format!("not set yet: {w} (AWS has {ptr:?})"),
-        _ if ptr.is_empty() => {
-            "no reverse name: publish its forward A record, then run set-message".to_string()
+        ProviderKind::Vultr => {
+            let instance =
+                vultr_instance(args.instance.clone(), state.instance.clone(), args.host)?;
+            let options = vultr::Options {
+                ipv6,
+                reserved: args.reserved,
+                modify_instance: !args.no_modify_instance,
+                reboot: args.reboot,
+            };
+            let count = size(held(Family::Ipv4))?;
+            ProvisionSpec {
+                record_first: Some(RecordFirst {
+                    instance: Some(instance.clone()),
+                    ..RecordFirst::default()
+                }),
+                settings: ProviderSettings::Vultr {
+                    instance,
+                    deployment: deployment.to_string(),
+                    options,
+                },
+                request: AddressRequest {
+                    ipv4: count,
+                    ipv6: if ipv6 { count } else { 0 },
+                },
+            }
         }
-        _ => format!("set: {ptr}"),
-    }
+        ProviderKind::Aws => {
+            let domain = args.domain.clone().or(state.domain.clone()).ok_or_else(|| {
+                Error::Usage(
+                    "--provider aws needs --domain DOMAIN: AWS sets a reverse name only when a forward A record under a domain you control points to the Elastic IP".into(),
+                )
+            })?;
+            let count = size(state.addresses.len())?;
+            ProvisionSpec {
+                record_first: Some(RecordFirst {
+                    domain: Some(domain.clone()),
+                    route53_zone: args.route53_zone.as_ref().map(|z| z.trim().to_string()),
+                    ..RecordFirst::default()
+                }),
+                // The zone is needed only to publish names: provisioning
+                // makes no Route 53 call.
+                settings: ProviderSettings::Aws {
+                    settings: AwsSettings {
+                        deployment: deployment.to_string(),
+                        domain,
+                        instance_id: args.instance.clone().or(state.instance.clone()),
+                        region: args.region.clone().or(state.region.clone()),
+                    },
+                    route53_zone: None,
+                },
+                request: AddressRequest {
+                    ipv4: count,
+                    ipv6: 0,
+                },
+            }
+        }
+    })
 }
 
-/// How a Vultr provision may treat the instance.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct VultrOptions {
-    pub ipv6: bool,
-    pub reserved: bool,
-    /// Turn IPv6 on when it is off (`--no-modify-instance` clears it).
-    pub modify_instance: bool,
-    /// Restart the instance after adding IPv4 (`--reboot`).
-    pub reboot: bool,
+/// What the provision would do, from read calls only; `None` for a
+/// provider that makes no call.
+pub fn plan(state: &State, spec: ProvisionSpec) -> Result<Option<ProvisionPlan>> {
+    let provider = block_on(troll_providers::build(spec.settings))??;
+    Ok(block_on(provider.plan(&ReadJournal(state), spec.request))??)
 }
 
-fn vultr_request(count: usize, o: VultrOptions) -> vultr::ProvisionRequest {
-    vultr::ProvisionRequest {
-        ipv4: count,
-        ipv6: if o.ipv6 { count } else { 0 },
-        reserved: o.reserved,
-        modify_instance: o.modify_instance,
-        reboot: o.reboot,
+/// Provisions: prints the plan and its cost (cloud providers), makes the
+/// calls, and prints the provider's notes.
+pub fn provision(locked: &mut Locked, spec: ProvisionSpec) -> Result<Provisioned> {
+    let provider = block_on(troll_providers::build(spec.settings))??;
+    if let Some(plan) = block_on(provider.plan(&ReadJournal(&locked.state), spec.request))?? {
+        print!("{}", plan.render());
     }
+    let out = block_on(provider.provision(locked, spec.request))??;
+    for note in &out.notes {
+        println!("{note}");
+    }
+    Ok(out)
 }
 
 /// The Vultr instance to serve on: `--instance`, the one recorded, the
@@ -219,91 +249,4 @@ pub fn vultr_instance(
         return Ok(block_on(client.find_instance_by_main_ip(ip))??);
     }
     Ok(block_on(vultr::instance_id_from_metadata(None))??)
-}
-
-/// What a Vultr provision would do, from read calls only.
-pub fn plan_vultr(
-    state: &State,
-    instance: &str,
-    deployment: &str,
-    count: usize,
-    options: VultrOptions,
-) -> Result<ProvisionPlan> {
-    let v = Vultr::from_env(instance, deployment)?;
-    let journal = crate::state::ReadJournal(state);
-    Ok(block_on(v.plan(&journal, vultr_request(count, options)))??)
-}
-
-/// What an AWS provision would do, from Describe calls only (the limits
-/// are checked as a real run checks them).
-pub fn plan_aws(state: &State, settings: AwsSettings, count: usize) -> Result<ProvisionPlan> {
-    let provider = block_on(AwsProvider::connect(settings))??;
-    let journal = crate::state::ReadJournal(state);
-    Ok(block_on(provider.plan(count, &journal))??)
-}
-
-/// Provisions at Vultr: `count` IPv4 (and as many IPv6 with `ipv6`),
-/// after printing the plan and its cost.
-pub fn provision_vultr(
-    locked: &mut Locked,
-    instance: &str,
-    deployment: &str,
-    count: usize,
-    options: VultrOptions,
-) -> Result<(Vec<AddressPair>, Vec<AddressPair>)> {
-    let ipv6 = options.ipv6;
-    let v = Vultr::from_env(instance, deployment)?;
-    let request = vultr_request(count, options);
-    let plan = {
-        let journal = crate::state::ReadJournal(&locked.state);
-        block_on(v.plan(&journal, request))??
-    };
-    print!("{}", plan.render());
-    let out = block_on(v.provision(locked, request))??;
-    if out.created + out.adopted > 0 {
-        println!(
-            "Vultr: {} address(es) created, {} found from an interrupted run.",
-            out.created, out.adopted
-        );
-    }
-    for note in &out.notes {
-        println!("Vultr: {note}");
-    }
-    let mut targets = vec![out.target_v4];
-    if ipv6 {
-        targets.push(out.target_v6.ok_or_else(|| Error::NoIpv6 {
-            instance: instance.to_string(),
-        })?);
-    }
-    Ok((targets, out.ipv4.into_iter().chain(out.ipv6).collect()))
-}
-
-/// Provisions at AWS: one Elastic IP per distinct line.
-pub fn provision_aws(
-    locked: &mut Locked,
-    settings: AwsSettings,
-    count: usize,
-) -> Result<(String, String, Vec<AddressPair>, Vec<AddressPair>)> {
-    let provider = block_on(AwsProvider::connect(settings))??;
-    let plan = {
-        let journal = crate::state::ReadJournal(&locked.state);
-        block_on(provider.plan(count, &journal))??
-    };
-    print!("{}", plan.render());
-    let out = block_on(provider.provision(count, locked))??;
-    for note in &out.notes {
-        println!("AWS: {note}");
-    }
-    if !out.released.is_empty() {
-        println!(
-            "AWS: released {} Elastic IP(s) the message no longer needs.",
-            out.released.len()
-        );
-    }
-    Ok((
-        provider.instance_id().to_string(),
-        provider.region().to_string(),
-        vec![out.target],
-        out.hops,
-    ))
 }

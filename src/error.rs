@@ -30,9 +30,6 @@ pub enum Error {
         missing: &'static str,
         command: &'static str,
     },
-    /// `--ipv6` for a cloud instance that has no IPv6 network.
-    #[error("instance {instance} has no IPv6 network; enable IPv6 on it or drop --ipv6")]
-    NoIpv6 { instance: String },
     #[error("cannot read the message from {path}: {source}")]
     ReadMessage {
         path: String,
@@ -156,10 +153,6 @@ mod tests {
             missing.to_string(),
             "iptables is not installed; install the Debian package iptables (apt-get install iptables)"
         );
-        let no_ipv6 = Error::NoIpv6 {
-            instance: "i-1".into(),
-        };
-        assert_eq!(no_ipv6.exit_code(), 1);
         let incomplete = Error::Incomplete {
             deployment: "lab".into(),
             missing: "message",

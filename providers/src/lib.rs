@@ -190,23 +190,185 @@ impl Journal for MemoryJournal {
     }
 }
 
-/// One implementation per provider. A provider validates its own settings
+/// What a provision set up: the targets (one per family the deployment
+/// serves), the hop addresses in order, and what the operator should read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provisioned {
+    pub targets: Vec<AddressPair>,
+    pub addresses: Vec<AddressPair>,
+    /// Whole lines for the operator, each naming its provider.
+    pub notes: Vec<String>,
+    /// The instance the addresses are on, when the provider found it
+    /// itself (AWS, from the instance metadata service).
+    pub instance: Option<String>,
+    /// The region, when the provider found it itself.
+    pub region: Option<String>,
+}
+
+/// What [`Provider::set_ptrs`] did, as lines for the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PtrReport {
+    pub lines: Vec<String>,
+}
+
+/// What [`Provider::teardown`] gave back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeardownReport {
+    /// One sentence saying what was released; `None` when the provider
+    /// held nothing (local, static).
+    pub summary: Option<String>,
+    /// Things that could not be restored but do not stop the teardown.
+    pub warnings: Vec<String>,
+}
+
+/// One implementation per provider: the whole life of a deployment's
+/// addresses over its [`Journal`]. A provider validates its own settings
 /// when it is built, hands out address pairs, publishes PTR records where it
-/// can, and releases exactly what it allocated.
+/// can, reports them, and releases exactly what it allocated.
+#[async_trait::async_trait(?Send)]
 pub trait Provider {
     fn kind(&self) -> ProviderKind;
 
-    /// Address pairs for the hops, `request.ipv4` IPv4 pairs then
-    /// `request.ipv6` IPv6 pairs, or an error naming what is missing.
-    fn allocate(&mut self, request: AddressRequest) -> Result<Vec<AddressPair>>;
-
-    /// The target's address pairs, one per family the deployment serves.
-    fn targets(&self) -> Vec<AddressPair>;
-
-    /// Publishes reverse DNS, or says it cannot (the caller then serves the
-    /// names itself or exports a zone).
+    /// Whether [`Provider::set_ptrs`] publishes reverse DNS; when not, the
+    /// caller serves the names itself or exports a zone.
     fn publishes_ptr(&self) -> bool;
 
-    /// Gives back every address this provider allocated.
-    fn release(&mut self) -> Result<()>;
+    /// What [`Provider::provision`] would do, from read calls only;
+    /// `None` for a provider that makes no API call.
+    async fn plan(
+        &self,
+        journal: &dyn Journal,
+        request: AddressRequest,
+    ) -> Result<Option<ProvisionPlan>>;
+
+    /// The targets and hop address pairs, `request.ipv4` IPv4 pairs then
+    /// `request.ipv6` IPv6 pairs (or more, if the deployment holds more),
+    /// or an error naming what is missing. Every resource is recorded in
+    /// `journal` before the call that creates it.
+    async fn provision(
+        &self,
+        journal: &mut dyn Journal,
+        request: AddressRequest,
+    ) -> Result<Provisioned>;
+
+    /// Publishes the reverse names (see [`Provider::publishes_ptr`]).
+    async fn set_ptrs(&self, journal: &mut dyn Journal, records: &[PtrRecord])
+        -> Result<PtrReport>;
+
+    /// The reverse name the provider reports for the deployment's
+    /// addresses (`addresses`, or those in `journal`); empty when it
+    /// reports none.
+    async fn status(
+        &self,
+        journal: &dyn Journal,
+        addresses: &[IpAddr],
+    ) -> Result<Vec<(IpAddr, Option<String>)>>;
+
+    /// Gives back everything the journal says this provider created.
+    async fn teardown(&self, journal: &mut dyn Journal) -> Result<TeardownReport>;
+}
+
+/// A provider whose addresses are fixed when it is built (local, static):
+/// it makes no call, records nothing in the journal, publishes no reverse
+/// names (troll's DNS server or an exported zone does) and holds nothing to
+/// give back: the lab's namespaces go with the lab, the operator's addresses
+/// stay the operator's.
+pub(crate) trait FixedAddresses {
+    const KIND: ProviderKind;
+
+    /// The targets and the hop pairs `request` asks for.
+    fn provisioned(&self, request: AddressRequest) -> Result<Provisioned>;
+}
+
+#[async_trait::async_trait(?Send)]
+impl<T: FixedAddresses> Provider for T {
+    fn kind(&self) -> ProviderKind {
+        T::KIND
+    }
+
+    fn publishes_ptr(&self) -> bool {
+        false
+    }
+
+    async fn plan(&self, _: &dyn Journal, _: AddressRequest) -> Result<Option<ProvisionPlan>> {
+        Ok(None)
+    }
+
+    async fn provision(&self, _: &mut dyn Journal, request: AddressRequest) -> Result<Provisioned> {
+        self.provisioned(request)
+    }
+
+    async fn set_ptrs(&self, _: &mut dyn Journal, _: &[PtrRecord]) -> Result<PtrReport> {
+        Ok(PtrReport::default())
+    }
+
+    async fn status(&self, _: &dyn Journal, _: &[IpAddr]) -> Result<Vec<(IpAddr, Option<String>)>> {
+        Ok(Vec::new())
+    }
+
+    async fn teardown(&self, _: &mut dyn Journal) -> Result<TeardownReport> {
+        Ok(TeardownReport::default())
+    }
+}
+
+/// Validated settings for one provider: what [`build`] needs to make it.
+/// Credentials are not in here: Vultr's key comes from `VULTR_API_KEY`,
+/// AWS's from the SDK's default chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderSettings {
+    /// The lab: a target per family in `families`.
+    Local { families: Vec<Family> },
+    /// The operator's own addresses.
+    Static {
+        targets: Vec<AddressPair>,
+        hops: Vec<AddressPair>,
+    },
+    /// A Vultr instance.
+    Vultr {
+        instance: String,
+        deployment: String,
+        options: vultr::Options,
+    },
+    /// An EC2 instance, with the Route 53 hosted zone troll writes the
+    /// forward records into, if any.
+    Aws {
+        settings: aws::AwsSettings,
+        route53_zone: Option<String>,
+    },
+}
+
+impl ProviderSettings {
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            ProviderSettings::Local { .. } => ProviderKind::Local,
+            ProviderSettings::Static { .. } => ProviderKind::Static,
+            ProviderSettings::Vultr { .. } => ProviderKind::Vultr,
+            ProviderSettings::Aws { .. } => ProviderKind::Aws,
+        }
+    }
+}
+
+/// The one place that knows every provider: builds the one `settings`
+/// names, checking them (static addresses, Vultr ids, AWS's instance and
+/// zone) before any change anywhere.
+pub async fn build(settings: ProviderSettings) -> Result<Box<dyn Provider>> {
+    Ok(match settings {
+        ProviderSettings::Local { families } => Box::new(LocalProvider::new(&families)),
+        ProviderSettings::Static { targets, hops } => Box::new(StaticProvider::new(targets, hops)?),
+        ProviderSettings::Vultr {
+            instance,
+            deployment,
+            options,
+        } => Box::new(vultr::Vultr::from_env(&instance, &deployment)?.with_options(options)),
+        ProviderSettings::Aws {
+            settings,
+            route53_zone,
+        } => {
+            let provider = aws::AwsProvider::connect(settings).await?;
+            Box::new(match route53_zone {
+                Some(zone) => provider.with_route53_zone(&zone).await?,
+                None => provider,
+            })
+        }
+    })
 }

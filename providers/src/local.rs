@@ -2,7 +2,9 @@
 //! 198.18.0.0/15 (RFC 2544), for the network-namespace lab that `troll
 //! demo` and the tests build. Nothing outside this machine ever sees them.
 
-use crate::{AddressPair, AddressRequest, Error, Family, Provider, ProviderKind, Result};
+use crate::{
+    AddressPair, AddressRequest, Error, Family, FixedAddresses, ProviderKind, Provisioned, Result,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The lab's target: the server's address that clients trace to.
@@ -29,12 +31,11 @@ impl LocalProvider {
     }
 }
 
-impl Provider for LocalProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Local
-    }
-
-    fn allocate(&mut self, request: AddressRequest) -> Result<Vec<AddressPair>> {
+impl LocalProvider {
+    /// Hop address pairs: `request.ipv4` IPv4 pairs counting up from
+    /// [`FIRST_HOP_V4`], then `request.ipv6` IPv6 pairs in
+    /// [`HOP_PREFIX_V6`].
+    pub fn allocate(&self, request: AddressRequest) -> Result<Vec<AddressPair>> {
         if request.ipv4.max(request.ipv6) > MAX_HOPS {
             return Err(Error::Invalid {
                 detail: format!("the lab range holds at most {MAX_HOPS} hop addresses"),
@@ -49,7 +50,8 @@ impl Provider for LocalProvider {
         Ok(v4.chain(v6).collect())
     }
 
-    fn targets(&self) -> Vec<AddressPair> {
+    /// The target's address pairs, one per family the deployment serves.
+    pub fn targets(&self) -> Vec<AddressPair> {
         self.families
             .iter()
             .map(|f| match f {
@@ -58,14 +60,20 @@ impl Provider for LocalProvider {
             })
             .collect()
     }
+}
 
-    fn publishes_ptr(&self) -> bool {
-        false
-    }
+/// The lab's addresses are fixed and configured by the lab itself: no call,
+/// nothing in the journal, no reverse DNS to publish (troll's DNS server
+/// answers for them).
+impl FixedAddresses for LocalProvider {
+    const KIND: ProviderKind = ProviderKind::Local;
 
-    fn release(&mut self) -> Result<()> {
-        // The lab's namespaces go with the lab; nothing is held elsewhere.
-        Ok(())
+    fn provisioned(&self, request: AddressRequest) -> Result<Provisioned> {
+        Ok(Provisioned {
+            addresses: self.allocate(request)?,
+            targets: self.targets(),
+            ..Provisioned::default()
+        })
     }
 }
 
@@ -75,7 +83,7 @@ mod tests {
 
     #[test]
     fn counts_up_from_the_first_hop() {
-        let mut p = LocalProvider::new(&[Family::Ipv4]);
+        let p = LocalProvider::new(&[Family::Ipv4]);
         let got = p.allocate(AddressRequest { ipv4: 3, ipv6: 1 }).unwrap();
         let text: Vec<String> = got.iter().map(ToString::to_string).collect();
         assert_eq!(

@@ -2,7 +2,9 @@
 //! allocated or released; it checks that the given addresses are enough and
 //! distinct, and leaves PTRs to troll's own DNS server or an exported zone.
 
-use crate::{AddressPair, AddressRequest, Error, Family, Provider, ProviderKind, Result};
+use crate::{
+    AddressPair, AddressRequest, Error, Family, FixedAddresses, ProviderKind, Provisioned, Result,
+};
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -63,12 +65,10 @@ impl StaticProvider {
     }
 }
 
-impl Provider for StaticProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Static
-    }
-
-    fn allocate(&mut self, request: AddressRequest) -> Result<Vec<AddressPair>> {
+impl StaticProvider {
+    /// The first `request.ipv4` IPv4 hop pairs then the first
+    /// `request.ipv6` IPv6 ones, in the order the operator gave them.
+    pub fn allocate(&self, request: AddressRequest) -> Result<Vec<AddressPair>> {
         let mut out = Vec::with_capacity(request.ipv4 + request.ipv6);
         for (family, needed) in [(Family::Ipv4, request.ipv4), (Family::Ipv6, request.ipv6)] {
             let available = self.of_family(family).count();
@@ -84,17 +84,23 @@ impl Provider for StaticProvider {
         Ok(out)
     }
 
-    fn targets(&self) -> Vec<AddressPair> {
+    pub fn targets(&self) -> Vec<AddressPair> {
         self.targets.clone()
     }
+}
 
-    fn publishes_ptr(&self) -> bool {
-        false
-    }
+/// The operator's addresses: nothing is created, recorded or released,
+/// and the reverse names are the operator's to publish (troll's DNS server
+/// or an exported zone).
+impl FixedAddresses for StaticProvider {
+    const KIND: ProviderKind = ProviderKind::Static;
 
-    fn release(&mut self) -> Result<()> {
-        // The operator's addresses stay the operator's.
-        Ok(())
+    fn provisioned(&self, request: AddressRequest) -> Result<Provisioned> {
+        Ok(Provisioned {
+            addresses: self.allocate(request)?,
+            targets: self.targets(),
+            ..Provisioned::default()
+        })
     }
 }
 
@@ -134,7 +140,7 @@ mod tests {
 
     #[test]
     fn hands_out_the_operators_addresses_in_order() {
-        let mut p = StaticProvider::new(
+        let p = StaticProvider::new(
             vec![pair("203.0.113.10")],
             vec![
                 pair("198.51.100.1"),
@@ -149,7 +155,7 @@ mod tests {
 
     #[test]
     fn says_how_many_are_missing() {
-        let mut p =
+        let p =
             StaticProvider::new(vec![pair("203.0.113.10")], vec![pair("198.51.100.1")]).unwrap();
         let err = p.allocate(AddressRequest { ipv4: 3, ipv6: 0 }).unwrap_err();
         assert_eq!(

@@ -195,14 +195,16 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     } else {
         &[Family::Ipv4]
     };
-    let mut provider = LocalProvider::new(families);
-    locked.state.provider = Some(ProviderKind::Local);
-    locked.state.targets = provider.targets();
+    let provider = LocalProvider::new(families);
     let needed = plan.addresses_needed();
-    locked.state.addresses = provider.allocate(AddressRequest {
+    let request = AddressRequest {
         ipv4: needed,
         ipv6: if args.ipv6 { needed } else { 0 },
-    })?;
+    };
+    let provisioned = crate::cloud::block_on(provider.provision(&mut locked, request))??;
+    locked.state.provider = Some(ProviderKind::Local);
+    locked.state.targets = provisioned.targets;
+    locked.state.addresses = provisioned.addresses;
     let hops = plan.hop_count();
     store_message(&mut locked.state, &input, plan);
     locked.state.lab = Some(names.clone());

@@ -3,12 +3,9 @@
 //! again allocates nothing new that the deployment already has.
 
 use super::set_message::{plan_message, store_message};
-use crate::cli::value::all_pairs;
 use crate::cli::{encode_text, Context, ProviderArg, ProvisionArgs};
 use crate::error::{Error, Result};
-use troll_providers::{
-    AddressRequest, Family, LocalProvider, Provider, ProviderKind, StaticProvider,
-};
+use troll_providers::{Family, ProviderKind};
 
 pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
     if args.print_user_data {
@@ -77,125 +74,32 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
     }
 
     if args.dry_run && !cloud {
-        return Err(Error::Usage(format!(
-            "--dry-run is for --provider vultr or aws; the {kind} provider makes no API call (use `troll preview` to see the plan)"
-        )));
+        return Err(no_dry_run(kind));
     }
-    let (targets, addresses) = match kind {
-        ProviderKind::Static => {
-            let hops = all_pairs(&args.hop_address);
-            let count = |family| hops.iter().filter(|p| p.family() == family).count();
-            let (v4, v6) = (count(Family::Ipv4), count(Family::Ipv6));
-            let mut provider = StaticProvider::new(all_pairs(&args.target), hops)?;
-            let addresses = provider.allocate(AddressRequest { ipv4: v4, ipv6: v6 })?;
-            (provider.targets(), addresses)
-        }
-        ProviderKind::Local => {
-            if !args.target.is_empty() || !args.hop_address.is_empty() {
-                return Err(Error::Usage(
-                    "--target and --hop-address are for --provider static; the local provider picks its own".into(),
-                ));
-            }
-            // Keep what the deployment holds; only add what is missing.
-            let held = |family| {
-                let addresses = &locked.state.addresses;
-                addresses.iter().filter(|a| a.family() == family).count()
-            };
-            let count = size(held(Family::Ipv4).max(held(Family::Ipv6)))?;
-            let families: &[Family] = if ipv6 {
-                &[Family::Ipv4, Family::Ipv6]
-            } else {
-                &[Family::Ipv4]
-            };
-            let mut provider = LocalProvider::new(families);
-            let addresses = provider.allocate(AddressRequest {
-                ipv4: count,
-                ipv6: if ipv6 { count } else { 0 },
-            })?;
-            (provider.targets(), addresses)
-        }
-        ProviderKind::Vultr => {
-            let instance = crate::cloud::vultr_instance(
-                args.instance.clone(),
-                locked.state.instance.clone(),
-                args.host,
-            )?;
-            let options = crate::cloud::VultrOptions {
-                ipv6,
-                reserved: args.reserved,
-                modify_instance: !args.no_modify_instance,
-                reboot: args.reboot,
-            };
-            let held = locked
-                .state
-                .addresses
-                .iter()
-                .filter(|a| a.family() == Family::Ipv4)
-                .count();
-            let count = size(held)?;
-            if args.dry_run {
-                let plan = crate::cloud::plan_vultr(
-                    &locked.state,
-                    &instance,
-                    &ctx.deployment,
-                    count,
-                    options,
-                )?;
-                print!("{}", plan.render());
-                println!(
-                    "Dry run: nothing was changed ({} read call(s)).",
-                    plan.reads
-                );
-                return Ok(());
-            }
-            // Record the instance before any call, so teardown can find it.
-            locked.state.provider = Some(kind);
-            locked.state.instance = Some(instance.clone());
-            locked.save()?;
-            let (targets, addresses) = crate::cloud::provision_vultr(
-                &mut locked,
-                &instance,
-                &ctx.deployment,
-                count,
-                options,
-            )?;
-            (targets, addresses)
-        }
-        ProviderKind::Aws => {
-            let domain = args.domain.clone().or(locked.state.domain.clone()).ok_or_else(|| {
-                Error::Usage(
-                    "--provider aws needs --domain DOMAIN: AWS sets a reverse name only when a forward A record under a domain you control points to the Elastic IP".into(),
-                )
-            })?;
-            let count = size(locked.state.addresses.len())?;
-            let settings = troll_providers::aws::AwsSettings {
-                deployment: ctx.deployment.clone(),
-                domain: domain.clone(),
-                instance_id: args.instance.clone().or(locked.state.instance.clone()),
-                region: args.region.clone().or(locked.state.region.clone()),
-            };
-            if args.dry_run {
-                let plan = crate::cloud::plan_aws(&locked.state, settings, count)?;
-                print!("{}", plan.render());
-                println!(
-                    "Dry run: nothing was changed ({} read call(s)).",
-                    plan.reads
-                );
-                return Ok(());
-            }
-            locked.state.provider = Some(kind);
-            locked.state.domain = Some(domain);
-            if let Some(zone) = &args.route53_zone {
-                locked.state.route53_zone = Some(zone.trim().to_string());
-            }
-            locked.save()?;
-            let (instance, region, targets, addresses) =
-                crate::cloud::provision_aws(&mut locked, settings, count)?;
-            locked.state.instance = Some(instance);
-            locked.state.region = Some(region);
-            (targets, addresses)
-        }
-    };
+    let spec =
+        crate::cloud::provision_spec(&ctx.deployment, args, &locked.state, kind, ipv6, size)?;
+    if args.dry_run {
+        let plan = crate::cloud::plan(&locked.state, spec)?.ok_or_else(|| no_dry_run(kind))?;
+        print!("{}", plan.render());
+        println!(
+            "Dry run: nothing was changed ({} read call(s)).",
+            plan.reads
+        );
+        return Ok(());
+    }
+    if let Some(first) = &spec.record_first {
+        // Recorded before any call, so teardown can find what it creates.
+        first.apply(kind, &mut locked.state);
+        locked.save()?;
+    }
+    let provisioned = crate::cloud::provision(&mut locked, spec)?;
+    if let Some(instance) = provisioned.instance {
+        locked.state.instance = Some(instance);
+    }
+    if let Some(region) = provisioned.region {
+        locked.state.region = Some(region);
+    }
+    let (targets, addresses) = (provisioned.targets, provisioned.addresses);
 
     if let Some(plan) = new_plan.as_ref().or(locked.state.plan.as_ref()) {
         for target in &targets {
@@ -226,4 +130,11 @@ pub fn run(ctx: &Context, args: &ProvisionArgs) -> Result<()> {
         println!("Store a message with `troll set-message`, then run `troll serve`.");
     }
     Ok(())
+}
+
+/// Why `--dry-run` does not apply to `kind`.
+fn no_dry_run(kind: ProviderKind) -> Error {
+    Error::Usage(format!(
+        "--dry-run is for --provider vultr or aws; the {kind} provider makes no API call (use `troll preview` to see the plan)"
+    ))
 }

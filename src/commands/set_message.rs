@@ -67,7 +67,8 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
     locked.save()?;
     // A cloud deployment publishes the names through its provider's API.
     if !locked.state.targets.is_empty() {
-        if let Some(cloud) = crate::cloud::Cloud::of(&locked.state)? {
+        let provider = crate::cloud::provider_of(&locked.state)?;
+        if let Some(provider) = provider.filter(|p| p.publishes_ptr()) {
             let records: Vec<troll_providers::PtrRecord> = locked
                 .state
                 .ptr_records()?
@@ -77,7 +78,10 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
                     name: p.name,
                 })
                 .collect();
-            cloud.publish(&records, &mut locked)?;
+            let report = crate::cloud::block_on(provider.set_ptrs(&mut locked, &records))??;
+            for line in &report.lines {
+                println!("{line}");
+            }
             locked.state.ptrs = locked.state.ptr_records()?;
             locked.save()?;
         }

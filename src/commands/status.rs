@@ -80,11 +80,12 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let resolver = args.resolver;
     let lookup = |addr: IpAddr| (!args.no_resolve).then(|| resolve::reverse(addr, resolver));
     // What the provider's API says, for cloud deployments.
-    let reported: Vec<(IpAddr, Option<String>)> = match crate::cloud::Cloud::of(&state)? {
-        Some(cloud) if !state.targets.is_empty() => {
+    let reported: Vec<(IpAddr, Option<String>)> = match crate::cloud::provider_of(&state)? {
+        Some(provider) if !state.targets.is_empty() => {
             let mut addresses: Vec<IpAddr> = state.addresses.iter().map(|a| a.public).collect();
             addresses.extend(state.targets.iter().map(|t| t.public));
-            cloud.reported(&addresses, &state)?
+            let journal = crate::state::ReadJournal(&state);
+            crate::cloud::block_on(provider.status(&journal, &addresses))??
         }
         _ => Vec::new(),
     };

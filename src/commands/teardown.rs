@@ -38,10 +38,14 @@ pub fn deployment(store: &Store, name: &str) -> Result<String> {
     if chains > 0 || stopped.is_none() {
         removed.push(format!("{chains} leftover firewall chain(s) removed"));
     }
-    if let Some(cloud) = crate::cloud::Cloud::of(&locked.state)? {
+    if let Some(provider) = crate::cloud::provider_of(&locked.state)? {
         // Each step is recorded as it completes; on error the state keeps
         // what is left and teardown can run again.
-        removed.push(cloud.teardown(&mut locked)?);
+        let report = crate::cloud::block_on(provider.teardown(&mut locked))??;
+        for warning in &report.warnings {
+            eprintln!("warning: {warning}");
+        }
+        removed.extend(report.summary);
     }
     if let Some(names) = locked.state.lab.clone() {
         lab::destroy(&names)?;

@@ -238,6 +238,166 @@ pub struct TeardownReport {
     pub warnings: Vec<String>,
 }
 
+impl HopStatus {
+    /// The Elastic IP's reverse name as `troll status` shows it: set,
+    /// pending, refused (and why), or no forward record.
+    pub fn describe(&self) -> String {
+        let ptr = self.ptr.as_deref().unwrap_or("").trim_end_matches('.');
+        match (&self.update, &self.wanted) {
+            (Some(u), _) if u.is_pending() => format!("pending: {} ({})", u.value, u.status),
+            (Some(u), _)
+                if matches!(u.status.to_ascii_uppercase().as_str(), "FAILED" | "FAILURE") =>
+            {
+                format!(
+                    "refused: {} ({})",
+                    u.value,
+                    u.reason.as_deref().unwrap_or("AWS gave no reason")
+                )
+            }
+            (_, Some(w)) if !self.forward.contains(&self.public) && !same_name(ptr, w) => {
+                format!("no forward record: {w} has no A record to {}", self.public)
+            }
+            (_, Some(w)) if !same_name(ptr, w) => format!("not set yet: {w} (AWS has {ptr:?})"),
+            _ if ptr.is_empty() => {
+                "no reverse name: publish its forward A record, then run set-message".to_string()
+            }
+            _ => format!("set: {ptr}"),
+        }
+    }
+}
+
+impl PtrReport {
+    /// The report as `troll set-message` prints it: a line per record,
+    /// then the A records still missing as a zone fragment.
+    fn lines(&self, zone: Option<&str>) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(zone) = zone {
+            lines.push(format!(
+                "Route 53: the A records of {} name(s) are in hosted zone {zone} (INSYNC).",
+                self.outcomes.len()
+            ));
+        }
+        for outcome in &self.outcomes {
+            let what = match &outcome.action {
+                PtrAction::Sent { status } => {
+                    format!("sent ({})", status.as_deref().unwrap_or("accepted"))
+                }
+                PtrAction::AlreadySet => "already set".into(),
+                PtrAction::AlreadyPending { status } => format!("already {status}"),
+                PtrAction::ForwardMissing { .. } => {
+                    "not sent: its A record does not point to the Elastic IP yet".into()
+                }
+                PtrAction::Refused { reason } => format!("refused by AWS: {reason}"),
+            };
+            lines.push(format!("  {}  {}  {what}", outcome.address, outcome.name));
+        }
+        let missing = self.missing_forward_records();
+        if !missing.is_empty() {
+            lines.push(
+                "Create these A records, then run `troll set-message` again (AWS sets a reverse name only when its forward record points to the Elastic IP):".into(),
+            );
+            lines.extend(zone_fragment(&missing, 300).lines().map(str::to_string));
+        }
+        lines
+    }
+}
+
+/// The inherent methods do the work; this maps their reports onto the
+/// provider-neutral ones, in the sentences `troll` prints. Forward records
+/// are looked up with the system's resolver.
+#[async_trait::async_trait(?Send)]
+impl crate::Provider for AwsProvider {
+    fn kind(&self) -> crate::ProviderKind {
+        crate::ProviderKind::Aws
+    }
+
+    fn publishes_ptr(&self) -> bool {
+        true
+    }
+
+    async fn plan(
+        &self,
+        journal: &dyn crate::Journal,
+        request: crate::AddressRequest,
+    ) -> Result<Option<crate::ProvisionPlan>> {
+        let count = ipv4_only_request(request)?;
+        Ok(Some(AwsProvider::plan(self, count, journal).await?))
+    }
+
+    async fn provision(
+        &self,
+        journal: &mut dyn crate::Journal,
+        request: crate::AddressRequest,
+    ) -> Result<crate::Provisioned> {
+        let count = ipv4_only_request(request)?;
+        let out = AwsProvider::provision(self, count, journal).await?;
+        let mut notes: Vec<String> = out.notes.iter().map(|n| format!("AWS: {n}")).collect();
+        if !out.released.is_empty() {
+            notes.push(format!(
+                "AWS: released {} Elastic IP(s) the message no longer needs.",
+                out.released.len()
+            ));
+        }
+        Ok(crate::Provisioned {
+            targets: vec![out.target],
+            addresses: out.hops,
+            notes,
+            instance: Some(self.instance_id.clone()),
+            region: Some(self.region.clone()),
+        })
+    }
+
+    async fn set_ptrs(
+        &self,
+        journal: &mut dyn crate::Journal,
+        records: &[crate::PtrRecord],
+    ) -> Result<crate::PtrReport> {
+        let report = AwsProvider::set_ptrs(self, records, &SystemResolver, journal).await?;
+        Ok(crate::PtrReport {
+            lines: report.lines(self.route53_zone()),
+        })
+    }
+
+    async fn status(
+        &self,
+        journal: &dyn crate::Journal,
+        _: &[std::net::IpAddr],
+    ) -> Result<Vec<(std::net::IpAddr, Option<String>)>> {
+        Ok(AwsProvider::status(self, journal, &SystemResolver)
+            .await?
+            .into_iter()
+            .map(|h| (std::net::IpAddr::V4(h.public), Some(h.describe())))
+            .collect())
+    }
+
+    async fn teardown(&self, journal: &mut dyn crate::Journal) -> Result<crate::TeardownReport> {
+        let r = AwsProvider::teardown(self, journal).await?;
+        let summary = format!(
+            "AWS: {} reverse name(s) reset, {} Elastic IP(s) released, {} private address(es) unassigned{}{}",
+            r.ptrs_reset.len(),
+            r.released.len(),
+            r.unassigned.len(),
+            if r.source_dest_check_restored.is_some() { ", source/dest check restored" } else { "" },
+            if self.route53_zone().is_some() { format!(", {} Route 53 record(s) deleted", r.forward_deleted) } else { String::new() }
+        );
+        Ok(crate::TeardownReport {
+            summary: Some(summary),
+            warnings: r.warnings,
+        })
+    }
+}
+
+/// The hop count of a request: AWS offers no reverse DNS for its IPv6
+/// addresses, so IPv6 hops could not carry a message.
+fn ipv4_only_request(request: crate::AddressRequest) -> Result<usize> {
+    if request.ipv6 > 0 {
+        return Err(Error::Invalid {
+            detail: "AWS offers no reverse DNS for its IPv6 addresses, so IPv6 hops could not carry the message; drop --ipv6".into(),
+        });
+    }
+    Ok(request.ipv4)
+}
+
 /// The retry policy troll uses for EC2: the SDK's standard mode, bounded.
 pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)

@@ -134,6 +134,21 @@ pub struct TeardownReport {
     pub adopted: usize,
 }
 
+/// How a provision through [`crate::Provider`] may treat the instance
+/// (the counts come with each call).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The deployment serves IPv6 too: the instance's IPv6 address is a
+    /// target, and a provision fails when the instance has none.
+    pub ipv6: bool,
+    /// See [`ProvisionRequest::reserved`].
+    pub reserved: bool,
+    /// See [`ProvisionRequest::modify_instance`].
+    pub modify_instance: bool,
+    /// See [`ProvisionRequest::reboot`].
+    pub reboot: bool,
+}
+
 /// The Vultr provider for one deployment on one instance.
 #[derive(Debug, Clone)]
 pub struct Vultr {
@@ -143,6 +158,7 @@ pub struct Vultr {
     /// The label of reserved IPs made before labels named the instance:
     /// adopted only when attached to this instance.
     legacy_label: String,
+    options: Options,
 }
 
 impl Vultr {
@@ -181,7 +197,24 @@ impl Vultr {
             instance_id: instance_id.to_string(),
             label: format!("troll-{deployment} on {instance_id}"),
             legacy_label: format!("troll-{deployment}"),
+            options: Options::default(),
         })
+    }
+
+    /// The provider with `options` for its [`crate::Provider`] calls.
+    pub fn with_options(mut self, options: Options) -> Vultr {
+        self.options = options;
+        self
+    }
+
+    fn request(&self, request: crate::AddressRequest) -> ProvisionRequest {
+        ProvisionRequest {
+            ipv4: request.ipv4,
+            ipv6: request.ipv6,
+            reserved: self.options.reserved,
+            modify_instance: self.options.modify_instance,
+            reboot: self.options.reboot,
+        }
     }
 
     /// A provider with the key from `VULTR_API_KEY` and the base URL from
@@ -220,6 +253,103 @@ impl Vultr {
             (self.client.settings().show_progress && len > 0)
                 .then(|| Progress::new(len as u64, what)),
         )
+    }
+}
+
+/// The inherent methods do the work; this maps their reports onto the
+/// provider-neutral ones, in the sentences `troll` prints.
+#[async_trait::async_trait(?Send)]
+impl crate::Provider for Vultr {
+    fn kind(&self) -> crate::ProviderKind {
+        crate::ProviderKind::Vultr
+    }
+
+    fn publishes_ptr(&self) -> bool {
+        true
+    }
+
+    async fn plan(
+        &self,
+        journal: &dyn crate::Journal,
+        request: crate::AddressRequest,
+    ) -> Result<Option<crate::ProvisionPlan>> {
+        Ok(Some(
+            Vultr::plan(self, journal, self.request(request)).await?,
+        ))
+    }
+
+    async fn provision(
+        &self,
+        journal: &mut dyn crate::Journal,
+        request: crate::AddressRequest,
+    ) -> Result<crate::Provisioned> {
+        let out = Vultr::provision(self, journal, self.request(request)).await?;
+        let mut notes = Vec::new();
+        if out.created + out.adopted > 0 {
+            notes.push(format!(
+                "Vultr: {} address(es) created, {} found from an interrupted run.",
+                out.created, out.adopted
+            ));
+        }
+        notes.extend(out.notes.iter().map(|note| format!("Vultr: {note}")));
+        let mut targets = vec![out.target_v4];
+        if self.options.ipv6 {
+            targets.push(out.target_v6.ok_or_else(|| Error::Invalid {
+                detail: format!(
+                    "instance {} has no IPv6 network; enable IPv6 on it or drop --ipv6",
+                    self.instance_id
+                ),
+            })?);
+        }
+        Ok(crate::Provisioned {
+            targets,
+            addresses: out.ipv4.into_iter().chain(out.ipv6).collect(),
+            notes,
+            instance: None,
+            region: None,
+        })
+    }
+
+    async fn set_ptrs(
+        &self,
+        journal: &mut dyn crate::Journal,
+        records: &[PtrRecord],
+    ) -> Result<crate::PtrReport> {
+        let report = Vultr::set_ptrs(self, journal, records).await?;
+        Ok(crate::PtrReport {
+            lines: vec![format!(
+                "Vultr: {} reverse name(s) set, {} already right. {}",
+                report.changed.len(),
+                report.unchanged.len(),
+                report.note
+            )],
+        })
+    }
+
+    async fn status(
+        &self,
+        _: &dyn crate::Journal,
+        addresses: &[IpAddr],
+    ) -> Result<Vec<(IpAddr, Option<String>)>> {
+        Ok(self
+            .ptr_status(addresses)
+            .await?
+            .into_iter()
+            .map(|s| (s.address, s.reported))
+            .collect())
+    }
+
+    async fn teardown(&self, journal: &mut dyn crate::Journal) -> Result<crate::TeardownReport> {
+        let r = Vultr::teardown(self, journal).await?;
+        Ok(crate::TeardownReport {
+            summary: Some(format!(
+                "Vultr: {} reverse name(s) reset, {} additional IPv4 deleted, {} reserved IP(s) deleted",
+                r.ptrs_reset,
+                r.ipv4_deleted.len(),
+                r.reserved_deleted.len()
+            )),
+            warnings: Vec::new(),
+        })
     }
 }
 
