@@ -349,7 +349,7 @@ fn a_long_message_reads_in_full_over_its_windows() {
     // server holds as it holds the main target (a provider's job).
     net.provision(MESSAGE, 41);
     let server = net.ns("server");
-    for n in [40, 41] {
+    let assign = |n: u8| {
         let v4 = format!("{}/32", local(n));
         let v6 = format!("{}/128", public6(n));
         for args in [
@@ -358,7 +358,8 @@ fn a_long_message_reads_in_full_over_its_windows() {
         ] {
             util::lab::sh_ok(troll::lab::exec(&server, "ip").args(args));
         }
-    }
+    };
+    assign(40);
     util::lab::sh_ok(net.troll_in("server").args([
         "set-message",
         "--window",
@@ -366,6 +367,18 @@ fn a_long_message_reads_in_full_over_its_windows() {
         &text.join("\n"),
     ]));
     net.serve();
+    // Serve names the window target the server does not hold, and the fix.
+    let log = std::fs::read_to_string(net.state_dir.path().join("serve-0.log")).unwrap();
+    for addr in [local(41).to_string(), public6(41).to_string()] {
+        assert!(
+            log.contains(&format!(
+                "the target of window 3 ({addr}) is not an address of this host"
+            )),
+            "{log}"
+        );
+    }
+    assert!(!log.contains("window 2 ("), "{log}");
+    assign(41);
     for v6 in [false, true] {
         let addr = |n: u8| {
             if v6 {
