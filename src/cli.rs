@@ -287,6 +287,12 @@ pub struct MessageArgs {
     /// Make every line a fake hop; the target keeps the name it has
     #[arg(long)]
     pub keep_target_name: bool,
+    /// Split the message into windows of LINES lines, each traced to its own target address (one more per window); 15 fits a default 30-hop trace
+    #[arg(long, value_name = "LINES", value_parser = value::window)]
+    pub window: Option<usize>,
+    /// The last line of every window but the last [default: where the next window is, e.g. continued.at.198-51-100-7]
+    #[arg(long, value_name = "TEXT", requires = "window")]
+    pub window_footer: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -698,6 +704,8 @@ pub struct MessageInput {
     pub text: String,
     pub encoded: Encoded,
     pub options: MessageOptions,
+    /// `--window-footer` encoded as a host name.
+    pub window_footer: Option<String>,
 }
 
 impl MessageArgs {
@@ -731,6 +739,8 @@ impl MessageArgs {
         let options = MessageOptions {
             wrap: self.wrap || m.wrap.unwrap_or(false),
             keep_target_name: self.keep_target_name || m.keep_target_name.unwrap_or(false),
+            window: self.window,
+            window_footer: self.window_footer.clone(),
         };
         (options, self.strict || m.strict.unwrap_or(false))
     }
@@ -747,11 +757,34 @@ impl MessageArgs {
 pub fn encode_text(text: String, options: MessageOptions, strict: bool) -> Result<MessageInput> {
     let encoded = message::encode(&text, Options { wrap: options.wrap })?;
     let encoded = if strict { encoded.strict()? } else { encoded };
+    let window_footer = options
+        .window_footer
+        .as_deref()
+        .map(|text| encode_footer(text, strict))
+        .transpose()?;
     Ok(MessageInput {
         text,
         encoded,
         options,
+        window_footer,
     })
+}
+
+/// Encodes `--window-footer TEXT` as one host name, as a message line is.
+fn encode_footer(text: &str, strict: bool) -> Result<String> {
+    let usage = |why: &str| {
+        Error::Usage(format!(
+            "--window-footer {text:?} {why}; give one line of text, e.g. --window-footer \"more at the next address\""
+        ))
+    };
+    let encoded =
+        message::encode(text, Options { wrap: false }).map_err(|e| usage(&e.to_string()))?;
+    let encoded = if strict { encoded.strict()? } else { encoded };
+    match encoded.lines.as_slice() {
+        [message::Line::Named { name }] => Ok(name.clone()),
+        [message::Line::Silent] => Err(usage("is blank")),
+        _ => Err(usage("has more than one line")),
+    }
 }
 
 /// Reads a message given as `-` from standard input (set-message,

@@ -6,6 +6,16 @@
 //! how many addresses that takes per family, how many the deployment still
 //! lacks, what they cost each month, and whether the show fits in the hop
 //! limit that clients use by default.
+//!
+//! A message longer than a default trace can read may be split into
+//! windows (`--window LINES`, DESIGN.md §8): window `w` is a show of its
+//! own, traced to its own target address `T_w`, with `LINES - 1` of the
+//! message's hop lines and a footer as `T_w`'s name (the next window's
+//! address, or `--window-footer TEXT`); the last window's target carries
+//! the message's last line. Window 0's target is the deployment's target;
+//! windows 1.. take one more address each per family, allocated like hop
+//! addresses and placed after them: slot `distinct.len() + w - 1`. Hop
+//! addresses are shared by all windows, so identical lines still cost one.
 
 use crate::message::Line;
 use serde::{Deserialize, Serialize};
@@ -20,10 +30,23 @@ pub const DEFAULT_CLIENT_MAX_HOPS: usize = 30;
 /// path comes first.
 pub const MAX_HOPS: usize = 255 - TYPICAL_REAL_HOPS;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Fewest lines a window may hold: one hop and its footer.
+pub const MIN_WINDOW: usize = 2;
+/// Most lines a window may hold: every hop a TTL can reach, and the footer.
+pub const MAX_WINDOW: usize = MAX_HOPS + 1;
+/// The window size that fits a default trace after a typical path.
+pub const DEFAULT_WINDOW: usize = DEFAULT_CLIENT_MAX_HOPS - TYPICAL_REAL_HOPS;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     /// Every line is a fake hop; the target keeps the name it has.
     pub keep_target_name: bool,
+    /// Split the message into windows of this many lines (hops and the
+    /// footer), [`MIN_WINDOW`] to [`MAX_WINDOW`].
+    pub window: Option<usize>,
+    /// The footer of every window but the last, an encoded host name
+    /// (default: [`default_footer`] of the next window's target).
+    pub window_footer: Option<String>,
 }
 
 /// One fake hop of the plan, before addresses are known.
@@ -50,6 +73,16 @@ pub struct Plan {
     pub distinct: Vec<String>,
     /// Things the operator should know (hop limit, silent target line).
     pub warnings: Vec<String>,
+    /// The hops of windows 1.. (window 0's are `hops`); empty when the
+    /// message is one show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Vec<PlanHop>>,
+    /// Lines per window, when the message was split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// The footer of every window but the last, if the operator gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_footer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +92,12 @@ pub enum PlanError {
          typical path (a TTL stops at 255); shorten the message"
     )]
     TooManyHops { hops: usize },
+    #[error(
+        "a window of {lines} line(s) cannot be served: a window holds {MIN_WINDOW} to \
+         {MAX_WINDOW} lines (its hops and its footer); use --window {DEFAULT_WINDOW} to fit a \
+         default 30-hop trace"
+    )]
+    BadWindow { lines: usize },
     #[error(
         "the show needs {needed} {family} hop address(es) but the deployment has {available}; \
          run `troll provision` to add {missing} more",
@@ -88,7 +127,13 @@ impl Plan {
             }
             None => None,
         };
-        if hop_lines.len() > MAX_HOPS {
+        if let Some(lines) = options.window {
+            if !(MIN_WINDOW..=MAX_WINDOW).contains(&lines) {
+                return Err(PlanError::BadWindow { lines });
+            }
+        }
+        let per_window = options.window.map_or(usize::MAX, |lines| lines - 1);
+        if hop_lines.len() > MAX_HOPS && options.window.is_none() {
             return Err(PlanError::TooManyHops {
                 hops: hop_lines.len(),
             });
@@ -110,13 +155,32 @@ impl Plan {
                 }
             })
             .collect::<Vec<_>>();
-        let last_ttl = hops.len() + 1 + TYPICAL_REAL_HOPS;
+        let mut windows: Vec<Vec<PlanHop>> = hops
+            .chunks(per_window.min(hops.len()).max(1))
+            .map(<[PlanHop]>::to_vec)
+            .collect();
+        let hops = if windows.is_empty() {
+            Vec::new()
+        } else {
+            windows.remove(0)
+        };
+        let longest = windows.iter().map(Vec::len).fold(hops.len(), usize::max);
+        let last_ttl = longest + 1 + TYPICAL_REAL_HOPS;
         if last_ttl > DEFAULT_CLIENT_MAX_HOPS {
+            let what = if options.window.is_some() {
+                "a window of"
+            } else {
+                "the message makes"
+            };
+            let split = if options.window.is_some() {
+                format!("or use --window {DEFAULT_WINDOW}")
+            } else {
+                format!("or split the message with --window {DEFAULT_WINDOW}")
+            };
             warnings.push(format!(
-                "{} hops plus a typical path of {TYPICAL_REAL_HOPS} real hops is {last_ttl}, \
-                 beyond the default limit of {DEFAULT_CLIENT_MAX_HOPS}: clients must raise it \
-                 (`traceroute -m 64`, `mtr -m 64`, `tracert -h 64`)",
-                hops.len()
+                "{what} {longest} hops plus a typical path of {TYPICAL_REAL_HOPS} real hops is \
+                 {last_ttl}, beyond the default limit of {DEFAULT_CLIENT_MAX_HOPS}: clients must \
+                 raise it (`traceroute -m 64`, `mtr -m 64`, `tracert -h 64`), {split}"
             ));
         }
         Ok(Plan {
@@ -124,51 +188,108 @@ impl Plan {
             hops,
             distinct,
             warnings,
+            windows,
+            window: options.window,
+            window_footer: options.window_footer,
         })
     }
 
-    /// `N`: probes with arrival TTL up to this are fake hops.
+    /// How many windows (shows per family) the message takes: 1 unless it
+    /// was split.
+    pub fn window_count(&self) -> usize {
+        1 + self.windows.len()
+    }
+
+    /// The hops of window `w` (0-based).
+    pub fn window_hops(&self, w: usize) -> &[PlanHop] {
+        match w {
+            0 => &self.hops,
+            w => &self.windows[w - 1],
+        }
+    }
+
+    /// `N`: probes with arrival TTL up to this are fake hops (of window 0
+    /// when the message is split).
     pub fn hop_count(&self) -> usize {
         self.hops.len()
     }
 
-    /// Addresses this plan needs in each family it is shown in.
-    pub fn addresses_needed(&self) -> usize {
-        self.distinct.len()
+    /// Every window's hops together: the message's hop lines.
+    pub fn total_hops(&self) -> usize {
+        self.hops.len() + self.windows.iter().map(Vec::len).sum::<usize>()
     }
 
-    /// The hop table for one family: `addresses[slot]` answers the hops of
-    /// `distinct[slot]`. Extra addresses are left unused.
+    /// Addresses this plan needs in each family it is shown in: one per
+    /// distinct name, and one target per window after the first.
+    pub fn addresses_needed(&self) -> usize {
+        self.distinct.len() + self.windows.len()
+    }
+
+    /// The hop table of window 0 for one family, after checking that
+    /// `addresses` hold every window's (see [`Plan::shows`]).
     pub fn show(&self, target: AddressPair, addresses: &[AddressPair]) -> Result<Show, PlanError> {
+        let mut shows = self.shows(target, addresses)?;
+        Ok(shows.swap_remove(0))
+    }
+
+    /// The shows of one family, one per window: `addresses[slot]` (of the
+    /// target's family) answers the hops of `distinct[slot]`, and the
+    /// addresses after them are the targets of windows 1.., in order.
+    /// Extra addresses are left unused.
+    pub fn shows(
+        &self,
+        target: AddressPair,
+        addresses: &[AddressPair],
+    ) -> Result<Vec<Show>, PlanError> {
         let family = target.family();
         let usable: Vec<AddressPair> = addresses
             .iter()
             .filter(|a| a.family() == family)
             .copied()
             .collect();
-        if usable.len() < self.distinct.len() {
+        let needed = self.addresses_needed();
+        if usable.len() < needed {
             return Err(PlanError::MissingAddresses {
                 family,
-                needed: self.distinct.len(),
+                needed,
                 available: usable.len(),
             });
         }
-        let hops = self
-            .hops
-            .iter()
-            .map(|hop| match hop {
-                PlanHop::Silent => Hop::Silent,
-                PlanHop::Named { name, slot } => Hop::Named {
-                    address: usable[*slot],
-                    name: name.clone(),
-                },
+        let target_of = |w: usize| match w {
+            0 => target,
+            w => usable[self.distinct.len() + w - 1],
+        };
+        let last = self.window_count() - 1;
+        Ok((0..=last)
+            .map(|w| {
+                let hops = self
+                    .window_hops(w)
+                    .iter()
+                    .map(|hop| match hop {
+                        PlanHop::Silent => Hop::Silent,
+                        PlanHop::Named { name, slot } => Hop::Named {
+                            address: usable[*slot],
+                            name: name.clone(),
+                        },
+                    })
+                    .collect();
+                let target_name = if w == last {
+                    self.target_name.clone()
+                } else {
+                    Some(
+                        self.window_footer
+                            .clone()
+                            .unwrap_or_else(|| default_footer(target_of(w + 1).public)),
+                    )
+                };
+                Show {
+                    target: target_of(w),
+                    target_name,
+                    hops,
+                    window: w,
+                }
             })
-            .collect();
-        Ok(Show {
-            target,
-            target_name: self.target_name.clone(),
-            hops,
-        })
+            .collect())
     }
 
     /// Addresses, missing addresses and monthly cost at one provider for
@@ -183,7 +304,7 @@ impl Plan {
             .iter()
             .map(|&family| {
                 let have = available.iter().filter(|a| a.family() == family).count();
-                let needed = self.distinct.len();
+                let needed = self.addresses_needed();
                 FamilyCost {
                     provider,
                     family,
@@ -237,6 +358,26 @@ pub struct Show {
     pub target_name: Option<String>,
     /// Arrival TTL `t` is `hops[t - 1]`.
     pub hops: Vec<Hop>,
+    /// Which window of the message this is (0 when it was not split).
+    pub window: usize,
+}
+
+/// The footer of a window whose next window is traced to `next`: a host
+/// name that says where, e.g. `continued.at.198-51-100-2` or
+/// `continued.at.2001-db8--2` (every label valid, DESIGN.md §2).
+pub fn default_footer(next: IpAddr) -> String {
+    let mut label: String = next
+        .to_string()
+        .chars()
+        .map(|c| if c == '.' || c == ':' { '-' } else { c })
+        .collect();
+    if label.starts_with('-') {
+        label.insert(0, '0');
+    }
+    if label.ends_with('-') {
+        label.push('0');
+    }
+    format!("continued.at.{label}")
 }
 
 impl Show {
@@ -349,6 +490,7 @@ mod tests {
             SAMPLE,
             PlanOptions {
                 keep_target_name: true,
+                ..PlanOptions::default()
             },
         );
         assert_eq!(p.target_name, None);
@@ -422,6 +564,197 @@ mod tests {
         assert!(long.warnings[0].contains("traceroute -m 64"));
         assert!(long.warnings[0].contains("mtr -m 64"));
         assert!(long.warnings[0].contains("tracert -h 64"));
+    }
+
+    fn windowed(text: &str, window: usize, footer: Option<&str>) -> Plan {
+        plan(
+            text,
+            PlanOptions {
+                window: Some(window),
+                window_footer: footer.map(str::to_string),
+                ..PlanOptions::default()
+            },
+        )
+    }
+
+    fn numbered(lines: usize) -> String {
+        (1..=lines)
+            .map(|i| format!("Line {i:02}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn names(show: &Show) -> Vec<Option<String>> {
+        show.hops
+            .iter()
+            .map(|h| match h {
+                Hop::Named { name, .. } => Some(name.clone()),
+                Hop::Silent => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn windows_split_the_hop_lines_and_the_last_keeps_the_target_line() {
+        // 40 lines: 39 hop lines in windows of 14, the 40th names the
+        // last window's target.
+        let p = windowed(&numbered(40), DEFAULT_WINDOW, None);
+        assert_eq!(p.window_count(), 3);
+        assert_eq!(
+            (0..3).map(|w| p.window_hops(w).len()).collect::<Vec<_>>(),
+            vec![14, 14, 11]
+        );
+        assert_eq!(p.total_hops(), 39);
+        assert_eq!(p.addresses_needed(), 39 + 2);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let (target, addresses) = documentation_addresses(Family::Ipv4, p.addresses_needed());
+        let shows = p.shows(target, &addresses).unwrap();
+        assert_eq!(shows.len(), 3);
+        let all: Vec<Option<String>> = shows.iter().flat_map(names).collect();
+        let want: Vec<Option<String>> = (1..=39).map(|i| Some(format!("Line.{i:02}"))).collect();
+        assert_eq!(all, want, "every hop line once, in order");
+        // Window targets come after the 39 hop addresses, in order.
+        assert_eq!(shows[0].target, target);
+        assert_eq!(shows[1].target, addresses[39]);
+        assert_eq!(shows[2].target, addresses[40]);
+        assert_eq!(
+            shows[0].target_name.as_deref(),
+            Some("continued.at.198-51-100-40")
+        );
+        assert_eq!(
+            shows[1].target_name.as_deref(),
+            Some("continued.at.198-51-100-41")
+        );
+        assert_eq!(shows[2].target_name.as_deref(), Some("Line.40"));
+        assert_eq!(
+            shows.iter().map(|s| s.window).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        // Every footer and hop name is one glibc accepts.
+        for show in &shows {
+            for (_, name) in show.ptr_records() {
+                assert!(crate::message::is_valid_name(&name), "{name}");
+            }
+        }
+        let short = p.show(target, &addresses[..40]).unwrap_err();
+        assert_eq!(
+            short,
+            PlanError::MissingAddresses {
+                family: Family::Ipv4,
+                needed: 41,
+                available: 40
+            }
+        );
+    }
+
+    #[test]
+    fn identical_lines_share_one_address_across_windows() {
+        let text = "0--0\nA\n0--0\nB\n0--0\nC\n\n0--0\nEnd";
+        let p = windowed(text, 3, Some("more.over.there"));
+        // Hop lines 0--0 A | 0--0 B | 0--0 C | (silent) 0--0; End is the target.
+        assert_eq!(p.window_count(), 4);
+        assert_eq!(p.distinct, vec!["0--0", "A", "B", "C"]);
+        assert_eq!(p.addresses_needed(), 4 + 3);
+        let (target, addresses) = documentation_addresses(Family::Ipv6, p.addresses_needed());
+        let shows = p.shows(target, &addresses).unwrap();
+        let border: Vec<AddressPair> = shows
+            .iter()
+            .flat_map(|s| &s.hops)
+            .filter_map(|h| match h {
+                Hop::Named { address, name } if name == "0--0" => Some(*address),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(border.len(), 4);
+        assert!(border.iter().all(|a| *a == addresses[0]), "{border:?}");
+        assert_eq!(names(&shows[3]), vec![None, Some("0--0".into())]);
+        for show in &shows[..3] {
+            assert_eq!(show.target_name.as_deref(), Some("more.over.there"));
+        }
+        assert_eq!(shows[3].target_name.as_deref(), Some("End"));
+        assert_eq!(shows[3].target, addresses[6]);
+    }
+
+    #[test]
+    fn default_footers_are_valid_names_for_either_family() {
+        for (addr, want) in [
+            ("198.51.100.7", "continued.at.198-51-100-7"),
+            ("2001:db8::7", "continued.at.2001-db8--7"),
+            ("::1", "continued.at.0--1"),
+            ("2001:db8::", "continued.at.2001-db8--0"),
+        ] {
+            let name = default_footer(addr.parse().unwrap());
+            assert_eq!(name, want);
+            assert!(crate::message::is_valid_name(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_message_that_fits_one_window_is_one_show() {
+        let p = windowed(SAMPLE, DEFAULT_WINDOW, None);
+        assert_eq!(p.window_count(), 1);
+        assert_eq!(p.addresses_needed(), 3);
+        let (target, addresses) = documentation_addresses(Family::Ipv4, 3);
+        let shows = p.shows(target, &addresses).unwrap();
+        assert_eq!(shows.len(), 1);
+        assert_eq!(shows[0].target_name.as_deref(), Some("Dont.Panic"));
+    }
+
+    #[test]
+    fn windows_over_the_default_limit_warn_and_bad_sizes_are_errors() {
+        let p = windowed(&numbered(40), 20, None);
+        assert!(
+            p.warnings[0].starts_with("a window of 19 hops"),
+            "{:?}",
+            p.warnings
+        );
+        assert!(p.warnings[0].contains("--window 15"));
+        let unsplit = plan(&numbered(40), PlanOptions::default());
+        assert!(unsplit.warnings[0].contains("split the message with --window 15"));
+        for lines in [0, 1, MAX_WINDOW + 1] {
+            let err = Plan::new(
+                &encode("a\nb\nc", Options::default()).unwrap().lines,
+                PlanOptions {
+                    window: Some(lines),
+                    ..PlanOptions::default()
+                },
+            )
+            .unwrap_err();
+            assert_eq!(err, PlanError::BadWindow { lines });
+            assert!(err.to_string().contains("--window 15"), "{err}");
+        }
+        // A window of 2 lines is one hop and the footer.
+        let tiny = windowed("a\nb\nc\nd", 2, None);
+        assert_eq!(tiny.window_count(), 3);
+    }
+
+    #[test]
+    fn keep_target_name_windows_leave_the_last_target_unnamed() {
+        let p = plan(
+            &numbered(5),
+            PlanOptions {
+                keep_target_name: true,
+                window: Some(3),
+                window_footer: None,
+            },
+        );
+        assert_eq!(p.window_count(), 3);
+        let (target, addresses) = documentation_addresses(Family::Ipv4, p.addresses_needed());
+        let shows = p.shows(target, &addresses).unwrap();
+        assert_eq!(names(&shows[2]), vec![Some("Line.05".into())]);
+        assert_eq!(shows[2].target_name, None);
+    }
+
+    #[test]
+    fn a_plan_stored_before_windows_reads_as_one_window() {
+        let p = plan(SAMPLE, PlanOptions::default());
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(!json.contains("window"), "{json}");
+        let back: Plan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        let windowed = windowed(&numbered(40), 15, None);
+        let back: Plan = serde_json::from_str(&serde_json::to_string(&windowed).unwrap()).unwrap();
+        assert_eq!(back, windowed);
     }
 
     #[test]

@@ -86,8 +86,9 @@ pub struct RemoteDeployment {
 }
 
 impl State {
-    /// The deployment's shows, one per target, or an error saying what is
-    /// missing (a message, addresses).
+    /// The deployment's shows, one per target and window (a target's
+    /// windows in order, after it), or an error saying what is missing (a
+    /// message, addresses).
     pub fn shows(&self) -> Result<Vec<Show>> {
         let plan = self.plan.as_ref().ok_or_else(|| Error::Incomplete {
             deployment: self.deployment.clone(),
@@ -101,28 +102,37 @@ impl State {
                 command: "provision",
             });
         }
-        self.targets
-            .iter()
-            .map(|t| plan.show(*t, &self.addresses).map_err(Error::from))
-            .collect()
+        let mut shows = Vec::new();
+        for target in &self.targets {
+            shows.extend(plan.shows(*target, &self.addresses)?);
+        }
+        Ok(shows)
     }
 
-    /// Every PTR record the deployment's shows publish.
+    /// Every PTR record the deployment's shows publish, once per address
+    /// (windows share their hop addresses).
     pub fn ptr_records(&self) -> Result<Vec<PtrState>> {
-        Ok(self
-            .shows()?
-            .iter()
-            .flat_map(Show::ptr_records)
-            .map(|(address, name)| PtrState { address, name })
-            .collect())
+        let mut out: Vec<PtrState> = Vec::new();
+        for (address, name) in self.shows()?.iter().flat_map(Show::ptr_records) {
+            if !out.iter().any(|p| p.address == address) {
+                out.push(PtrState { address, name });
+            }
+        }
+        Ok(out)
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MessageOptions {
     pub wrap: bool,
     pub keep_target_name: bool,
+    /// `--window LINES`: split the message into windows of this many lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// `--window-footer TEXT`, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_footer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -610,3 +610,135 @@ fn completions_and_man_page_cover_every_command() {
         assert!(man.stdout.contains(command), "the man page lacks {command}");
     }
 }
+
+/// `--window LINES`: preview prints every window (its target, the command
+/// that traces it, its trace), set-message stores the split, zone exports
+/// every window's names, status reports per window; bad values are usage
+/// errors naming the fix and leave nothing behind.
+#[test]
+fn windows_in_preview_set_message_zone_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "One\nTwo\nThree\nFour\nFive\nSix";
+    let r = ok(troll(dir.path()).args(["preview", "--window", "3", text]));
+    // Hop lines One..Five in windows of 2; Six names the last target.
+    assert_has(
+        &r.stdout,
+        "window 1 of 3: target 203.0.113.10, trace it with `traceroute 203.0.113.10`",
+    );
+    assert_has(
+        &r.stdout,
+        "window 2 of 3: target 198.51.100.6, trace it with `traceroute 198.51.100.6`",
+    );
+    assert_has(&r.stdout, "window 3 of 3: target 198.51.100.7");
+    assert_has(&r.stdout, " 4  One (198.51.100.1)");
+    assert_has(&r.stdout, " 6  continued.at.198-51-100-6 (203.0.113.10)");
+    assert_has(&r.stdout, " 5  Four (198.51.100.4)");
+    assert_has(&r.stdout, " 6  continued.at.198-51-100-7 (198.51.100.6)");
+    assert_has(&r.stdout, " 4  Five (198.51.100.5)");
+    assert_has(&r.stdout, " 5  Six (198.51.100.7)");
+    assert_has(
+        &r.stdout,
+        "5 distinct name(s) and the targets of windows 2 to 3 need 7 address(es)",
+    );
+    let json = ok(troll(dir.path()).args([
+        "preview",
+        "--json",
+        "--window",
+        "3",
+        "--window-footer",
+        "Next window",
+        text,
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["windows"].as_array().unwrap().len(), 3);
+    assert_eq!(v["windows"][0]["target_name"], "Next.window");
+    assert_eq!(v["windows"][2]["target_name"], "Six");
+    assert_eq!(v["windows"][1]["command"], "traceroute 198.51.100.6");
+    assert_eq!(v["addresses_needed"], 7);
+
+    // Bad values: usage errors, and no deployment is created.
+    for (args, says) in [
+        (
+            vec!["set-message", "--window", "0", text],
+            "for '--window <LINES>': a window holds 2 to 241 lines",
+        ),
+        (
+            vec!["set-message", "--window", "1", text],
+            "e.g. 15 to fit a default 30-hop trace",
+        ),
+        (
+            vec!["preview", "--window", "500", text],
+            "a window holds 2 to 241 lines",
+        ),
+        (
+            vec!["set-message", "--window", "x", text],
+            "give a number in that range",
+        ),
+        (
+            vec!["set-message", "--window-footer", "more", text],
+            "--window <LINES>",
+        ),
+        (
+            vec!["set-message", "--window", "3", "--window-footer", "", text],
+            "--window-footer \"\" ",
+        ),
+        (
+            vec![
+                "set-message",
+                "--window",
+                "3",
+                "--window-footer",
+                "a\nb",
+                text,
+            ],
+            "has more than one line",
+        ),
+    ] {
+        let r = run(troll(dir.path()).args(&args));
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    assert!(Store::new(dir.path().join("state"))
+        .list()
+        .unwrap()
+        .is_empty());
+
+    // Stored, and a deployment without the window targets is refused.
+    provision_static(
+        dir.path(),
+        "198.51.100.1,198.51.100.2,198.51.100.3,198.51.100.4,198.51.100.5",
+    );
+    let short = run(troll(dir.path()).args(["set-message", "--window", "3", text]));
+    assert_eq!(short.code, 1, "{}", short.stderr);
+    assert_has(
+        &short.stderr,
+        "needs 7 IPv4 hop address(es) but the deployment has 5",
+    );
+    provision_static(dir.path(), "198.51.100.1,198.51.100.2,198.51.100.3,198.51.100.4,198.51.100.5,198.51.100.6,198.51.100.7");
+    let r = ok(troll(dir.path()).args(["set-message", "--window", "3", text]));
+    assert_has(&r.stdout, "5 fake hop(s) in 3 windows");
+    let state = Store::new(dir.path().join("state"))
+        .load("default")
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.message_options.window, Some(3));
+    assert_eq!(state.shows().unwrap().len(), 3);
+    // The zone holds every name once: 5 hops and 3 targets' names.
+    let zone = ok(troll(dir.path()).args(["zone", "--format", "bind"]));
+    for name in [
+        "One",
+        "Five",
+        "continued.at.198-51-100-6",
+        "continued.at.198-51-100-7",
+        "Six",
+    ] {
+        assert_has(&zone.stdout, &format!("PTR\t{name}."));
+    }
+    assert_eq!(zone.stdout.matches("\tPTR\t").count(), 8, "{}", zone.stdout);
+    let status = ok(troll(dir.path()).args(["status", "--no-resolve"]));
+    assert_has(&status.stdout, "IPv4 w2/3");
+    assert_has(&status.stdout, "198.51.100.6  continued.at.198-51-100-7");
+    // Preview of the stored message follows its windows.
+    let again = ok(troll(dir.path()).args(["preview"]));
+    assert_has(&again.stdout, "window 3 of 3: target 198.51.100.7");
+}

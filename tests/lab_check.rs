@@ -370,6 +370,71 @@ fn the_deployment_gives_the_show_and_its_addresses() {
     );
 }
 
+/// A message split with `--window`: `troll check` given the first
+/// window's target traces every window and reports per window; given
+/// another window's target, that window alone.
+#[test]
+fn windows_are_checked_one_by_one() {
+    let mut net = Net::new(NatMode::Full);
+    net.provision(MESSAGE, 5);
+    // Hop lines A..D in windows of 2 and E naming the last window's
+    // target, the address after the 4 hop addresses (held by the server).
+    util::lab::sh_ok(net.troll_in("server").args([
+        "set-message",
+        "--window",
+        "3",
+        "A\nB\nC\nD\nE",
+    ]));
+    util::lab::sh_ok(troll::lab::exec(&net.ns("server"), "ip").args([
+        "addr",
+        "add",
+        &format!("{}/32", util::internet::local(5)),
+        "dev",
+        "eth0",
+    ]));
+    net.serve();
+    let state = Some(net.state_dir.path());
+    let first = public(0).to_string();
+    let args = ["check", "--json", "--protocol", "udp", &first];
+    let c = checked_ok(troll_run(&net, "far", state, &args));
+    assert_eq!(c.json["ok"], true);
+    let windows = c.json["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2);
+    for (w, (address, names)) in [
+        (public(0), ["A", "B", "continued.at.198-51-100-105"]),
+        (public(5), ["C", "D", "E"]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let window = Checked {
+            code: 0,
+            json: windows[w].clone(),
+            stderr: String::new(),
+        };
+        assert_eq!(window.json["window"], w);
+        assert_eq!(window.json["address"], address.to_string());
+        assert_eq!(verdicts(&window, "udp"), ["ok"; 3]);
+        let lines = window.json["protocols"][0]["report"]["lines"]
+            .as_array()
+            .unwrap();
+        let expected: Vec<&str> = lines
+            .iter()
+            .map(|l| l["expected"].as_str().unwrap())
+            .collect();
+        assert_eq!(expected, names);
+    }
+    let second = public(5).to_string();
+    let text = troll_run(&net, "far", state, &["check", "--protocol", "udp", &second]);
+    assert_eq!(text.code, 0, "{}{}", text.stdout, text.stderr);
+    assert!(
+        text.stdout.contains("udp: ok: 3 of 3 lines match"),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("window 1 of"), "{}", text.stdout);
+}
+
 /// Numbers for the report, not a pass/fail check: how long `troll check`
 /// takes for a 10-line show and how many probes it sends, against
 /// traceroute (UDP, -I, -T) for the same show. Run with

@@ -9,7 +9,7 @@
 
 mod util;
 
-use util::internet::{public, public6, real_hops, NatMode, Net};
+use util::internet::{local, public, public6, real_hops, NatMode, Net};
 use util::lab::{check_mtr, check_trace, check_tracepath, Expected};
 
 /// Mixed case on purpose: clients must show it as written.
@@ -331,4 +331,96 @@ fn the_lab_is_removed_also_on_panic() {
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(&conf));
     assert!(!unbound_left, "unbound still runs");
+}
+
+/// Windows (`set-message --window 15`): a 40-line message is 39 hop lines
+/// in windows of 14, each window's target named by its footer and the
+/// last's by line 40. From the far client (3 routers) a plain
+/// `traceroute TARGET`, all defaults (30 hops max), reads each window's
+/// lines in order and its footer, so the 40 lines are all read; IPv4
+/// through the NAT and IPv6, RUNS times. Then `-I` and `-T` once each to
+/// the last window: its final hop is the kernel's, as the main target's.
+#[test]
+fn a_long_message_reads_in_full_over_its_windows() {
+    let line = |i: u8| format!("Line-{i:02}");
+    let text: Vec<String> = (1..=40).map(line).collect();
+    let mut net = Net::new(NatMode::Full);
+    // 39 hop addresses, then the targets of windows 2 and 3, which the
+    // server holds as it holds the main target (a provider's job).
+    net.provision(MESSAGE, 41);
+    let server = net.ns("server");
+    let assign = |n: u8| {
+        let v4 = format!("{}/32", local(n));
+        let v6 = format!("{}/128", public6(n));
+        for args in [
+            vec!["addr", "add", &v4, "dev", "eth0"],
+            vec!["addr", "add", &v6, "dev", "eth0", "nodad"],
+        ] {
+            util::lab::sh_ok(troll::lab::exec(&server, "ip").args(args));
+        }
+    };
+    assign(40);
+    util::lab::sh_ok(net.troll_in("server").args([
+        "set-message",
+        "--window",
+        "15",
+        &text.join("\n"),
+    ]));
+    net.serve();
+    // Serve names the window target the server does not hold, and the fix.
+    let log = std::fs::read_to_string(net.state_dir.path().join("serve-0.log")).unwrap();
+    for addr in [local(41).to_string(), public6(41).to_string()] {
+        assert!(
+            log.contains(&format!(
+                "the target of window 3 ({addr}) is not an address of this host"
+            )),
+            "{log}"
+        );
+    }
+    assert!(!log.contains("window 2 ("), "{log}");
+    assign(41);
+    for v6 in [false, true] {
+        let addr = |n: u8| {
+            if v6 {
+                public6(n).to_string()
+            } else {
+                public(n).to_string()
+            }
+        };
+        let footer = |n: u8| format!("continued.at.{}", addr(n).replace(['.', ':'], "-"));
+        let windows = [
+            (0, 1..=14, footer(40)),
+            (40, 15..=28, footer(41)),
+            (41, 29..=39, line(40)),
+        ];
+        // (flag, window): every window RUNS times, then the last with -I, -T.
+        let mut cases: Vec<(Option<&str>, usize)> = Vec::new();
+        for _ in 0..RUNS {
+            cases.extend((0..windows.len()).map(|w| (None, w)));
+        }
+        cases.push((Some("-I"), 2));
+        cases.push((Some("-T"), 2));
+        for (run, (flag, w)) in cases.into_iter().enumerate() {
+            let (target, lines, name) = windows[w].clone();
+            let target = addr(target);
+            let mut args: Vec<&str> = flag.into_iter().collect();
+            if v6 {
+                args.push("-6");
+            }
+            args.push(target.as_str());
+            let out = net.client_run("far", "traceroute", &args);
+            println!("run {run}: traceroute {args:?}\n{out}");
+            let mut hops: Vec<Vec<String>> = real_hops("far", v6)
+                .into_iter()
+                .map(|w| w.to_vec())
+                .collect();
+            hops.extend(lines.map(|i| vec![line(i), addr(i)]));
+            let words: Vec<Vec<&str>> = hops
+                .iter()
+                .map(|h| h.iter().map(String::as_str).collect())
+                .collect();
+            let expected: Vec<Expected> = words.iter().map(|w| Some(w.as_slice())).collect();
+            check_trace(&out, &expected, &[name.as_str(), target.as_str()], 3);
+        }
+    }
 }

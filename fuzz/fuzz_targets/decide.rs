@@ -18,8 +18,15 @@
 //!                    of each family, bit 3 hop addresses answer as router
 //!                    interfaces (`Table::router`), bit 4 the target sits
 //!                    behind a 1:1 NAT (`Table::with_public`: errors quote
-//!                    the probe with its public destination)
-//! byte 1      number of fake hops N (0..=63)
+//!                    the probe with its public destination), bit 5 the
+//!                    hops are a message split into windows (`--window`):
+//!                    window w is a target of its own with the next K hops
+//!                    (the last window the rest), all sharing the hop
+//!                    addresses, and the input's target is window
+//!                    `flags >> 6`; the other windows' targets are
+//!                    198.18.1.w / 2001:db8:0:1::w
+//! byte 1      number of fake hops N (0..=63, the low 6 bits), and K - 1
+//!             (the high 2 bits: 1 to 4 hops per window)
 //! N bytes     hop i: 0 = silent; else an address of the packet's family
 //!             ending in b & 0x7f, or of the other family when b & 0x80
 //!             (such a hop must stay silent)
@@ -86,6 +93,10 @@ struct Input<'a> {
     second_targets: bool,
     router: bool,
     behind_nat: bool,
+    /// Hops per window, when the hops are split into windows.
+    window: Option<usize>,
+    /// Which window the input's target is.
+    window_index: usize,
     open_port: u16,
     packet: &'a [u8],
 }
@@ -93,8 +104,8 @@ struct Input<'a> {
 impl<'a> Input<'a> {
     fn parse(data: &'a [u8]) -> Option<Input<'a>> {
         let (&flags, rest) = data.split_first()?;
-        let (&n, rest) = rest.split_first()?;
-        let n = usize::from(n % 64);
+        let (&n_byte, rest) = rest.split_first()?;
+        let n = usize::from(n_byte % 64);
         if rest.len() < n + 2 {
             return None;
         }
@@ -136,6 +147,8 @@ impl<'a> Input<'a> {
             second_targets: flags & 4 != 0,
             router: flags & 8 != 0,
             behind_nat: flags & 16 != 0,
+            window: (flags & 32 != 0).then_some(usize::from(n_byte >> 6) + 1),
+            window_index: usize::from(flags >> 6),
             open_port: u16::from_be_bytes([port[0], port[1]]),
             packet,
         })
@@ -146,16 +159,20 @@ fuzz_target!(|data: &[u8]| {
     let Some(input) = Input::parse(data) else {
         return;
     };
-    let mut entries = vec![(input.target, input.hops.clone())];
+    let windows = input.windows();
+    let mut entries = match &windows {
+        Some(windows) => windows.clone(),
+        None => vec![(input.target, input.hops.clone())],
+    };
     if input.second_targets {
         // Other targets, so lookups must pick the right one.
         entries.push((hop_v4(99), vec![None, Some(hop_v4(98))]));
         entries.push((hop_v6(99), vec![None, Some(hop_v6(98))]));
     }
     let table = if input.router {
-        Table::router(entries)
+        Table::router(entries.clone())
     } else {
-        Table::new(entries)
+        Table::new(entries.clone())
     };
     let table = if input.behind_nat {
         let public = match input.target {
@@ -179,6 +196,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(len <= MAX_REPLY, "reply length {len}");
             let reply = &out[..len];
             check_line_and_delay(&input, &table, reply, kind, line);
+            if let Some(windows) = &windows {
+                check_window(&input, windows, &entries, reply, kind);
+            }
             let (family, check, length): (_, fn(&Answered<'_>), _) = if input.v6 {
                 ("v6", check_reply_v6, REPLY_HEADERS_V6..=MAX_REPLY_V6)
             } else {
@@ -210,10 +230,105 @@ fuzz_target!(|data: &[u8]| {
                 usize::from(ttl) > hops.len(),
                 "a fake hop's packet left to the kernel"
             );
+            if let Some(windows) = &windows {
+                let once = entries.iter().filter(|(t, _)| *t == destination).count() == 1;
+                if let Some((_, own)) = windows.iter().find(|(t, _)| once && *t == destination) {
+                    assert!(
+                        usize::from(ttl) > own.len(),
+                        "a window's hop left to the kernel"
+                    );
+                }
+            }
         }
         Decision::Drop(_) => {}
     }
 });
+
+impl Input<'_> {
+    /// The windows the input's hops make (bit 5), as the planner splits a
+    /// message: `(target, hops)` per window, the input's target at
+    /// `window_index` (or the last window, if there are fewer).
+    fn windows(&self) -> Option<Vec<(IpAddr, Vec<Option<IpAddr>>)>> {
+        let per = self.window?;
+        let mut chunks: Vec<Vec<Option<IpAddr>>> = self
+            .hops
+            .chunks(per)
+            .map(<[Option<IpAddr>]>::to_vec)
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(Vec::new());
+        }
+        let own = self.window_index.min(chunks.len() - 1);
+        Some(
+            chunks
+                .into_iter()
+                .enumerate()
+                .map(|(w, hops)| {
+                    let target = if w == own {
+                        self.target
+                    } else if self.v6 {
+                        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, w as u16))
+                    } else {
+                        IpAddr::V4(Ipv4Addr::new(198, 18, 1, w as u8))
+                    };
+                    (target, hops)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A reply to a probe for a window's target: Time Exceeded comes from
+/// that window's own hop of the probe's TTL (the input's hops split in
+/// chunks, not the table's lookup), and nothing else answers below the
+/// window's end.
+fn check_window(
+    input: &Input<'_>,
+    windows: &[(IpAddr, Vec<Option<IpAddr>>)],
+    entries: &[(IpAddr, Vec<Option<IpAddr>>)],
+    reply: &[u8],
+    kind: ReplyKind,
+) {
+    let (destination, ttl, source) = if input.v6 {
+        let ip = Ipv6HeaderSlice::from_slice(input.packet).expect("an IPv6 header");
+        let reply = Ipv6HeaderSlice::from_slice(reply).expect("the reply parses");
+        (
+            IpAddr::V6(ip.destination_addr()),
+            ip.hop_limit(),
+            IpAddr::V6(reply.source_addr()),
+        )
+    } else {
+        let ip = Ipv4HeaderSlice::from_slice(input.packet).expect("an IPv4 header");
+        let reply = Ipv4HeaderSlice::from_slice(reply).expect("the reply parses");
+        (
+            IpAddr::V4(ip.destination_addr()),
+            ip.ttl(),
+            IpAddr::V4(reply.source_addr()),
+        )
+    };
+    // A target the input made equal to another entry's is that entry's.
+    if entries.iter().filter(|(t, _)| *t == destination).count() != 1 {
+        return;
+    }
+    let Some((target, hops)) = windows.iter().find(|(t, _)| *t == destination) else {
+        return;
+    };
+    let t = usize::from(ttl);
+    match kind {
+        ReplyKind::TimeExceeded => {
+            let hop = hops
+                .get(t - 1)
+                .copied()
+                .flatten()
+                .expect("time exceeded past the window's hops, or from a silent one");
+            assert_eq!(source, hop, "time exceeded from another window's hop");
+        }
+        ReplyKind::PortUnreachable | ReplyKind::EchoReply => {
+            assert!(t > hops.len(), "{kind:?} inside the window");
+            assert_eq!(source, *target, "{kind:?} not from the window's target");
+        }
+    }
+}
 
 /// The line a reply is counted for, and what the delay queue does with it:
 /// the per-line delay the input's settings give (hop delay from the open

@@ -11,6 +11,19 @@
 use std::net::{IpAddr, SocketAddr};
 use troll_providers::AddressPair;
 
+/// Lines per window (`--window LINES`): hops and the footer, within what a
+/// TTL can reach.
+pub fn window(text: &str) -> Result<usize, String> {
+    use crate::plan::{DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW};
+    match text.trim().parse::<usize>() {
+        Ok(lines) if (MIN_WINDOW..=MAX_WINDOW).contains(&lines) => Ok(lines),
+        _ => Err(format!(
+            "a window holds {MIN_WINDOW} to {MAX_WINDOW} lines (its hops and its footer); \
+             give a number in that range, e.g. {DEFAULT_WINDOW} to fit a default 30-hop trace"
+        )),
+    }
+}
+
 /// The port a resolver given as a bare address is asked on.
 pub const DNS_PORT: u16 = 53;
 

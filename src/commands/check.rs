@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 struct Output {
     host: String,
     address: IpAddr,
+    /// The window of a split message this target shows (0-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<usize>,
     resolvers: Vec<String>,
     protocols: Vec<ProtocolOutput>,
     ok: bool,
@@ -65,8 +68,14 @@ fn resolve_host(host: &str, v4: bool, v6: bool) -> Result<IpAddr> {
 }
 
 /// The show expected at `target`: from --message/--file, encoded as
-/// set-message does, or from the deployment's state.
-fn expected_show(ctx: &Context, args: &CheckArgs, target: IpAddr) -> Result<Expected> {
+/// set-message does, or from the deployment's state. When `target` is the
+/// first window of a split message, every window of its family follows,
+/// each with its own target and window number.
+fn expected_shows(
+    ctx: &Context,
+    args: &CheckArgs,
+    target: IpAddr,
+) -> Result<Vec<(Expected, Option<usize>)>> {
     if args.message.is_some() || args.file.is_some() {
         let message = MessageArgs {
             message: args.message.clone(),
@@ -74,9 +83,11 @@ fn expected_show(ctx: &Context, args: &CheckArgs, target: IpAddr) -> Result<Expe
             strict: false,
             wrap: args.wrap,
             keep_target_name: args.keep_target_name,
+            window: None,
+            window_footer: None,
         };
         let plan = super::set_message::plan_of(&message.read(&ctx.config)?)?;
-        return Ok(from_plan(&plan, target));
+        return Ok(vec![(from_plan(&plan, target), None)]);
     }
     let state = ctx.store.load(&ctx.deployment)?.ok_or_else(|| {
         Error::Usage(format!(
@@ -91,28 +102,38 @@ fn expected_show(ctx: &Context, args: &CheckArgs, target: IpAddr) -> Result<Expe
         )));
     };
     if state.targets.is_empty() {
-        return Ok(from_plan(plan, target));
+        return Ok(vec![(from_plan(plan, target), None)]);
     }
     let shows = state.shows()?;
-    match shows.iter().find(|s| s.target.public == target) {
-        Some(show) => Ok(Expected {
-            hops: show
-                .hops
-                .iter()
-                .map(|h| match h {
-                    Hop::Named { address, name } => ExpectedHop {
-                        name: Some(name.clone()),
-                        address: Some(address.public),
-                    },
-                    Hop::Silent => ExpectedHop {
-                        name: None,
-                        address: None,
-                    },
-                })
-                .collect(),
-            target,
-            target_name: show.target_name.clone(),
-        }),
+    let expected = |show: &crate::plan::Show| Expected {
+        hops: show
+            .hops
+            .iter()
+            .map(|h| match h {
+                Hop::Named { address, name } => ExpectedHop {
+                    name: Some(name.clone()),
+                    address: Some(address.public),
+                },
+                Hop::Silent => ExpectedHop {
+                    name: None,
+                    address: None,
+                },
+            })
+            .collect(),
+        target: show.target.public,
+        target_name: show.target_name.clone(),
+    };
+    let windowed = plan.window_count() > 1;
+    match shows.iter().position(|s| s.target.public == target) {
+        Some(first) if windowed && shows[first].window == 0 => Ok(shows[first..]
+            .iter()
+            .take(plan.window_count())
+            .map(|show| (expected(show), Some(show.window)))
+            .collect()),
+        Some(i) => Ok(vec![(
+            expected(&shows[i]),
+            windowed.then_some(shows[i].window),
+        )]),
         None => Err(Error::Usage(format!(
             "{target} is not a target of deployment '{}' (its targets: {}); check another deployment or give --message",
             ctx.deployment,
@@ -173,9 +194,85 @@ impl Progress {
 }
 
 pub fn run(ctx: &Context, args: &CheckArgs) -> Result<()> {
-    let target = resolve_host(&args.host, args.ipv4, args.ipv6)?;
+    let host = resolve_host(&args.host, args.ipv4, args.ipv6)?;
+    let windows = expected_shows(ctx, args, host)?;
+    let mut names: BTreeMap<IpAddr, Names> = BTreeMap::new();
+    let mut outputs = Vec::new();
+    for (expected, window) in &windows {
+        outputs.push(check_target(args, expected, *window, &mut names)?);
+    }
+    let ok = outputs.iter().all(|o| o.ok);
+    if args.json {
+        let text = if outputs.len() == 1 {
+            serde_json::to_string_pretty(&outputs[0])
+        } else {
+            serde_json::to_string_pretty(&serde_json::json!({ "windows": outputs, "ok": ok }))
+        }
+        .map_err(|e| Error::Check(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        for (i, output) in outputs.iter().enumerate() {
+            if outputs.len() > 1 {
+                if i > 0 {
+                    println!();
+                }
+                println!(
+                    "window {} of {}: target {}",
+                    i + 1,
+                    outputs.len(),
+                    output.address
+                );
+            }
+            print!("{}", render(output, usize::from(args.max_hops)));
+        }
+    }
+    let mut problems = Vec::new();
+    for output in &outputs {
+        let target = output.address;
+        let at = match output.window {
+            Some(w) => format!("window {} ({target})", w + 1),
+            None => target.to_string(),
+        };
+        let checked: Vec<&Report> = output
+            .protocols
+            .iter()
+            .filter_map(|o| o.report.as_ref())
+            .collect();
+        let nothing_answered = checked.iter().all(|r| {
+            r.lines.iter().all(|l| l.address.is_none()) && r.real_hops.iter().all(Option::is_none)
+        });
+        if nothing_answered {
+            problems.push(format!(
+                "nothing answered on the way to {at}; check that this machine can reach it (a firewall, or no route)"
+            ));
+        } else if !output.ok {
+            let bad: Vec<&str> = checked
+                .iter()
+                .filter(|r| !r.ok())
+                .map(|r| r.protocol.name())
+                .collect();
+            problems.push(format!(
+                "the show at {at} does not match over {}; see the lines above",
+                bad.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Check(problems.join("; ")))
+    }
+}
+
+/// Traces one target with every protocol asked for and judges it.
+fn check_target(
+    args: &CheckArgs,
+    expected: &Expected,
+    window: Option<usize>,
+    names: &mut BTreeMap<IpAddr, Names>,
+) -> Result<Output> {
+    let target = expected.target;
     let resolver = args.resolver;
-    let expected = expected_show(ctx, args, target)?;
     let max_hops = args.max_hops;
     let protocols: Vec<Protocol> = match args.protocol {
         Some(CheckProtocol::Udp) => vec![Protocol::Udp],
@@ -191,7 +288,6 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<()> {
         port: args.port,
     };
     let progress = Progress::new(!args.json);
-    let mut names: BTreeMap<IpAddr, Names> = BTreeMap::new();
     let mut outputs = Vec::new();
     let mut unreachable = Vec::new();
     for protocol in protocols {
@@ -236,7 +332,7 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<()> {
                 found
             });
         }
-        let report = judge(protocol, &expected, &trace, &names, usize::from(max_hops));
+        let report = judge(protocol, expected, &trace, names, usize::from(max_hops));
         outputs.push(ProtocolOutput {
             protocol,
             status: "checked",
@@ -267,44 +363,17 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<()> {
             reasons.join("; ")
         )));
     }
-    let nothing_answered = checked.iter().all(|r| {
-        r.lines.iter().all(|l| l.address.is_none()) && r.real_hops.iter().all(Option::is_none)
-    });
     let ok = checked.iter().all(|r| r.ok());
     let mut resolvers = vec!["system".to_string()];
     resolvers.extend(resolver.map(|r| r.to_string()));
-    let output = Output {
+    Ok(Output {
         host: args.host.clone(),
         address: target,
+        window,
         resolvers,
         protocols: outputs,
         ok,
-    };
-    if args.json {
-        let text = serde_json::to_string_pretty(&output)
-            .map_err(|e| Error::Check(format!("cannot write JSON: {e}")))?;
-        println!("{text}");
-    } else {
-        print!("{}", render(&output, usize::from(max_hops)));
-    }
-    if nothing_answered {
-        return Err(Error::Check(format!(
-            "nothing answered on the way to {target}; check that this machine can reach it (a firewall, or no route)"
-        )));
-    }
-    if ok {
-        Ok(())
-    } else {
-        let bad: Vec<&str> = checked
-            .iter()
-            .filter(|r| !r.ok())
-            .map(|r| r.protocol.name())
-            .collect();
-        Err(Error::Check(format!(
-            "the show at {target} does not match over {}; see the lines above",
-            bad.join(", ")
-        )))
-    }
+    })
 }
 
 fn ptr_text(names: &Names) -> String {

@@ -99,6 +99,44 @@ pub fn wire_shows(
     }
 }
 
+/// The targets of windows 2.. (of a message split with `--window`) that
+/// are no address of this host. A window's target is a target like the
+/// main one: past its hops the kernel answers ping and TCP from it, and on
+/// a shared IPv6 /64 (or IPv4 subnet) neighbour discovery must find it,
+/// so it must be assigned here as the main target is. Binding a socket to
+/// it says whether it is (without `ip_nonlocal_bind`).
+fn unassigned_window_targets(state: Option<&State>) -> Vec<(usize, IpAddr)> {
+    let Some(shows) = state.and_then(|s| s.shows().ok()) else {
+        return Vec::new();
+    };
+    shows
+        .iter()
+        .filter(|show| show.window > 0)
+        .map(|show| (show.window, show.target.local))
+        .filter(|(_, addr)| {
+            matches!(
+                std::net::UdpSocket::bind(SocketAddr::new(*addr, 0)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable
+            )
+        })
+        .collect()
+}
+
+/// Warns about each window target this host does not hold, with the fix.
+fn warn_unassigned(args: &ServeArgs, state: Option<&State>, interface: Option<&str>) {
+    if args.target.is_some() {
+        return;
+    }
+    for (window, addr) in unassigned_window_targets(state) {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        tracing::warn!(
+            "the target of window {} ({addr}) is not an address of this host: its last hop gets no echo reply or TCP answer, and neighbours may not find it; add it as the main target is added (e.g. `ip addr add {addr}/{prefix} dev {}`)",
+            window + 1,
+            interface.unwrap_or("eth0")
+        );
+    }
+}
+
 /// Settings of the embedded DNS server.
 #[derive(Debug, Clone)]
 struct DnsSettings {
@@ -224,6 +262,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         }
     })?;
     let _serving = ctx.store.serve_lock(deployment)?;
+    warn_unassigned(args, state.as_ref(), interface.as_deref());
     let dns_settings = DnsSettings::from_args(args, serve_cfg)?;
     // Bound now, while binding port 53 is allowed; served only after the
     // privileges are dropped, so its thread never holds more than the rest.
@@ -394,6 +433,7 @@ fn reload(
     let outcome = (|| -> Result<usize> {
         let state = store.load(deployment)?;
         let shows = wire_shows(args, state.as_ref(), deployment)?;
+        warn_unassigned(args, state.as_ref(), args.interface.as_deref());
         // Build everything first: a bad new state changes nothing.
         let zone = dns
             .map(|(_, s)| s.zone(state.as_ref(), deployment))

@@ -20,6 +20,8 @@ pub(crate) fn plan_message(input: &MessageInput) -> Result<Plan> {
 pub(crate) fn plan_of(input: &MessageInput) -> Result<Plan> {
     let options = PlanOptions {
         keep_target_name: input.options.keep_target_name,
+        window: input.options.window,
+        window_footer: input.window_footer.clone(),
     };
     Ok(Plan::new(&input.encoded.lines, options)?)
 }
@@ -33,7 +35,7 @@ pub(crate) fn warnings(input: &MessageInput, plan: &Plan) -> Vec<String> {
 /// Puts a planned message into the state.
 pub(crate) fn store_message(state: &mut State, input: &MessageInput, plan: Plan) {
     state.message = Some(input.text.clone());
-    state.message_options = input.options;
+    state.message_options = input.options.clone();
     state.lines = input.encoded.lines.clone();
     state.plan = Some(plan);
 }
@@ -55,9 +57,9 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
     let mut locked = ctx.store.lock(&ctx.deployment)?;
     for target in &locked.state.targets {
         // A deployment with addresses must be able to show the new message.
-        plan.show(*target, &locked.state.addresses)?;
+        plan.shows(*target, &locked.state.addresses)?;
     }
-    let (hops, names) = (plan.hop_count(), plan.addresses_needed());
+    let (hops, names, windows) = (plan.total_hops(), plan.distinct.len(), plan.window_count());
     store_message(&mut locked.state, &input, plan);
     // Delay flags replace the stored delays; without them they stay.
     if let Some(delays) = delays {
@@ -94,8 +96,13 @@ pub fn run(ctx: &Context, args: &SetMessageArgs) -> Result<()> {
         .and_then(|pid| serve_process(ctx, pid));
     drop(locked);
 
+    let windows = if windows > 1 {
+        format!(" in {windows} windows (one target address each)")
+    } else {
+        String::new()
+    };
     println!(
-        "deployment '{}': message stored, {hops} fake hop(s), {names} distinct name(s); round-trip delays: {delays}.",
+        "deployment '{}': message stored, {hops} fake hop(s){windows}, {names} distinct name(s); round-trip delays: {delays}.",
         ctx.deployment
     );
     if held == 0 {

@@ -20,7 +20,7 @@ pub struct Status {
     pub message_lines: usize,
     /// Round-trip delays of the replies, as set-message stored them.
     pub delays: crate::responder::settings::DelaySettings,
-    /// One per family served.
+    /// One per family served and window.
     pub shows: Vec<ShowStatus>,
     pub rules: Vec<RuleStatus>,
     pub responder: Responder,
@@ -29,6 +29,8 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 pub struct ShowStatus {
     pub family: String,
+    /// The window of the message (0-based; 0 when it was not split).
+    pub window: usize,
     pub target: AddressStatus,
     pub hops: Vec<HopStatus>,
 }
@@ -107,6 +109,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
         .iter()
         .map(|show| ShowStatus {
             family: show.target.family().to_string(),
+            window: show.window,
             target: AddressStatus {
                 address: show.target.public,
                 local: show.target.local,
@@ -248,8 +251,19 @@ fn render(s: &Status) -> String {
             "shows       none yet (set a message and provision addresses)"
         );
     }
+    let windows = s
+        .shows
+        .iter()
+        .map(|show| show.window + 1)
+        .max()
+        .unwrap_or(1);
     for show in &s.shows {
-        let _ = writeln!(out, "{:<11} target {}", show.family, shown(&show.target));
+        let label = if windows > 1 {
+            format!("{} w{}/{windows}", show.family, show.window + 1)
+        } else {
+            show.family.clone()
+        };
+        let _ = writeln!(out, "{label:<11} target {}", shown(&show.target));
         for h in &show.hops {
             match &h.hop {
                 Some(a) => {

@@ -202,6 +202,12 @@ impl Handover {
         if state.message_options.keep_target_name {
             set_message.push("--keep-target-name".into());
         }
+        if let Some(lines) = state.message_options.window {
+            set_message.extend(["--window".to_string(), lines.to_string()]);
+        }
+        if let Some(footer) = &state.message_options.window_footer {
+            set_message.extend(["--window-footer".to_string(), footer.clone()]);
+        }
         let mut serve_args = Vec::new();
         if let Some(dns) = dns {
             serve_args.extend(["--dns".to_string(), dns.to_string()]);
