@@ -156,6 +156,15 @@ fn ip(args: &[String]) -> Result<std::process::Output> {
     })
 }
 
+/// `ip`'s complaint, without its `Error: ` and final full stop, to sit
+/// inside a sentence.
+fn ip_error(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    let text = text.strip_prefix("Error: ").unwrap_or(text);
+    text.strip_suffix('.').unwrap_or(text).to_string()
+}
+
 #[derive(Deserialize)]
 struct Link {
     ifname: String,
@@ -211,9 +220,9 @@ pub fn apply(add: &[AssignedAddress]) -> Result<()> {
         if !out.status.success() {
             let _ = remove(&add[..i]);
             return Err(Error::Address(format!(
-                "`ip {}` failed: {}; give the interface that holds the deployment's target with --interface",
+                "`ip {}` failed ({}); add the address yourself, or choose the interface with --interface",
                 args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
+                ip_error(&out.stderr)
             )));
         }
         tracing::info!("added {} to {}", a.address, a.interface);
@@ -243,9 +252,9 @@ pub fn remove(ours: &[AssignedAddress]) -> Result<()> {
             }
             Ok(out) => {
                 first_error.get_or_insert(Error::Address(format!(
-                    "`ip {}` failed: {}",
+                    "`ip {}` failed ({})",
                     args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    ip_error(&out.stderr)
                 )));
             }
             Err(e) => {
@@ -375,6 +384,18 @@ mod tests {
         );
         assert_eq!(got.add, vec![ours("10.0.0.6", "eth0")]);
         assert!(got.keep.is_empty());
+    }
+
+    #[test]
+    fn ip_errors_fit_in_a_sentence() {
+        assert_eq!(
+            ip_error(b"Error: ipv6: IPv6 is disabled on this device.\n"),
+            "ipv6: IPv6 is disabled on this device"
+        );
+        assert_eq!(
+            ip_error(b"Cannot find device \"eth9\"\n"),
+            "Cannot find device \"eth9\""
+        );
     }
 
     #[test]
