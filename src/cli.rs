@@ -244,7 +244,7 @@ Example:
 
 const TEARDOWN_HELP: &str = "\
 Stop the deployment's `troll serve` if one runs, remove every firewall rule
-it recorded, and delete its state. A deployment installed on a server with
+and window target address it recorded, and delete its state. A deployment installed on a server with
 `troll deploy` is first stopped and removed there over SSH, then its cloud
 resources are released.
 
