@@ -143,7 +143,8 @@ pub fn describe(add: &[AssignedAddress]) -> String {
     out
 }
 
-fn ip(args: &[String]) -> Result<std::process::Output> {
+/// Runs `ip ARGS`; a missing `ip` is the MissingTool error.
+pub(crate) fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<std::process::Output> {
     Command::new("ip").args(args).output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::MissingTool {
@@ -201,7 +202,7 @@ fn parse_held(json: &str) -> Result<Vec<Held>> {
 
 /// Every address of this host (this network namespace), with its interface.
 pub fn held() -> Result<Vec<Held>> {
-    let out = ip(&["-j", "addr", "show"].map(String::from))?;
+    let out = ip(&["-j", "addr", "show"])?;
     if !out.status.success() {
         return Err(Error::Address(format!(
             "`ip -j addr show` failed: {}",

@@ -373,6 +373,20 @@ fn a_long_message_reads_in_full_over_its_windows() {
             .iter()
             .any(|l| l.split_whitespace().any(|w| w == addr))
     };
+    // Window 3's target is held (v4 and v6) iff `troll`, the operator's
+    // window 2 target always.
+    let expect = |troll: bool, when: &str| {
+        let now = eth0();
+        for addr in [v4(41), v6(41)] {
+            assert_eq!(holds(&now, &addr), troll, "{when}: {addr} in {now:#?}");
+        }
+        for addr in [v4(40), v6(40)] {
+            assert!(
+                holds(&now, &addr),
+                "{when}: the operator's {addr} removed: {now:#?}"
+            );
+        }
+    };
     util::lab::sh_ok(net.troll_in("server").args([
         "set-message",
         "--window",
@@ -385,10 +399,8 @@ fn a_long_message_reads_in_full_over_its_windows() {
         assert!(log.contains(&format!("added {addr} to eth0")), "{log}");
     }
     assert!(!log.contains("not an address of this host"), "{log}");
+    expect(true, "serving");
     let serving = eth0();
-    for addr in [v4(40), v4(41), v6(40), v6(41)] {
-        assert!(holds(&serving, &addr), "no {addr} in {serving:#?}");
-    }
     // Troll's IPv4 address carries its label, the operator's does not.
     assert!(
         serving
@@ -456,29 +468,11 @@ fn a_long_message_reads_in_full_over_its_windows() {
             &text.join("\n"),
         ]));
         net.wait_for_log(0, "reloaded the show", reloads);
-        let now = eth0();
-        for addr in [v4(41), v6(41)] {
-            assert_eq!(holds(&now, &addr), held, "{addr} in {now:#?}");
-        }
-        for addr in [v4(40), v6(40)] {
-            assert!(
-                holds(&now, &addr),
-                "the operator's {addr} removed: {now:#?}"
-            );
-        }
+        expect(held, &format!("reloaded to --window {lines}"));
     }
     // SIGTERM: serve removes what it added, and only that.
     net.stop(0);
-    let after = eth0();
-    for addr in [v4(41), v6(41)] {
-        assert!(!holds(&after, &addr), "{addr} left in {after:#?}");
-    }
-    for addr in [v4(40), v6(40)] {
-        assert!(
-            holds(&after, &addr),
-            "the operator's {addr} removed: {after:#?}"
-        );
-    }
+    expect(false, "after SIGTERM");
     // Adding one fails (IPv6 is off on vx0): serve takes back the IPv4
     // one it added, applies no rule, records nothing, and says why.
     for args in [
@@ -520,23 +514,11 @@ fn a_long_message_reads_in_full_over_its_windows() {
     // they stay until teardown removes them.
     net.serve_args(&[]);
     net.kill(1);
-    let left = eth0();
-    for addr in [v4(41), v6(41)] {
-        assert!(holds(&left, &addr), "no {addr} in {left:#?}");
-    }
+    expect(true, "after SIGKILL");
     let said = util::lab::sh_ok(net.troll_in("server").arg("teardown"));
     assert!(
         said.contains("2 leftover window target address(es) removed"),
         "{said}"
     );
-    let end = eth0();
-    for addr in [v4(41), v6(41)] {
-        assert!(!holds(&end, &addr), "{addr} left in {end:#?}");
-    }
-    for addr in [v4(40), v6(40)] {
-        assert!(
-            holds(&end, &addr),
-            "the operator's {addr} removed: {end:#?}"
-        );
-    }
+    expect(false, "after teardown");
 }
