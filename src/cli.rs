@@ -125,16 +125,18 @@ or SIGTERM. Needs root, or CAP_NET_RAW and CAP_NET_ADMIN.
 Probes to the target that arrive with TTL t <= N (the number of fake hops)
 are hidden from the kernel by iptables rules in chains troll owns, and
 answered with ICMP Time Exceeded from hop t's address; later probes get the
-target's normal answer. The rules are removed on exit (and by the next
-serve or `troll teardown` after a crash). SIGHUP reloads the deployment's
-message; SIGUSR1 logs the counters.
+target's normal answer. The targets of a message's windows 2.. that the
+host lacks are added to it (IPv4 /32, IPv6 /128). The rules and those
+addresses are removed on exit (and by the next serve or `troll teardown`
+after a crash). SIGHUP reloads the deployment's message; SIGUSR1 logs the
+counters.
 
 The show comes from the deployment (see `troll set-message`), or entirely
 from flags, for addresses you already have:
 
 Example:
   troll serve --target 203.0.113.10 --hops 198.18.0.1,198.18.0.2,-,198.18.0.3
-  troll serve --dry-run        # print the rules and exit";
+  troll serve --dry-run        # print the address and firewall commands and exit";
 
 const PROVISION_HELP: &str = "\
 Give a deployment the addresses its message needs.
@@ -242,7 +244,7 @@ Example:
 
 const TEARDOWN_HELP: &str = "\
 Stop the deployment's `troll serve` if one runs, remove every firewall rule
-it recorded, and delete its state. A deployment installed on a server with
+and window target address it recorded, and delete its state. A deployment installed on a server with
 `troll deploy` is first stopped and removed there over SSH, then its cloud
 resources are released.
 
@@ -350,7 +352,7 @@ pub struct ServeArgs {
     /// Hop addresses in order, comma-separated; `-` is a silent hop
     #[arg(long, value_name = "LIST", value_parser = value::hop_list)]
     pub hops: Option<HopList>,
-    /// Only read probes arriving on this interface [default: all]
+    /// Only read probes arriving on this interface, and add window targets to it [default: all; window targets go where the target is]
     #[arg(long, short = 'i', value_name = "IF")]
     pub interface: Option<String>,
     /// Probes per second one source may send before its excess is dropped (0: no limit) [default: 2000]
@@ -379,7 +381,7 @@ pub struct ServeArgs {
     pub dns_nameserver: Option<String>,
     #[command(flatten)]
     pub delays: DelayArgs,
-    /// Print the exact firewall commands and exit
+    /// Print the exact address and firewall commands and exit
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -84,6 +84,9 @@ pub enum Error {
     NoDeployment(String),
     #[error("cannot change the firewall: {0}")]
     Rules(String),
+    /// Adding or removing a window target on the host (`ip addr`).
+    #[error("cannot change the host's addresses: {0}")]
+    Address(String),
     #[error("{0}")]
     Privilege(String),
     #[error("the lab failed: {0}")]

@@ -62,16 +62,7 @@ impl LabNames {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::MissingTool {
-                program: "ip".into(),
-                package: "iproute2",
-            }
-        } else {
-            Error::io("cannot run", "ip", e)
-        }
-    })?;
+    let out = crate::hostaddr::ip(args)?;
     if out.status.success() {
         Ok(())
     } else {

@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod dns;
 pub mod error;
+pub mod hostaddr;
 pub mod lab;
 pub mod message;
 pub mod plan;

@@ -52,6 +52,10 @@ pub struct State {
     pub ptrs: Vec<PtrState>,
     /// Firewall rules applied on this host, to be removed.
     pub rules: Vec<AppliedRule>,
+    /// Window targets troll added to this host's interfaces, recorded
+    /// before they are added; removed with the rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assigned: Vec<AssignedAddress>,
     /// Sysctls changed on this host, with the value to restore.
     pub sysctls: Vec<SysctlChange>,
     /// Extra settings a provider needs to keep (e.g. a source/dest check).
@@ -155,6 +159,14 @@ pub struct AppliedRule {
     /// again, so the firewall is left exactly as found.
     #[serde(default)]
     pub created_table: bool,
+}
+
+/// An address troll added to an interface of this host (a window's
+/// target, `/32` or `/128`), so that it removes it, and only it, again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedAddress {
+    pub address: std::net::IpAddr,
+    pub interface: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

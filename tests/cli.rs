@@ -741,4 +741,23 @@ fn windows_in_preview_set_message_zone_and_status() {
     // Preview of the stored message follows its windows.
     let again = ok(troll(dir.path()).args(["preview"]));
     assert_has(&again.stdout, "window 3 of 3: target 198.51.100.7");
+    // Serve would add the window targets (this host holds neither) before
+    // the rules; without --interface, and with no interface holding the
+    // target (10.0.0.10), it can only say so.
+    let dry = ok(troll(dir.path()).args(["serve", "--dry-run", "--interface", "eth0"]));
+    assert!(
+        dry.stdout.starts_with(
+            "ip addr add 198.51.100.6/32 dev eth0 label eth0:troll\n\
+             ip addr add 198.51.100.7/32 dev eth0 label eth0:troll\n\
+             iptables -w -t raw -N TROLL-O-default"
+        ),
+        "{}",
+        dry.stdout
+    );
+    let dry = ok(troll(dir.path()).args(["serve", "--dry-run"]));
+    assert!(!dry.stdout.contains("ip addr"), "{}", dry.stdout);
+    assert_has(
+        &dry.stderr,
+        "the target of window 3 (198.51.100.7) is not an address of this host and no interface holds the deployment's IPv4 target",
+    );
 }

@@ -340,26 +340,53 @@ fn the_lab_is_removed_also_on_panic() {
 /// lines in order and its footer, so the 40 lines are all read; IPv4
 /// through the NAT and IPv6, RUNS times. Then `-I` and `-T` once each to
 /// the last window: its final hop is the kernel's, as the main target's.
+/// The server holds window 2's target already (the operator added it);
+/// serve adds window 3's, v4 and v6, and removes it on SIGTERM, and after
+/// a SIGKILL `troll teardown` does; the operator's stays throughout.
 #[test]
 fn a_long_message_reads_in_full_over_its_windows() {
     let line = |i: u8| format!("Line-{i:02}");
     let text: Vec<String> = (1..=40).map(line).collect();
     let mut net = Net::new(NatMode::Full);
-    // 39 hop addresses, then the targets of windows 2 and 3, which the
-    // server holds as it holds the main target (a provider's job).
+    // 39 hop addresses, then the targets of windows 2 and 3.
     net.provision(MESSAGE, 41);
     let server = net.ns("server");
-    let assign = |n: u8| {
-        let v4 = format!("{}/32", local(n));
-        let v6 = format!("{}/128", public6(n));
-        for args in [
-            vec!["addr", "add", &v4, "dev", "eth0"],
-            vec!["addr", "add", &v6, "dev", "eth0", "nodad"],
-        ] {
-            util::lab::sh_ok(troll::lab::exec(&server, "ip").args(args));
+    let v4 = |n: u8| format!("{}/32", local(n));
+    let v6 = |n: u8| format!("{}/128", public6(n));
+    for args in [
+        vec!["addr", "add", &v4(40), "dev", "eth0"],
+        vec!["addr", "add", &v6(40), "dev", "eth0", "nodad"],
+    ] {
+        util::lab::sh_ok(troll::lab::exec(&server, "ip").args(args));
+    }
+    // The server's eth0 addresses, one `ip -o addr` line each.
+    let eth0 = || -> Vec<String> {
+        util::lab::sh_ok(
+            troll::lab::exec(&server, "ip").args(["-o", "addr", "show", "dev", "eth0"]),
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+    };
+    let holds = |lines: &[String], addr: &str| {
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().any(|w| w == addr))
+    };
+    // Window 3's target is held (v4 and v6) iff `troll`, the operator's
+    // window 2 target always.
+    let expect = |troll: bool, when: &str| {
+        let now = eth0();
+        for addr in [v4(41), v6(41)] {
+            assert_eq!(holds(&now, &addr), troll, "{when}: {addr} in {now:#?}");
+        }
+        for addr in [v4(40), v6(40)] {
+            assert!(
+                holds(&now, &addr),
+                "{when}: the operator's {addr} removed: {now:#?}"
+            );
         }
     };
-    assign(40);
     util::lab::sh_ok(net.troll_in("server").args([
         "set-message",
         "--window",
@@ -367,18 +394,26 @@ fn a_long_message_reads_in_full_over_its_windows() {
         &text.join("\n"),
     ]));
     net.serve();
-    // Serve names the window target the server does not hold, and the fix.
     let log = std::fs::read_to_string(net.state_dir.path().join("serve-0.log")).unwrap();
     for addr in [local(41).to_string(), public6(41).to_string()] {
-        assert!(
-            log.contains(&format!(
-                "the target of window 3 ({addr}) is not an address of this host"
-            )),
-            "{log}"
-        );
+        assert!(log.contains(&format!("added {addr} to eth0")), "{log}");
     }
-    assert!(!log.contains("window 2 ("), "{log}");
-    assign(41);
+    assert!(!log.contains("not an address of this host"), "{log}");
+    expect(true, "serving");
+    let serving = eth0();
+    // Troll's IPv4 address carries its label, the operator's does not.
+    assert!(
+        serving
+            .iter()
+            .any(|l| l.contains(&v4(41)) && l.contains("eth0:troll")),
+        "{serving:#?}"
+    );
+    assert!(
+        !serving
+            .iter()
+            .any(|l| l.contains(&v4(40)) && l.contains("eth0:troll")),
+        "{serving:#?}"
+    );
     for v6 in [false, true] {
         let addr = |n: u8| {
             if v6 {
@@ -423,4 +458,67 @@ fn a_long_message_reads_in_full_over_its_windows() {
             check_trace(&out, &expected, &[name.as_str(), target.as_str()], 3);
         }
     }
+    // A reload to windows of 30 needs only window 2's target (the
+    // operator's): serve removes window 3's; back to 15, it adds it again.
+    for (lines, reloads, held) in [("30", 1, false), ("15", 2, true)] {
+        util::lab::sh_ok(net.troll_in("server").args([
+            "set-message",
+            "--window",
+            lines,
+            &text.join("\n"),
+        ]));
+        net.wait_for_log(0, "reloaded the show", reloads);
+        expect(held, &format!("reloaded to --window {lines}"));
+    }
+    // SIGTERM: serve removes what it added, and only that.
+    net.stop(0);
+    expect(false, "after SIGTERM");
+    // Adding one fails (IPv6 is off on vx0): serve takes back the IPv4
+    // one it added, applies no rule, records nothing, and says why.
+    for args in [
+        vec!["link", "add", "vx0", "type", "veth", "peer", "name", "vx1"],
+        vec!["link", "set", "vx0", "up"],
+    ] {
+        util::lab::sh_ok(troll::lab::exec(&server, "ip").args(args));
+    }
+    util::lab::sh_ok(
+        troll::lab::exec(&server, "sysctl").args(["-qw", "net.ipv6.conf.vx0.disable_ipv6=1"]),
+    );
+    let failed = util::lab::sh(net.troll_in("server").args(["serve", "--interface", "vx0"]));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(format!(
+            "troll: cannot change the host's addresses: `ip addr add {} dev vx0 nodad noprefixroute` failed (ipv6: IPv6 is disabled on this device); add the address yourself, or choose the interface with --interface",
+            v6(41)
+        ).as_str()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("removed {} from vx0", local(41))),
+        "{stderr}"
+    );
+    let vx0 = util::lab::sh_ok(
+        troll::lab::exec(&server, "ip").args(["-o", "addr", "show", "dev", "vx0"]),
+    );
+    assert!(!vx0.contains(&local(41).to_string()), "{vx0}");
+    let saved = util::lab::sh_ok(&mut troll::lab::exec(&server, "iptables-save"));
+    assert!(!saved.contains("TROLL-"), "{saved}");
+    let state = troll::state::Store::new(net.state_dir.path())
+        .load("default")
+        .unwrap()
+        .unwrap();
+    assert!(state.rules.is_empty() && state.assigned.is_empty() && state.serve_pid.is_none());
+    // Without --interface they go where the target is; after a SIGKILL
+    // they stay until teardown removes them.
+    net.serve_args(&[]);
+    net.kill(1);
+    expect(true, "after SIGKILL");
+    let said = util::lab::sh_ok(net.troll_in("server").arg("teardown"));
+    assert!(
+        said.contains("2 leftover window target address(es) removed"),
+        "{said}"
+    );
+    expect(false, "after teardown");
 }

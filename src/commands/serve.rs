@@ -10,6 +10,7 @@
 use crate::cli::{Context, ServeArgs};
 use crate::dns::{DnsServer, ZoneData};
 use crate::error::{Error, Result};
+use crate::hostaddr::{self, Assignment, WindowTarget};
 use crate::plan::Hop;
 use crate::responder::decide::Table;
 use crate::responder::ports::ProcPorts;
@@ -18,7 +19,7 @@ use crate::responder::settings::DelaySettings;
 use crate::responder::socket::LinkIo;
 use crate::responder::{Control, Counters, Moderation, Responder};
 use crate::rules::{self, Target, MARK};
-use crate::state::{AppliedRule, State, Store};
+use crate::state::{AppliedRule, AssignedAddress, State, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -99,42 +100,62 @@ pub fn wire_shows(
     }
 }
 
-/// The targets of windows 2.. (of a message split with `--window`) that
-/// are no address of this host. A window's target is a target like the
-/// main one: past its hops the kernel answers ping and TCP from it, and on
-/// a shared IPv6 /64 (or IPv4 subnet) neighbour discovery must find it,
-/// so it must be assigned here as the main target is. Binding a socket to
-/// it says whether it is (without `ip_nonlocal_bind`).
-fn unassigned_window_targets(state: Option<&State>) -> Vec<(usize, IpAddr)> {
+/// The targets of windows 2.. (of a message split with `--window`) and
+/// the deployment's main targets (window 1's, one per family); none for a
+/// show from flags, which has no windows.
+fn window_targets(args: &ServeArgs, state: Option<&State>) -> (Vec<WindowTarget>, Vec<IpAddr>) {
+    if args.target.is_some() {
+        return (Vec::new(), Vec::new());
+    }
     let Some(shows) = state.and_then(|s| s.shows().ok()) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    shows
+    let wanted = shows
         .iter()
         .filter(|show| show.window > 0)
-        .map(|show| (show.window, show.target.local))
-        .filter(|(_, addr)| {
-            matches!(
-                std::net::UdpSocket::bind(SocketAddr::new(*addr, 0)),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable
-            )
+        .map(|show| WindowTarget {
+            window: show.window,
+            address: show.target.local,
         })
-        .collect()
+        .collect();
+    let mains = shows
+        .iter()
+        .filter(|show| show.window == 0)
+        .map(|show| show.target.local)
+        .collect();
+    (wanted, mains)
 }
 
-/// Warns about each window target this host does not hold, with the fix.
-fn warn_unassigned(args: &ServeArgs, state: Option<&State>, interface: Option<&str>) {
-    if args.target.is_some() {
-        return;
+/// Which window targets to add to the host and which of troll's earlier
+/// ones (`ours`) to remove. Reads the host's addresses only when there is
+/// something to decide.
+fn assignment(
+    args: &ServeArgs,
+    state: Option<&State>,
+    interface: Option<&str>,
+    ours: &[AssignedAddress],
+) -> Result<Assignment> {
+    let (wanted, mains) = window_targets(args, state);
+    if wanted.is_empty() && ours.is_empty() {
+        return Ok(Assignment::default());
     }
-    for (window, addr) in unassigned_window_targets(state) {
-        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+    let held = hostaddr::held()?;
+    let assignment = hostaddr::plan(&wanted, &mains, interface, &held, ours);
+    // A window target troll cannot add: no interface holds the main
+    // target of its family, and none was given.
+    for target in &assignment.homeless {
+        let addr = target.address;
+        let (family, prefix) = if addr.is_ipv4() {
+            ("IPv4", 32)
+        } else {
+            ("IPv6", 128)
+        };
         tracing::warn!(
-            "the target of window {} ({addr}) is not an address of this host: its last hop gets no echo reply or TCP answer, and neighbours may not find it; add it as the main target is added (e.g. `ip addr add {addr}/{prefix} dev {}`)",
-            window + 1,
-            interface.unwrap_or("eth0")
+            "the target of window {} ({addr}) is not an address of this host and no interface holds the deployment's {family} target to add it to: its last hop gets no echo reply or TCP answer; give --interface, or add it yourself (`ip addr add {addr}/{prefix} dev IF`)",
+            target.window + 1,
         );
     }
+    Ok(assignment)
 }
 
 /// Settings of the embedded DNS server.
@@ -210,7 +231,7 @@ fn table(shows: &[WireShow]) -> Table {
 }
 
 /// Removes what an earlier serve recorded and left behind (after a crash
-/// or SIGKILL), and forgets it.
+/// or SIGKILL): its rules and the window targets it added; and forgets it.
 pub fn clean_leftovers(state: &mut State) -> Result<()> {
     if !state.rules.is_empty() {
         tracing::info!(
@@ -220,6 +241,14 @@ pub fn clean_leftovers(state: &mut State) -> Result<()> {
         rules::remove(&state.rules)?;
         state.rules.clear();
     }
+    if !state.assigned.is_empty() {
+        tracing::info!(
+            "removing {} address(es) added by an earlier run",
+            state.assigned.len()
+        );
+        hostaddr::remove(&state.assigned)?;
+        state.assigned.clear();
+    }
     Ok(())
 }
 
@@ -228,18 +257,27 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     let state = ctx.store.load(deployment)?;
     let shows = wire_shows(args, state.as_ref(), deployment)?;
     let mut rules = render(deployment, &shows);
-    if args.dry_run {
-        print!("{}", rules::describe(&rules));
-        return Ok(());
-    }
-
     let serve_cfg = &ctx.config.serve;
-    // Check every setting before anything changes.
-    DnsSettings::from_args(args, serve_cfg)?;
     let interface = args
         .interface
         .clone()
         .or_else(|| serve_cfg.interface.clone());
+    if args.dry_run {
+        let ours = state
+            .as_ref()
+            .map(|s| s.assigned.as_slice())
+            .unwrap_or_default();
+        let addresses = assignment(args, state.as_ref(), interface.as_deref(), ours)?;
+        print!(
+            "{}{}",
+            hostaddr::describe(&addresses.add),
+            rules::describe(&rules)
+        );
+        return Ok(());
+    }
+
+    // Check every setting before anything changes.
+    DnsSettings::from_args(args, serve_cfg)?;
     // Sockets first: without the privilege nothing must change.
     let mut io = LinkIo::open(
         interface.as_deref(),
@@ -262,7 +300,6 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
         }
     })?;
     let _serving = ctx.store.serve_lock(deployment)?;
-    warn_unassigned(args, state.as_ref(), interface.as_deref());
     let dns_settings = DnsSettings::from_args(args, serve_cfg)?;
     // Bound now, while binding port 53 is allowed; served only after the
     // privileges are dropped, so its thread never holds more than the rest.
@@ -277,13 +314,24 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     {
         let mut locked = ctx.store.lock(deployment)?;
         clean_leftovers(&mut locked.state)?;
+        // After the leftovers are gone: an address an earlier run added is
+        // not mistaken for the operator's.
+        let addresses = assignment(args, state.as_ref(), interface.as_deref(), &[])?;
         rules::mark_new_tables(&mut rules, &[])?;
         locked.state.rules = rules.clone();
+        locked.state.assigned = addresses.add.clone();
         locked.state.serve_pid = Some(std::process::id());
         locked.save()?;
-        if let Err(e) = rules::apply(&rules) {
+        // `hostaddr::apply` takes back its own on failure.
+        let applied = hostaddr::apply(&addresses.add).and_then(|()| {
+            rules::apply(&rules).inspect_err(|_| {
+                let _ = hostaddr::remove(&addresses.add);
+            })
+        });
+        if let Err(e) = applied {
             let _ = rules::remove(&rules);
             locked.state.rules.clear();
+            locked.state.assigned.clear();
             locked.state.serve_pid = None;
             locked.save()?;
             return Err(e);
@@ -374,6 +422,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
                 &store,
                 deployment,
                 args,
+                interface.as_deref(),
                 r,
                 dns.as_ref().zip(dns_settings.as_ref()),
             );
@@ -411,15 +460,17 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<()> {
     })
 }
 
-/// Removes the rules this serve applied and says in the state that it no
-/// longer serves.
+/// Removes the rules this serve applied and the addresses it added, and
+/// says in the state that it no longer serves.
 fn withdraw(store: &Store, deployment: &str) -> Result<()> {
     let mut locked = store.lock(deployment)?;
     let removed = rules::remove(&locked.state.rules);
+    let unassigned = hostaddr::remove(&locked.state.assigned);
     locked.state.rules.clear();
+    locked.state.assigned.clear();
     locked.state.serve_pid = None;
     locked.save()?;
-    removed
+    removed.and(unassigned)
 }
 
 /// SIGHUP: a new message was stored; follow it (hop table and rules).
@@ -427,31 +478,43 @@ fn reload(
     store: &Store,
     deployment: &str,
     args: &ServeArgs,
+    interface: Option<&str>,
     responder: &mut Responder<ProcPorts>,
     dns: Option<(&DnsServer, &DnsSettings)>,
 ) {
     let outcome = (|| -> Result<usize> {
         let state = store.load(deployment)?;
         let shows = wire_shows(args, state.as_ref(), deployment)?;
-        warn_unassigned(args, state.as_ref(), args.interface.as_deref());
         // Build everything first: a bad new state changes nothing.
         let zone = dns
             .map(|(_, s)| s.zone(state.as_ref(), deployment))
             .transpose()?;
         let mut rules = render(deployment, &shows);
         let mut locked = store.lock(deployment)?;
+        let addresses = assignment(args, state.as_ref(), interface, &locked.state.assigned)?;
         let old = std::mem::take(&mut locked.state.rules);
         rules::mark_new_tables(&mut rules, &old)?;
         // Record the union first: a crash now still removes both.
         locked.state.rules = old.iter().chain(&rules).cloned().collect();
+        let old_assigned = locked.state.assigned.clone();
+        locked.state.assigned.extend(addresses.add.iter().cloned());
         locked.save()?;
+        if let Err(e) = hostaddr::apply(&addresses.add) {
+            // Nothing new was added (apply takes back its own).
+            locked.state.rules = old;
+            locked.state.assigned = old_assigned;
+            locked.save()?;
+            return Err(e);
+        }
         rules::apply(&rules)?;
         let stale: Vec<AppliedRule> = old
             .into_iter()
             .filter(|o| !rules.iter().any(|n| n.chain == o.chain))
             .collect();
         rules::remove(&stale)?;
+        hostaddr::remove(&addresses.stale)?;
         locked.state.rules = rules;
+        locked.state.assigned = addresses.holds();
         locked.save()?;
         responder.table = table(&shows);
         responder.delays = delay_settings(args, state.as_ref()).delays();

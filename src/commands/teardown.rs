@@ -32,11 +32,17 @@ pub fn deployment(store: &Store, name: &str) -> Result<String> {
     }
     let mut locked = store.lock(name)?;
     let chains = locked.state.rules.len();
+    let addresses = locked.state.assigned.len();
     clean_leftovers(&mut locked.state)?;
     locked.state.serve_pid = None;
     locked.save()?;
     if chains > 0 || stopped.is_none() {
         removed.push(format!("{chains} leftover firewall chain(s) removed"));
+    }
+    if addresses > 0 {
+        removed.push(format!(
+            "{addresses} leftover window target address(es) removed"
+        ));
     }
     if let Some(provider) = crate::cloud::provider_of(&locked.state)? {
         // Each step is recorded as it completes; on error the state keeps

@@ -92,11 +92,22 @@ impl Net {
     }
 
     fn serve_with(&mut self, args: &[&str]) -> usize {
+        let args: Vec<&str> = ["--interface", "eth0"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        self.serve_args(&args)
+    }
+
+    /// Starts `troll serve ARGS` in the server namespace (reading every
+    /// interface unless ARGS say otherwise); returns its index.
+    pub fn serve_args(&mut self, args: &[&str]) -> usize {
         let index = self.children.len();
         let log = self.state_dir.path().join(format!("serve-{index}.log"));
         let child = self
             .troll_in("server")
-            .args(["serve", "--interface", "eth0"])
+            .arg("serve")
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -130,6 +141,28 @@ impl Net {
             assert!(Instant::now() < deadline, "troll serve did not exit");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits (up to 10 s) until the log of serve `index` holds `text`
+    /// `times` times.
+    pub fn wait_for_log(&self, index: usize, text: &str, times: usize) {
+        let log = self.state_dir.path().join(format!("serve-{index}.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = std::fs::read_to_string(&log).unwrap_or_default();
+            if got.matches(text).count() >= times {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} x{times} in\n{got}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills child `index` with SIGKILL (nothing is restored) and waits.
+    pub fn kill(&mut self, index: usize) {
+        let child = &mut self.children[index];
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     /// A client command's output (stdout and stderr) in namespace `role`.
