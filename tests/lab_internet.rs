@@ -387,10 +387,20 @@ fn a_long_message_reads_in_full_over_its_windows() {
             );
         }
     };
+    // `--hop-delay 5` gives the lab's path the latency a real one has
+    // (this kernel has no netem). Without it every RTT is under 1 ms, and
+    // traceroute's default adaptive wait (`-w 5,3,10`: at most 3 times the
+    // RTT of the same hop's earlier reply, plus 1 ms) takes a reply that a
+    // busy CI machine delays by one 4 ms time slice for lost: measured,
+    // one `*` per run with two busy loops beside the test. troll delays its
+    // own final-hop answer (UDP) too, so the trace's times keep growing
+    // hop by hop as traceroute's hint expects.
     util::lab::sh_ok(net.troll_in("server").args([
         "set-message",
         "--window",
         "15",
+        "--hop-delay",
+        "5",
         &text.join("\n"),
     ]));
     net.serve();
@@ -433,12 +443,20 @@ fn a_long_message_reads_in_full_over_its_windows() {
         for _ in 0..RUNS {
             cases.extend((0..windows.len()).map(|w| (None, w)));
         }
+        // The kernel answers ICMP and TCP at the target at once, faster
+        // than the delayed hops before it, which traceroute's adaptive wait
+        // (10 times a later hop's RTT) would then expire: these two wait
+        // the default 5 s per probe, nothing adaptive (`-w 5`, as
+        // traceroute's manual advises when response times differ).
         cases.push((Some("-I"), 2));
         cases.push((Some("-T"), 2));
         for (run, (flag, w)) in cases.into_iter().enumerate() {
             let (target, lines, name) = windows[w].clone();
             let target = addr(target);
             let mut args: Vec<&str> = flag.into_iter().collect();
+            if flag.is_some() {
+                args.extend(["-w", "5"]);
+            }
             if v6 {
                 args.push("-6");
             }
