@@ -7,18 +7,29 @@ use crate::cli::value::all_pairs;
 use crate::cli::ProvisionArgs;
 use crate::error::{Error, Result};
 use crate::state::{Locked, ReadJournal, State};
+use std::sync::OnceLock;
 use troll_providers::aws::AwsSettings;
 use troll_providers::{
     vultr, AddressRequest, Family, Provider, ProviderKind, ProviderSettings, ProvisionPlan,
     Provisioned,
 };
 
-/// Runs one provider future to completion.
+/// Runs one provider future to completion, on the process's one runtime.
+/// One, not one per call: a provider is built in one call and used in the
+/// next, and the pooled connections its HTTP client opened are served by
+/// tasks of the runtime that opened them, which would die with it.
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = match RUNTIME.get() {
+        Some(runtime) => runtime,
+        None => {
+            let built = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
+            RUNTIME.get_or_init(|| built)
+        }
+    };
     Ok(runtime.block_on(future))
 }
 
