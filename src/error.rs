@@ -133,6 +133,19 @@ impl Error {
             source,
         }
     }
+
+    /// Why `program` (from Debian's `package`) could not be started: not
+    /// installed, or another I/O error.
+    pub(crate) fn spawn(program: &str, package: &'static str, source: std::io::Error) -> Error {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::MissingTool {
+                program: program.into(),
+                package,
+            }
+        } else {
+            Error::io("cannot run", program, source)
+        }
+    }
 }
 
 fn on_interface(interface: Option<&str>) -> String {

@@ -145,16 +145,10 @@ pub fn describe(add: &[AssignedAddress]) -> String {
 
 /// Runs `ip ARGS`; a missing `ip` is the MissingTool error.
 pub(crate) fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<std::process::Output> {
-    Command::new("ip").args(args).output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::MissingTool {
-                program: "ip".into(),
-                package: "iproute2",
-            }
-        } else {
-            Error::io("cannot run", "ip", e)
-        }
-    })
+    Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| Error::spawn("ip", "iproute2", e))
 }
 
 /// `ip`'s complaint, without its `Error: ` and final full stop, to sit

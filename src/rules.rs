@@ -246,16 +246,7 @@ fn run(family: Family, args: &[&str]) -> Result<std::process::Output> {
         .arg("-w")
         .args(args)
         .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::MissingTool {
-                    program: binary(family).into(),
-                    package: "iptables",
-                }
-            } else {
-                Error::io("cannot run", binary(family), e)
-            }
-        })
+        .map_err(|e| Error::spawn(binary(family), "iptables", e))
 }
 
 fn run_ok(family: Family, args: &[&str]) -> Result<()> {
